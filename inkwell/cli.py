@@ -1,0 +1,182 @@
+"""The ``inkwell`` command: run the service (all of it, or web and workers apart) and read files.
+
+Heavy imports (Flask, gunicorn, torch) happen inside the commands that need them, so
+``inkwell web`` never loads torch and ``inkwell --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from inkwell.config import Settings, get_settings
+
+QUEUE_CHOICES = ("pages", "lines", "pages,lines")
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Inkwell reads handwriting on scanned forms."""
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations (creates the embedded SQLite database if needed)."""
+    from inkwell.migrate import upgrade
+
+    settings = get_settings()
+    _configure_logging(settings)
+    upgrade(settings)
+    click.echo(f"database is up to date: {_redacted(settings.database_url)}")
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default: INKWELL_WEB_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default: INKWELL_WEB_PORT).")
+@click.option("--workers", type=int, default=None, help="gunicorn worker processes (default: INKWELL_WEB_WORKERS).")
+def web(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the web server (gunicorn) alone."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = get_settings()
+    _configure_logging(settings)
+
+    class _Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host or settings.web_host}:{port or settings.web_port}")
+            self.cfg.set("workers", workers or settings.web_workers)
+            self.cfg.set("timeout", 120)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("loglevel", settings.log_level.lower())
+
+        def load(self):
+            from webui import create_app
+
+            return create_app(settings)
+
+    _Server().run()
+
+
+@main.command()
+@click.option("-Q", "--queues", type=click.Choice(QUEUE_CHOICES), default="pages,lines", show_default=True,
+              help="'pages' (CPU: decode, find lines), 'lines' (the model; GPU where there is one), or both.")
+@click.option("-c", "--concurrency", type=int, default=None, help="Processes (default: from settings per queue).")
+def worker(queues: str, concurrency: int | None) -> None:
+    """Run a Celery worker for the given queues."""
+    from inkwell.queue import lines_prefetch_multiplier
+    from worker.celery_app import app
+
+    settings = get_settings()
+    if concurrency is None:
+        concurrency = settings.lines_concurrency if queues == "lines" else settings.pages_concurrency
+    prefetch = lines_prefetch_multiplier(settings) if "lines" in queues else 1
+    app.worker_main([
+        "worker", "-Q", queues, "-c", str(concurrency), "--prefetch-multiplier", str(prefetch),
+        "-n", f"{queues.replace(',', '+')}.{os.getpid()}@%h", "--loglevel", settings.log_level,
+        "--without-gossip", "--without-mingle",
+    ])
+
+
+@main.command()
+def serve() -> None:
+    """Migrate, then run the web server and both workers until Ctrl-C."""
+    from inkwell.migrate import upgrade
+
+    settings = get_settings()
+    _configure_logging(settings)
+    upgrade(settings)
+    base = [sys.executable, "-m", "inkwell"]
+    commands = {
+        "web": base + ["web"],
+        "pages worker": base + ["worker", "-Q", "pages"],
+        "lines worker": base + ["worker", "-Q", "lines"],
+    }
+    # Own process groups: Ctrl-C reaches only this process, which then stops the children in order.
+    children = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}
+    click.echo(f"Inkwell is starting on http://{settings.web_host}:{settings.web_port} (Ctrl-C stops it)")
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                click.echo(f"{name} exited with status {child.returncode}; stopping Inkwell", err=True)
+                stopping, exit_code = True, 1
+                break
+        time.sleep(0.5)
+    _terminate(children.values())
+    sys.exit(exit_code)
+
+
+def _terminate(children, grace: float = 20.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+@click.option("--lines", "as_lines", is_flag=True, help="Each file is one text line (skip line detection).")
+@click.option("--model", default=None, help="Model folder or Hub id (default: INKWELL_MODEL, the bundled model).")
+def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str | None) -> None:
+    """Read FILES in this process, with no queue and no database."""
+    from worker.page_image import PageDecodeError, decode_page
+    from worker.pipeline import LineBox, find_lines
+    from worker.runtime import load_recognizer
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.WARNING)
+    recognizer = load_recognizer(settings, model)
+    failures = 0
+    for path in files:
+        try:
+            image = decode_page(path.read_bytes(), settings.max_image_pixels)
+        except PageDecodeError as error:
+            click.echo(f"{path}: {error}", err=True)
+            failures += 1
+            continue
+        boxes = [LineBox((0, 0, image.width, image.height))] if as_lines else find_lines(image)
+        results = recognizer.recognize([image.crop(box.bbox) for box in boxes], capture=False)
+        text = "\n".join(result.text for result in results)
+        if as_json:
+            lines = [{"text": r.text, "confidence": round(r.confidence, 4), "bbox": list(b.bbox)} for r, b in zip(results, boxes)]
+            click.echo(json.dumps({"file": str(path), "text": text, "lines": lines}, ensure_ascii=False))
+        else:
+            click.echo(text if len(files) == 1 else f"{path}: {text}")
+    if failures:
+        sys.exit(1)
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"

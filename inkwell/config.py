@@ -1,0 +1,117 @@
+"""One typed settings object, read from ``INKWELL_*`` environment variables.
+
+The web app, the workers, the command line and Alembic all build their configuration from this
+class, so a value means the same thing everywhere and a bad value stops every process at start-up
+with a message naming the variable, rather than failing later inside a request or a task.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_MODEL = PROJECT_ROOT / "worker" / "models" / "inkwell-handwriting-small"
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+BROKER_SCHEMES = ("redis", "rediss", "sqla+sqlite", "sqla+postgresql", "sqla+postgresql+psycopg", "amqp", "pyamqp")
+
+
+class Settings(BaseSettings):
+    """Every setting of Inkwell; each field ``name`` is read from ``INKWELL_NAME``."""
+
+    model_config = SettingsConfigDict(env_prefix="INKWELL_", extra="ignore", validate_default=True)
+
+    data_dir: Path = Field(Path("var"), description="Folder for the embedded database, broker and secrets.")
+    database_url: str = Field("", description="SQLAlchemy URL; default: SQLite file data_dir/inkwell.db.")
+    broker_url: str = Field("", description="Celery broker URL; default: SQLite-backed kombu transport in data_dir.")
+
+    model: str = Field(str(BUNDLED_MODEL), description="Model folder or Hugging Face Hub id.")
+    device: str = Field("auto", description="'auto' (CUDA if present), 'cpu', 'cuda' or 'cuda:N'.")
+    max_new_tokens: int = Field(128, gt=0, le=1024, description="Longest text generated for one line, in tokens.")
+    recognize_batch_size: int = Field(32, gt=0, le=1024, description="Lines per model call.")
+    preprocessing: Literal["auto", "processor", "fit-pad"] = Field(
+        "auto", description="'processor': the checkpoint's image processor; 'fit-pad': keep aspect and pad; "
+        "'auto': what the checkpoint asks for (fit-pad for the bundled model)."
+    )
+
+    web_host: str = Field("127.0.0.1", description="Address the web server listens on.")
+    web_port: int = Field(8000, gt=0, lt=65536, description="Port the web server listens on.")
+    web_workers: int = Field(2, gt=0, le=64, description="Web server (gunicorn) worker processes.")
+    secret_key: SecretStr | None = Field(None, description="Signs sessions and CSRF tokens; default: generated into data_dir.")
+
+    max_request_bytes: int = Field(100 * 2**20, gt=0, description="Largest upload request accepted, in bytes.")
+    max_file_bytes: int = Field(40 * 2**20, gt=0, description="Largest single uploaded file, in bytes.")
+    max_files_per_job: int = Field(100, gt=0, description="Most files in one job.")
+    max_image_pixels: int = Field(60_000_000, gt=0, description="Largest image, in pixels (decompression-bomb guard).")
+
+    lines_flush_every: int = Field(8, gt=0, description="Pages the recognition worker gathers before one batched run.")
+    lines_flush_interval: float = Field(1.0, gt=0, description="Seconds before a partial batch of pages is run anyway.")
+    pages_concurrency: int = Field(2, gt=0, description="Processes of a worker serving the 'pages' queue.")
+    lines_concurrency: int = Field(1, gt=0, description="Processes of a worker serving the 'lines' queue (one per GPU).")
+    task_time_limit: int = Field(900, gt=0, description="Hard limit for one task, in seconds.")
+    broker_visibility_timeout: int = Field(3600, gt=0, description="Seconds before an unacknowledged message is redelivered.")
+    retry_after_seconds: int = Field(2, gt=0, description="Retry-After sent to clients polling a running job.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level of every process.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        if value and value.split("://", 1)[0] not in DATABASE_SCHEMES:
+            raise ValueError(f"INKWELL_DATABASE_URL must start with one of {', '.join(s + '://' for s in DATABASE_SCHEMES)}")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")  # the driver we ship
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str) -> str:
+        if value and value.split("://", 1)[0] not in BROKER_SCHEMES:
+            raise ValueError(f"INKWELL_BROKER_URL must start with one of {', '.join(s + '://' for s in BROKER_SCHEMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().absolute()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'inkwell.db'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
+        if self.max_file_bytes > self.max_request_bytes:
+            raise ValueError("INKWELL_MAX_FILE_BYTES cannot exceed INKWELL_MAX_REQUEST_BYTES")
+        return self
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def ensure_data_dir(self) -> Path:
+        """Create the data folder (for the embedded database and broker) if needed."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret, or one generated once and kept in data_dir so every process shares it."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.ensure_data_dir() / "secret_key"
+        if not path.exists():
+            candidate = path.with_suffix(".tmp")
+            candidate.write_text(secrets.token_hex(32))
+            candidate.chmod(0o600)
+            try:
+                candidate.rename(path) if not path.exists() else candidate.unlink()
+            except FileNotFoundError:
+                pass
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,156 @@
+"""Tables: a Job holds Pages (with their stored files), a Page holds Lines in reading order."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Enum, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from inkwell.db import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    # Random, not sequential: a job id in a URL must not let anyone guess other jobs' ids.
+    return uuid.uuid4().hex
+
+
+class JobStatus(str, enum.Enum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PARTIAL = "partial"  # finished; some pages failed, others succeeded
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.PARTIAL)
+
+
+class PageStatus(str, enum.Enum):
+    QUEUED = "queued"  # stored, waiting for the "pages" queue
+    PREPARED = "prepared"  # decoded and cut into lines, waiting for the "lines" queue
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (PageStatus.SUCCEEDED, PageStatus.FAILED)
+
+
+def _enum(kind: type[enum.Enum]) -> Enum:
+    # Stored as short strings with a CHECK constraint: portable, and new values need no ALTER TYPE.
+    return Enum(kind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e], validate_strings=True)
+
+
+def _timestamp(nullable: bool = True) -> Any:
+    return mapped_column(DateTime(timezone=True), nullable=nullable)
+
+
+class Job(Base):
+    """One submission: one or more uploaded files, read as a unit and reported on together."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.QUEUED, index=True)
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    model: Mapped[str | None] = mapped_column(String(255))
+    error: Mapped[str | None] = mapped_column(Text)
+    page_count: Mapped[int] = mapped_column(Integer, default=0)
+    pages_done: Mapped[int] = mapped_column(Integer, default=0)
+    pages_failed: Mapped[int] = mapped_column(Integer, default=0)
+    line_count: Mapped[int] = mapped_column(Integer, default=0)
+    lines_done: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = _timestamp()
+    finished_at: Mapped[datetime | None] = _timestamp()
+
+    pages: Mapped[list[Page]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="Page.number", passive_deletes=True
+    )
+
+
+class Page(Base):
+    """One page image of a job (an uploaded image, or later one page of a PDF/TIFF)."""
+
+    __tablename__ = "pages"
+    __table_args__ = (UniqueConstraint("job_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1-based position in the job
+    filename: Mapped[str] = mapped_column(String(255))  # as uploaded; for display only, never a path
+    media_type: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[PageStatus] = mapped_column(_enum(PageStatus), default=PageStatus.QUEUED, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    line_count: Mapped[int] = mapped_column(Integer, default=0)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # mean of line embeddings, packed array
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = _timestamp()
+
+    job: Mapped[Job] = relationship(back_populates="pages")
+    lines: Mapped[list[Line]] = relationship(
+        back_populates="page", cascade="all, delete-orphan", order_by="Line.number", passive_deletes=True
+    )
+
+
+class PageFile(Base):
+    """Bytes of a page: the upload as received (``kind='upload'``), later derived images.
+
+    Kept in the database, apart from ``pages`` so listing pages never loads image bytes:
+    every web process and every worker on any machine can read it with the connection they
+    already have, and it is committed in the same transaction as the job that refers to it.
+    """
+
+    __tablename__ = "page_files"
+    __table_args__ = (UniqueConstraint("page_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    media_type: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Line(Base):
+    """One text line of a page: where it is, what the model read, and what a reviewer corrected."""
+
+    __tablename__ = "lines"
+    __table_args__ = (UniqueConstraint("page_id", "number"),)  # re-running a page can never duplicate lines
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1-based reading order
+    bbox: Mapped[list[int]] = mapped_column(JSON)  # [x0, y0, x1, y1] in page pixels
+    polygon: Mapped[list[list[int]] | None] = mapped_column(JSON)
+    detection_confidence: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    tokens: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # [{"text", "confidence"}]
+    attention: Mapped[bytes | None] = mapped_column(LargeBinary)  # packed tokens x grid_h x grid_w array
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # packed 1-D array
+    model: Mapped[str | None] = mapped_column(String(255))
+    recognized_at: Mapped[datetime | None] = _timestamp()
+    corrected_text: Mapped[str | None] = mapped_column(Text)
+    corrected_by: Mapped[str | None] = mapped_column(String(255))
+    corrected_at: Mapped[datetime | None] = _timestamp()
+
+    page: Mapped[Page] = relationship(back_populates="lines")
+
+    @property
+    def final_text(self) -> str:
+        """The reviewer's text where there is one, else the model's."""
+        return self.corrected_text if self.corrected_text is not None else (self.text or "")

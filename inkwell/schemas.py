@@ -1,0 +1,74 @@
+"""The shapes of what the HTTP API returns; the OpenAPI document is generated from these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobStatusName = Literal["queued", "processing", "succeeded", "failed", "partial"]
+PageStatusName = Literal["queued", "prepared", "succeeded", "failed"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(Strict):
+    code: str = Field(description="Stable, machine-readable reason, e.g. 'invalid_image'.")
+    message: str = Field(description="Human-readable explanation.")
+
+
+class ErrorResponse(Strict):
+    error: ErrorDetail
+
+
+class JobAccepted(Strict):
+    id: str
+    status: Literal["queued"]
+
+
+class TokenOut(Strict):
+    text: str
+    confidence: float
+
+
+class LineOut(Strict):
+    number: int = Field(description="1-based reading order within the page.")
+    text: str = Field(description="The reviewer's correction where there is one, else the model's reading.")
+    model_text: str | None = Field(description="What the model read.")
+    corrected: bool
+    confidence: float | None = Field(description="Geometric mean of the token probabilities (end token included).")
+    bbox: list[int] = Field(description="[x0, y0, x1, y1] in page pixels.", min_length=4, max_length=4)
+    tokens: list[TokenOut] | None
+
+
+class PageOut(Strict):
+    number: int
+    filename: str
+    status: PageStatusName
+    error: str | None
+    width: int | None
+    height: int | None
+    text: str | None = Field(description="The page's lines in reading order, once read.")
+    lines: list[LineOut]
+
+
+class Progress(Strict):
+    pages_total: int
+    pages_done: int
+    pages_failed: int
+    lines_total: int
+    lines_done: int
+
+
+class JobOut(Strict):
+    id: str
+    status: JobStatusName
+    created_at: datetime
+    finished_at: datetime | None
+    model: str | None
+    error: str | None
+    progress: Progress
+    pages: list[PageOut]

@@ -1,0 +1,50 @@
+"""Alembic environment: Inkwell's own settings and metadata, so migrations never drift from the models."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from inkwell import models  # noqa: F401 - registers every table on Base.metadata
+from inkwell.config import Settings
+from inkwell.db import Base, make_engine
+
+config = context.config
+
+
+def _settings() -> Settings:
+    # Tests and `inkwell migrate` pass their Settings object; the alembic CLI reads the environment.
+    given = config.attributes.get("settings")
+    return given if given is not None else Settings()
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=_settings().database_url,
+        target_metadata=Base.metadata,
+        literal_binds=True,
+        compare_type=True,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    engine = make_engine(_settings())
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            compare_type=True,
+            # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

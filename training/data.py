@@ -1,0 +1,81 @@
+"""Build every training and validation shard the recipe needs, in parallel worker processes."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, fetch_fonts
+from training.real_lines import DEFAULT_REAL_DIR, load_real_lines
+from training.shards import finished_shards, real_samples, synthetic_samples, write_shard
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_SHARD_LINES = 10_000
+REAL_VARIANTS = 8  # each real training line: once as scanned, seven times augmented
+VALIDATION_SYNTHETIC_LINES = 1_000
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """Where data goes and how much of it to make."""
+
+    root: Path
+    synthetic_lines: int
+    height: int
+    width: int
+    workers: int = 2
+    real_dir: Path = DEFAULT_REAL_DIR
+
+    @property
+    def fonts_dir(self) -> Path:
+        return self.root / "fonts"
+
+    @property
+    def shards_dir(self) -> Path:
+        return self.root / "shards"
+
+
+def _synthetic_job(plan: DataPlan, index: int) -> int:
+    fonts = fetch_fonts(plan.fonts_dir, TRAINING_FONTS)
+    return write_shard(
+        plan.shards_dir / f"synth-{index:04d}",
+        synthetic_samples(fonts, SYNTHETIC_SHARD_LINES, seed=1_000 + index, height=plan.height, width=plan.width),
+    )
+
+
+def _real_job(plan: DataPlan, part: int, parts: int) -> int:
+    train, _, _ = load_real_lines(plan.real_dir)
+    return write_shard(
+        plan.shards_dir / f"real-{part:04d}",
+        real_samples(train[part::parts], REAL_VARIANTS, seed=7_000 + part, height=plan.height, width=plan.width),
+    )
+
+
+def build_validation(plan: DataPlan) -> None:
+    """Held-out-font synthetic lines and the writer-disjoint real lines (un-augmented)."""
+    heldout = plan.shards_dir / "val-synthetic-heldout-fonts"
+    if not heldout.exists():
+        fonts = fetch_fonts(plan.fonts_dir, HELDOUT_FONTS)
+        write_shard(heldout, synthetic_samples(fonts, VALIDATION_SYNTHETIC_LINES, seed=99, height=plan.height, width=plan.width))
+    real = plan.shards_dir / "val-real-writers"
+    if not real.exists():
+        _, validation, _ = load_real_lines(plan.real_dir)
+        write_shard(real, real_samples(validation, 1, seed=98, height=plan.height, width=plan.width))
+
+
+def build_all(plan: DataPlan) -> None:
+    """Make whatever shards are missing (safe to rerun: finished shards are kept)."""
+    plan.shards_dir.mkdir(parents=True, exist_ok=True)
+    fetch_fonts(plan.fonts_dir, TRAINING_FONTS + list(HELDOUT_FONTS))
+    build_validation(plan)
+    done = {p.name for p in finished_shards(plan.shards_dir, "synth")} | {p.name for p in finished_shards(plan.shards_dir, "real")}
+    real_parts = 4
+    with ProcessPoolExecutor(plan.workers) as pool:
+        futures = [pool.submit(_real_job, plan, part, real_parts) for part in range(real_parts) if f"real-{part:04d}" not in done]
+        shard_count = -(-plan.synthetic_lines // SYNTHETIC_SHARD_LINES)
+        futures += [pool.submit(_synthetic_job, plan, i) for i in range(shard_count) if f"synth-{i:04d}" not in done]
+        for future in futures:
+            log.info("shard done: %d lines", future.result())

@@ -1,0 +1,122 @@
+"""Pre-rendered training data: line images already fitted to the model's input box, on disk.
+
+Rendering and augmenting is done once, by ``build_*`` below (in parallel processes), so the
+training loop only copies bytes. A shard is a folder holding ``pixels.npy`` (all images, flat,
+uint8), ``offsets.npy`` (start of each image), ``shapes.npy`` (height, width of each) and
+``texts.json``; it is written under a temporary name and renamed when complete, so a crash never
+leaves a half shard that training would read.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from training.charset import in_alphabet, normalise_text
+from training.fonts import Font
+from training.real_lines import RealLine
+from training.render import Augmentation, augment_real_line, fit_text_to_font, render_line
+from training.texts import FormTextGenerator
+from worker.line_image import fit_line
+
+
+@dataclass
+class Shard:
+    """A loaded shard; images are views into one memory-mapped array."""
+
+    pixels: np.ndarray
+    offsets: np.ndarray
+    shapes: np.ndarray
+    texts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def image(self, index: int) -> np.ndarray:
+        height, width = self.shapes[index]
+        start = self.offsets[index]
+        return self.pixels[start : start + height * width].reshape(height, width)
+
+
+def load_shard(folder: Path) -> Shard:
+    """Open a finished shard (memory-mapped: cheap to open, paged in as it is read)."""
+    return Shard(
+        pixels=np.load(folder / "pixels.npy", mmap_mode="r"),
+        offsets=np.load(folder / "offsets.npy"),
+        shapes=np.load(folder / "shapes.npy"),
+        texts=json.loads((folder / "texts.json").read_text(encoding="utf-8")),
+    )
+
+
+def finished_shards(root: Path, prefix: str) -> list[Path]:
+    """Complete shards named ``prefix-*`` under ``root`` (temporary ``.partial`` folders excluded)."""
+    return sorted(p for p in root.glob(f"{prefix}-*") if p.is_dir() and not p.name.endswith(".partial"))
+
+
+def write_shard(folder: Path, samples: Iterable[tuple[np.ndarray, str]]) -> int:
+    """Write ``(image, text)`` pairs as a shard at ``folder``, atomically; return the count."""
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    images: list[np.ndarray] = []
+    texts: list[str] = []
+    for image, text in samples:
+        images.append(np.ascontiguousarray(image, dtype=np.uint8))
+        texts.append(text)
+    shapes = np.array([im.shape for im in images], dtype=np.int32).reshape(-1, 2)
+    sizes = shapes[:, 0].astype(np.int64) * shapes[:, 1]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    np.save(staging / "pixels.npy", np.concatenate([im.ravel() for im in images]) if images else np.zeros(0, np.uint8))
+    np.save(staging / "offsets.npy", offsets)
+    np.save(staging / "shapes.npy", shapes)
+    (staging / "texts.json").write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+    staging.rename(folder)
+    return len(texts)
+
+
+def _fitted(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    fitted, _ = fit_line(Image.fromarray(pixels), height, width, grayscale=True)
+    return np.asarray(fitted)
+
+
+def synthetic_samples(
+    fonts: list[Font], count: int, seed: int, height: int, width: int, max_strength: float = 1.0
+) -> Iterator[tuple[np.ndarray, str]]:
+    """``count`` rendered form lines in random fonts, augmentation strength uniform in [0, max]."""
+    rng = random.Random(seed)
+    texts = FormTextGenerator(seed)
+    families = sorted({f.family for f in fonts})
+    by_family = {family: [f for f in fonts if f.family == family] for family in families}
+    produced = 0
+    while produced < count:
+        font = rng.choice(by_family[rng.choice(families)])
+        raw = "".join(c for c in normalise_text(texts.line()) if in_alphabet(c))
+        text = fit_text_to_font(raw, font)
+        if not text:
+            continue
+        pixels = render_line(text, font, rng, height, Augmentation(rng.uniform(0, max_strength)))
+        produced += 1
+        yield _fitted(pixels, height, width), text
+
+
+def real_samples(
+    lines: list[RealLine], variants: int, seed: int, height: int, width: int, strength: float = 1.0
+) -> Iterator[tuple[np.ndarray, str]]:
+    """Each real line once as it is (variant 0) and ``variants - 1`` times augmented."""
+    rng = random.Random(seed)
+    for line in lines:
+        with Image.open(line.path) as opened:
+            image = opened.convert("L")
+        for variant in range(variants):
+            if variant == 0:
+                pixels = np.asarray(image.resize((max(1, round(image.width * height / image.height)), height), Image.Resampling.LANCZOS))
+            else:
+                pixels = augment_real_line(image, rng, height, Augmentation(rng.uniform(0.3, strength)))
+            yield _fitted(pixels, height, width), line.text

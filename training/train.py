@@ -1,0 +1,188 @@
+"""The training loop: joint CTC/attention loss, a time-based learning-rate schedule, resumable checkpoints.
+
+The schedule is laid out over wall-clock hours rather than steps because this runs niced beside
+other work on a 2-core machine, where steps per hour are not known in advance: warm-up for the
+first 2% of the time, then cosine decay to 3% of the peak. Elapsed training time is saved in the
+checkpoint, so a resumed run continues the same schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from inkwell.text_metrics import character_error_rate
+from training.batches import IGNORE_INDEX, Encoder, MixedSampler, validation_batches
+from training.charset import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
+from training.model import CTCHead, ModelShape, build_model
+from training.shards import load_shard
+
+log = logging.getLogger(__name__)
+
+VALIDATION_SETS = ("val-synthetic-heldout-fonts", "val-real-writers")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    root: Path
+    run: str = "main"
+    shape: ModelShape = field(default_factory=ModelShape)
+    hours: float = 6.0
+    batch_size: int = 32
+    lr: float = 1e-3
+    ctc_weight: float = 0.5
+    real_share: float = 0.3
+    eval_every: int = 1000
+    eval_lines: int = 400
+    threads: int = 2
+    bf16: bool = True
+    label_smoothing: float = 0.1
+    seed: int = 0
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "runs" / self.run
+
+
+def learning_rate(config: TrainConfig, elapsed_hours: float) -> float:
+    progress = min(1.0, elapsed_hours / config.hours)
+    warmup = 0.02
+    if progress < warmup:
+        return config.lr * max(progress / warmup, 0.01)
+    cosine = 0.5 * (1 + math.cos(math.pi * (progress - warmup) / (1 - warmup)))
+    return config.lr * (0.03 + 0.97 * cosine)
+
+
+def ctc_greedy(log_probs: torch.Tensor, id_to_char: dict[int, str]) -> list[str]:
+    """Best path decoding: collapse repeats, drop blanks (the pad id)."""
+    texts = []
+    for row in log_probs.argmax(-1).tolist():
+        chars, previous = [], None
+        for token in row:
+            if token != previous and token != PAD_ID:
+                chars.append(id_to_char.get(token, ""))
+            previous = token
+        texts.append("".join(chars))
+    return texts
+
+
+def joint_loss(model, ctc_head, batch, config: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    encoded = model.encoder(pixel_values=batch.pixel_values)
+    labels = batch.labels
+    decoder_input = labels.new_full(labels.shape, PAD_ID)
+    decoder_input[:, 0] = BOS_ID
+    decoder_input[:, 1:] = labels[:, :-1].masked_fill(labels[:, :-1] == IGNORE_INDEX, PAD_ID)
+    logits = model(encoder_outputs=encoded, decoder_input_ids=decoder_input).logits
+    ce = F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+        ignore_index=IGNORE_INDEX, label_smoothing=config.label_smoothing,
+    )
+    log_probs = ctc_head(encoded.last_hidden_state[:, 1:]).float().log_softmax(-1)
+    target_mask = (labels != IGNORE_INDEX) & (labels != EOS_ID)
+    targets = labels[target_mask]
+    target_lengths = target_mask.sum(1)
+    input_lengths = torch.full((labels.shape[0],), log_probs.shape[1], dtype=torch.long)
+    ctc = F.ctc_loss(log_probs.transpose(0, 1), targets, input_lengths, target_lengths, blank=PAD_ID, zero_infinity=True)
+    loss = (1 - config.ctc_weight) * ce + config.ctc_weight * ctc
+    return loss, {"ce": float(ce.detach()), "ctc": float(ctc.detach())}
+
+
+@torch.no_grad()
+def evaluate(model, ctc_head, encoder: Encoder, shards_dir: Path, config: TrainConfig, id_to_char, tokenizer) -> dict[str, float]:
+    """CER of CTC-greedy and attention-greedy reading on each validation set."""
+    model.eval()
+    results: dict[str, float] = {}
+    for name in VALIDATION_SETS:
+        shard = load_shard(shards_dir / name)
+        ctc_pairs, att_pairs = [], []
+        for batch in validation_batches(shard, encoder, 64, config.shape.height, config.shape.width, config.eval_lines):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                encoded = model.encoder(pixel_values=batch.pixel_values)
+                ctc_texts = ctc_greedy(ctc_head(encoded.last_hidden_state[:, 1:]).float(), id_to_char)
+                generated = model.generate(encoder_outputs=encoded, max_new_tokens=config.shape.max_target_tokens, num_beams=1, do_sample=False)
+            att_texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+            ctc_pairs += zip(ctc_texts, batch.texts)
+            att_pairs += zip(att_texts, batch.texts)
+        results[f"{name}/ctc"] = character_error_rate(ctc_pairs)
+        results[f"{name}/attention"] = character_error_rate(att_pairs)
+        results[f"{name}/example"] = f"{att_pairs[0][0]!r} <- {att_pairs[0][1]!r}"
+    model.train()
+    return results
+
+
+def train(config: TrainConfig) -> None:
+    """Train until the schedule's hours are used up, checkpointing and validating as it goes."""
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer()
+    vocab = tokenizer.get_vocab()
+    id_to_char = {i: c for c, i in vocab.items() if i > 3}
+    model = build_model(config.shape, len(vocab))
+    ctc_head = CTCHead(config.shape.hidden, len(vocab))
+    parameters = list(model.parameters()) + list(ctc_head.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    state = {"step": 0, "elapsed": 0.0, "lines": 0, "best": math.inf}
+    checkpoint = config.run_dir / "last.pt"
+    if checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(saved["model"])
+        ctc_head.load_state_dict(saved["ctc_head"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+        log.info("resumed at step %d (%.2f h)", state["step"], state["elapsed"] / 3600)
+    (config.run_dir / "config.json").write_text(json.dumps({**config.__dict__, "root": str(config.root), "shape": config.shape.as_dict()}, indent=1))
+    encoder = Encoder(vocab, config.shape.max_target_tokens)
+    sampler = MixedSampler(config.root / "shards", encoder, config.real_share, seed=config.seed + state["step"])
+    model.train()
+    window = {"loss": 0.0, "ce": 0.0, "ctc": 0.0, "n": 0}
+    metrics_log = (config.run_dir / "metrics.jsonl").open("a")
+    while state["elapsed"] < config.hours * 3600:
+        started = time.monotonic()
+        lr = learning_rate(config, state["elapsed"] / 3600)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = sampler.batch(config.batch_size, config.shape.height, config.shape.width, state["elapsed"] / 3600 / config.hours)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            loss, parts = joint_loss(model, ctc_head, batch, config)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        state["step"] += 1
+        state["lines"] += config.batch_size
+        state["elapsed"] += time.monotonic() - started
+        window["loss"] += float(loss.detach())
+        window["ce"] += parts["ce"]
+        window["ctc"] += parts["ctc"]
+        window["n"] += 1
+        if state["step"] % 100 == 0:
+            n = window.pop("n")
+            log.info(
+                "step %d lines %d %.2fh lr %.2e loss %.3f ce %.3f ctc %.3f",
+                state["step"], state["lines"], state["elapsed"] / 3600, lr,
+                window["loss"] / n, window["ce"] / n, window["ctc"] / n,
+            )
+            window = {"loss": 0.0, "ce": 0.0, "ctc": 0.0, "n": 0}
+        if state["step"] % config.eval_every == 0 or state["elapsed"] >= config.hours * 3600:
+            results = evaluate(model, ctc_head, encoder, config.root / "shards", config, id_to_char, tokenizer)
+            sampler.refresh()
+            score = results["val-synthetic-heldout-fonts/attention"] + results["val-real-writers/attention"]
+            record = {**state, "lr": lr, "synthetic_lines_available": sampler.synthetic_lines, **results}
+            metrics_log.write(json.dumps(record) + "\n")
+            metrics_log.flush()
+            log.info("eval %s", json.dumps(record))
+            snapshot = {"model": model.state_dict(), "ctc_head": ctc_head.state_dict(), "optimizer": optimizer.state_dict(), "state": state, "shape": config.shape.as_dict()}
+            if score < state["best"]:
+                state["best"] = score
+                torch.save({**snapshot, "metrics": results}, config.run_dir / "best.pt.tmp")
+                (config.run_dir / "best.pt.tmp").replace(config.run_dir / "best.pt")
+            torch.save(snapshot, config.run_dir / "last.pt.tmp")
+            (config.run_dir / "last.pt.tmp").replace(checkpoint)

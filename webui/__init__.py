@@ -1,0 +1,59 @@
+"""Inkwell's web side: Flask app factory. Never imports torch; talks to workers through the broker."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response
+from flask_wtf.csrf import CSRFProtect
+
+from inkwell.config import Settings, get_settings
+from inkwell.db import Database
+from inkwell.queue import make_celery
+
+csrf = CSRFProtect()
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the web app for ``settings`` (default: from the environment)."""
+    from webui.api import api
+    from webui.errors import register_error_handlers
+    from webui.state import EXTENSION
+    from webui.views import views
+
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.resolved_secret_key(),
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        MAX_FORM_PARTS=settings.max_files_per_job + 20,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.logger.setLevel(getattr(logging, settings.log_level))
+    app.extensions[EXTENSION] = {
+        "settings": settings,
+        "database": Database(settings),
+        "celery": make_celery(settings),
+    }
+    csrf.init_app(app)
+    csrf.exempt(api)  # API clients send no browser cookies, so CSRF does not apply to them
+    app.register_blueprint(api)
+    app.register_blueprint(views)
+    register_error_handlers(app)
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    return app

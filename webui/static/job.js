@@ -1,0 +1,83 @@
+// Polls the job's API resource and renders progress, then each page with its text.
+"use strict";
+
+(function () {
+  const root = document.getElementById("job");
+  const api = root.dataset.api;
+  const imageBase = root.dataset.imageBase;
+  const statusEl = document.getElementById("status");
+  const progressEl = document.getElementById("progress");
+  const progressText = document.getElementById("progress-text");
+  const errorEl = document.getElementById("job-error");
+  const pagesEl = document.getElementById("pages");
+  const rendered = new Set();
+
+  function el(tag, attrs, text) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, v));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function confidenceClass(c) {
+    if (c === null || c === undefined) return "conf-unknown";
+    return c >= 0.9 ? "conf-high" : c >= 0.6 ? "conf-mid" : "conf-low";
+  }
+
+  function renderPage(page) {
+    const id = "page-" + page.number;
+    let card = document.getElementById(id);
+    if (!card) {
+      card = el("article", { id: id, class: "card page" });
+      pagesEl.appendChild(card);
+    }
+    if (rendered.has(page.number)) return;
+    card.replaceChildren();
+    card.appendChild(el("h2", {}, "Page " + page.number + " · " + page.filename));
+    const status = el("span", { class: "status status-" + page.status }, page.status);
+    card.appendChild(status);
+    if (page.status === "succeeded" || page.status === "failed") rendered.add(page.number);
+    const body = el("div", { class: "page-body" });
+    const img = el("img", { src: imageBase + "/pages/" + page.number + "/image", alt: "page " + page.number, loading: "lazy" });
+    body.appendChild(img);
+    const lines = el("ol", { class: "lines" });
+    if (page.error) card.appendChild(el("p", { class: "error" }, page.error));
+    page.lines.forEach(function (line) {
+      const item = el("li", { class: "line " + confidenceClass(line.confidence) });
+      item.appendChild(el("span", { class: "line-text" }, line.text || "∅"));
+      const pct = line.confidence === null ? "–" : Math.round(line.confidence * 100) + "%";
+      item.appendChild(el("span", { class: "confidence", title: "model confidence" }, pct));
+      lines.appendChild(item);
+    });
+    body.appendChild(lines);
+    card.appendChild(body);
+  }
+
+  async function poll() {
+    let delay = 2000;
+    try {
+      const response = await fetch(api, { headers: { Accept: "application/json" } });
+      const job = await response.json();
+      if (!response.ok) throw new Error(job.error ? job.error.message : response.statusText);
+      statusEl.textContent = job.status;
+      statusEl.className = "status status-" + job.status;
+      const p = job.progress;
+      progressEl.max = p.pages_total;
+      progressEl.value = p.pages_done + p.pages_failed;
+      progressText.textContent = "— " + (p.pages_done + p.pages_failed) + " of " + p.pages_total + " pages, " +
+        p.lines_done + " of " + p.lines_total + " lines read";
+      if (job.error) { errorEl.hidden = false; errorEl.textContent = job.error; }
+      job.pages.forEach(renderPage);
+      if (["succeeded", "failed", "partial"].includes(job.status)) return;
+      const retry = parseInt(response.headers.get("Retry-After") || "2", 10);
+      delay = Math.max(500, retry * 1000);
+    } catch (err) {
+      errorEl.hidden = false;
+      errorEl.textContent = "Could not refresh: " + err.message + " (retrying)";
+      delay = 5000;
+    }
+    setTimeout(poll, delay);
+  }
+
+  poll();
+})();

@@ -1,0 +1,358 @@
+"""Read text lines with any Hugging Face VisionEncoderDecoder (TrOCR-family) checkpoint.
+
+``Recognizer`` is pure: PIL images in, :class:`LineResult` dataclasses out; it knows nothing of
+queues or databases. One instance is loaded per worker process and reused for every batch.
+
+For each line it returns the text, per-token probabilities, the decoder's cross-attention of
+every generated token over the encoder's patch grid, and an image embedding. Capturing these
+does not use ``generate(output_attentions=True)``, which would also return every encoder
+self-attention map and force the slow attention path everywhere: the encoder runs once here
+(giving the embedding), its output is handed to ``generate``, and a hook on one decoder layer's
+cross-attention recomputes that layer's attention weights from the decoder queries and the keys
+already in the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from worker.line_image import line_to_input
+
+log = logging.getLogger(__name__)
+
+Preprocessing = Literal["auto", "processor", "fit-pad"]
+
+
+@dataclass(frozen=True)
+class TokenResult:
+    """One generated token: its text piece and the model's probability for it."""
+
+    text: str
+    confidence: float
+
+
+@dataclass
+class LineResult:
+    """What the model read in one line image.
+
+    ``attention`` is ``tokens x grid_h x grid_w`` float32: for each generated token, the chosen
+    decoder layer's cross-attention (mean over heads) over the encoder patches that cover the
+    line image, each row summing to 1; stretched over the line image it shows where the model
+    looked. ``embedding`` is the L2-normalised mean of the encoder's last hidden states.
+    """
+
+    text: str
+    confidence: float
+    tokens: list[TokenResult] = field(default_factory=list)
+    attention: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
+    embedding: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+
+@dataclass(frozen=True)
+class FitPad:
+    """Aspect-preserving preprocessing parameters (see worker.line_image)."""
+
+    height: int
+    width: int
+    fill: Literal["mean", "zero"]
+    grayscale: bool
+    mean: float
+    std: float
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> the first CUDA device when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _dtype_for(device: torch.device) -> torch.dtype:
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+class _CrossAttentionProbe:
+    """Forward hook on one cross-attention module that keeps that layer's attention weights."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module
+        self.steps: list[torch.Tensor] = []  # each: batch x source_len, mean over heads
+        self.enabled = False
+        self.handle = module.register_forward_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict, _output: Any) -> None:
+        if not self.enabled:
+            return
+        hidden = kwargs.get("hidden_states", args[0] if args else None)
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        keys = None
+        if cache is not None and hasattr(cache, "cross_attention_cache"):
+            layer = cache.cross_attention_cache.layers[module.layer_idx]
+            keys = layer.keys  # batch x heads x source x head_dim, written by this very call
+        if keys is None:
+            states = kwargs.get("key_value_states")
+            batch = states.shape[0]
+            keys = module.k_proj(states).view(batch, -1, module.num_heads, module.head_dim).transpose(1, 2)
+        batch, length, _ = hidden.shape
+        queries = (module.q_proj(hidden) * module.scaling).view(batch, length, module.num_heads, module.head_dim).transpose(1, 2)
+        weights = torch.softmax(queries.float() @ keys.float().transpose(-1, -2), dim=-1)  # b x h x t x s
+        self.steps.append(weights[:, :, -1].mean(dim=1))
+
+    def take(self) -> torch.Tensor:
+        """batch x steps x source_len, and reset."""
+        stacked = torch.stack(self.steps, dim=1) if self.steps else torch.zeros(0)
+        self.steps = []
+        return stacked
+
+
+class Recognizer:
+    """A loaded checkpoint, ready to read batches of line images."""
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        tokenizer: Any,
+        device: torch.device,
+        name: str,
+        max_new_tokens: int = 128,
+        batch_size: int = 32,
+        fit_pad: FitPad | None = None,
+        attention_layer: int = -1,
+    ) -> None:
+        self.model = model
+        self.processor = processor
+        self.tokenizer = tokenizer
+        self.device = device
+        self.name = name
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.fit_pad = fit_pad
+        config = model.config
+        generation = model.generation_config
+        self.decoder_start_token_id = _first_not_none(
+            generation.decoder_start_token_id, config.decoder_start_token_id, config.decoder.decoder_start_token_id, config.decoder.bos_token_id
+        )
+        self.eos_token_id = _first_not_none(generation.eos_token_id, config.eos_token_id, config.decoder.eos_token_id, tokenizer.eos_token_id)
+        self.pad_token_id = _first_not_none(generation.pad_token_id, config.pad_token_id, config.decoder.pad_token_id, tokenizer.pad_token_id)
+        self.grid = _patch_grid(config.encoder, fit_pad)
+        self._special_ids = {i for i in (self.eos_token_id, self.pad_token_id, self.decoder_start_token_id) if i is not None}
+        self._special_ids |= set(getattr(tokenizer, "all_special_ids", []))
+        layers = _cross_attention_modules(model)
+        self._probe = _CrossAttentionProbe(layers[attention_layer]) if layers else None
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str | Path,
+        device: str = "auto",
+        *,
+        max_new_tokens: int = 128,
+        batch_size: int = 32,
+        preprocessing: Preprocessing = "auto",
+        attention_layer: int = -1,
+    ) -> Recognizer:
+        """Load a VisionEncoderDecoder checkpoint (local folder or Hub id) with its processor.
+
+        CUDA runs in bf16 (fp16 where bf16 is unsupported), the CPU in fp32. Token ids for
+        starting, padding and ending are read from the checkpoint; ``use_cache`` is forced on
+        (several Microsoft checkpoints ship it off, which makes decoding many times slower).
+        """
+        from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
+
+        target = resolve_device(device)
+        source = str(name_or_path)
+        model = VisionEncoderDecoderModel.from_pretrained(source, dtype=_dtype_for(target))
+        model.to(target).eval()
+        image_processor = AutoImageProcessor.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model.generation_config.use_cache = True
+        fit_pad = _fit_pad_from(image_processor, preprocessing)
+        log.info("loaded %s on %s (%s, preprocessing %s)", source, target, model.dtype, "fit-pad" if fit_pad else "processor")
+        # A local folder is named by its folder name (paths differ between machines), a Hub model by its id.
+        name = Path(source).name if Path(source).is_dir() else source
+        return cls(model, image_processor, tokenizer, target, name, max_new_tokens, batch_size, fit_pad, attention_layer)
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def recognize(self, images: Sequence[Image.Image], capture: bool = True) -> list[LineResult]:
+        """Read each line image; results come back in the order of ``images``.
+
+        Lines are sorted by aspect ratio and cut into batches of ``batch_size`` so that lines
+        decoded together end at similar lengths; ``capture=False`` skips attention and
+        embeddings (they are then empty) for callers that only want text.
+        """
+        if not images:
+            return []
+        order = sorted(range(len(images)), key=lambda i: images[i].width / max(images[i].height, 1))
+        results: list[LineResult | None] = [None] * len(images)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            for index, result in zip(chunk, self._recognize_batch([images[i] for i in chunk], capture)):
+                results[index] = result
+        return [r for r in results if r is not None]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the model input."""
+        return self.grid.input_height, self.grid.input_width
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def pixel_values(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
+        """Model inputs and, per image, the patch rows/columns ``(r0, r1, c0, c1)`` its content covers."""
+        grid = self.grid
+        if self.fit_pad is None:
+            rgb = [image.convert("RGB") for image in images]
+            pixels = self.processor(images=rgb, return_tensors="pt").pixel_values
+            regions = [(0, grid.rows, 0, grid.cols)] * len(images)
+        else:
+            fp = self.fit_pad
+            arrays, regions = [], []
+            for image in images:
+                array, placement = line_to_input(image, fp.height, fp.width, fp.fill, fp.grayscale, grid.channels, fp.mean, fp.std)
+                arrays.append(array)
+                r0 = placement.top // grid.patch_height
+                r1 = max(r0 + 1, math.ceil((placement.top + placement.content_height) / grid.patch_height))
+                c1 = max(1, math.ceil(placement.content_width / grid.patch_width))
+                regions.append((r0, min(r1, grid.rows), 0, min(c1, grid.cols)))
+            pixels = torch.from_numpy(np.stack(arrays))
+        return pixels.to(self.device, self.model.dtype), regions
+
+    @torch.inference_mode()
+    def _recognize_batch(self, images: Sequence[Image.Image], capture: bool) -> list[LineResult]:
+        pixel_values, regions = self.pixel_values(images)
+        encoded = self.model.encoder(pixel_values=pixel_values)
+        probe = self._probe if capture else None
+        if probe is not None:
+            probe.enabled = True
+        try:
+            generated = self.model.generate(
+                encoder_outputs=encoded,
+                max_new_tokens=self.max_new_tokens,
+                decoder_start_token_id=self.decoder_start_token_id,
+                eos_token_id=self.eos_token_id,
+                pad_token_id=self.pad_token_id,
+                use_cache=True,
+                num_beams=1,
+                do_sample=False,
+                output_logits=True,
+                return_dict_in_generate=True,
+            )
+        finally:
+            if probe is not None:
+                probe.enabled = False
+        attention = probe.take() if probe is not None else None
+        sequences = generated.sequences[:, 1:].cpu()  # drop the decoder start token
+        logits = torch.stack(generated.logits, dim=1).float()  # batch x steps x vocab
+        chosen = torch.softmax(logits, dim=-1).gather(-1, sequences[:, : logits.shape[1]].to(logits.device).unsqueeze(-1)).squeeze(-1).cpu()
+        embeddings = None
+        if capture:
+            patches = encoded.last_hidden_state[:, self.grid.prefix_tokens :].float()
+            embeddings = torch.nn.functional.normalize(patches.mean(dim=1), dim=-1).cpu().numpy()
+        results = []
+        for row, region in enumerate(regions):
+            results.append(self._line_result(sequences[row], chosen[row], attention[row] if attention is not None else None, region, embeddings[row] if embeddings is not None else None))
+        return results
+
+    def _line_result(self, ids: torch.Tensor, probs: torch.Tensor, attention: torch.Tensor | None, region, embedding) -> LineResult:
+        ids_list = ids.tolist()
+        length = len(ids_list)
+        ended = False
+        if self.eos_token_id in ids_list:
+            length = ids_list.index(self.eos_token_id)
+            ended = True
+        content = [i for i in range(length) if ids_list[i] not in self._special_ids]
+        token_ids = [ids_list[i] for i in content]
+        token_probs = [float(probs[i]) for i in content]
+        tokens = []
+        previous = ""
+        for count, probability in enumerate(token_probs, start=1):
+            # Decode growing prefixes: byte-level BPE pieces and spaces come out right.
+            text_so_far = self.tokenizer.decode(token_ids[:count], skip_special_tokens=True)
+            tokens.append(TokenResult(text_so_far[len(previous) :], probability))
+            previous = text_so_far
+        scored = token_probs + ([float(probs[length])] if ended and length < len(probs) else [])
+        confidence = math.exp(sum(math.log(max(p, 1e-12)) for p in scored) / len(scored)) if scored else 0.0
+        result = LineResult(text=previous.strip(), confidence=confidence, tokens=tokens)
+        if attention is not None and attention.numel():
+            grid = self.grid
+            maps = attention[content, grid.prefix_tokens :].reshape(len(content), grid.rows, grid.cols)
+            r0, r1, c0, c1 = region
+            maps = maps[:, r0:r1, c0:c1]
+            maps = maps / maps.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+            result.attention = maps.numpy().astype(np.float32)
+        else:
+            result.attention = np.zeros((0, 0, 0), np.float32)
+        if embedding is not None:
+            result.embedding = embedding.astype(np.float32)
+        return result
+
+
+@dataclass(frozen=True)
+class _Grid:
+    rows: int
+    cols: int
+    patch_height: int
+    patch_width: int
+    prefix_tokens: int  # CLS (and DeiT's distillation token) before the patches
+    channels: int
+
+    @property
+    def input_height(self) -> int:
+        return self.rows * self.patch_height
+
+    @property
+    def input_width(self) -> int:
+        return self.cols * self.patch_width
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (int(value[0]), int(value[1])) if isinstance(value, (list, tuple)) else (int(value), int(value))
+
+
+def _patch_grid(encoder_config: Any, fit_pad: FitPad | None) -> _Grid:
+    height, width = _pair(encoder_config.image_size)
+    patch_h, patch_w = _pair(encoder_config.patch_size)
+    prefix = 2 if encoder_config.model_type == "deit" else 1
+    return _Grid(height // patch_h, width // patch_w, patch_h, patch_w, prefix, int(getattr(encoder_config, "num_channels", 3)))
+
+
+def _fit_pad_from(image_processor: Any, preprocessing: Preprocessing) -> FitPad | None:
+    declared = getattr(image_processor, "inkwell_fit_pad", None)
+    if preprocessing == "processor" or (preprocessing == "auto" and not declared):
+        return None
+    declared = declared or {}
+    size = image_processor.size
+    height = size.get("height") or size.get("shortest_edge")
+    width = size.get("width") or size.get("shortest_edge")
+    mean = image_processor.image_mean
+    std = image_processor.image_std
+    return FitPad(
+        height=int(height), width=int(width), fill=declared.get("fill", "mean"), grayscale=bool(declared.get("grayscale", False)),
+        mean=float(mean[0] if isinstance(mean, (list, tuple)) else mean), std=float(std[0] if isinstance(std, (list, tuple)) else std),
+    )
+
+
+def _cross_attention_modules(model: Any) -> list[torch.nn.Module]:
+    """The decoder's cross-attention modules (TrOCR/BART-style ``encoder_attn``), in layer order."""
+    found = [m for name, m in model.decoder.named_modules() if name.endswith("encoder_attn") and hasattr(m, "q_proj")]
+    return found
+
+
+def _first_not_none(*values: Any) -> Any:
+    for value in values:
+        if value is not None:
+            return value
+    return None

@@ -1,0 +1,41 @@
+"""Per-process state of a worker: settings, database and the model, each created once per process."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from inkwell.config import Settings, get_settings
+from inkwell.db import Database
+from worker.recognizer import Recognizer
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def database() -> Database:
+    """This process's database handle."""
+    return Database(get_settings())
+
+
+@lru_cache(maxsize=1)
+def recognizer() -> Recognizer:
+    """This process's model, loaded on first use and then kept for every later batch."""
+    return load_recognizer(get_settings())
+
+
+def load_recognizer(settings: Settings, model: str | None = None) -> Recognizer:
+    """Load the configured (or given) model with the configured generation settings."""
+    return Recognizer.load(
+        model or settings.model,
+        settings.device,
+        max_new_tokens=settings.max_new_tokens,
+        batch_size=settings.recognize_batch_size,
+        preprocessing=settings.preprocessing,
+    )
+
+
+def after_fork() -> None:
+    """In a freshly forked worker child: never reuse the parent's database connections."""
+    if database.cache_info().currsize:
+        database().dispose()
