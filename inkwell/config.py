@@ -34,7 +34,10 @@ class Settings(BaseSettings):
     model: str = Field(str(BUNDLED_MODEL), description="Model folder or Hugging Face Hub id.")
     device: str = Field("auto", description="'auto' (CUDA if present), 'cpu', 'cuda' or 'cuda:N'.")
     max_new_tokens: int = Field(128, gt=0, le=1024, description="Longest text generated for one line, in tokens.")
-    recognize_batch_size: int = Field(32, gt=0, le=1024, description="Lines per model call.")
+    recognize_batch_size: int = Field(
+        0, ge=0, le=1024, description="Lines per model call; 0 = automatic (32 on the CPU, sized to free memory on a GPU)."
+    )
+    attention_layer: int = Field(-1, description="Decoder layer whose cross-attention is stored (-1 = last).")
     preprocessing: Literal["auto", "processor", "fit-pad"] = Field(
         "auto", description="'processor': the checkpoint's image processor; 'fit-pad': keep aspect and pad; "
         "'auto': what the checkpoint asks for (fit-pad for the bundled model)."

@@ -69,6 +69,14 @@ class FitPad:
     std: float
 
 
+CPU_BATCH_SIZE = 32
+
+
+def batch_size_for_memory(free_bytes: float, bytes_per_line: float, share: float = 0.7, cap: int = 512) -> int:
+    """How many lines fit in ``share`` of ``free_bytes`` at ``bytes_per_line`` (at least 1, at most ``cap``)."""
+    return int(max(1, min(cap, share * free_bytes // max(bytes_per_line, 1))))
+
+
 def resolve_device(device: str) -> torch.device:
     """'auto' -> the first CUDA device when there is one, else the CPU."""
     if device == "auto":
@@ -159,7 +167,7 @@ class Recognizer:
         device: str = "auto",
         *,
         max_new_tokens: int = 128,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         preprocessing: Preprocessing = "auto",
         attention_layer: int = -1,
     ) -> Recognizer:
@@ -168,6 +176,8 @@ class Recognizer:
         CUDA runs in bf16 (fp16 where bf16 is unsupported), the CPU in fp32. Token ids for
         starting, padding and ending are read from the checkpoint; ``use_cache`` is forced on
         (several Microsoft checkpoints ship it off, which makes decoding many times slower).
+        ``batch_size=None`` chooses one: 32 on the CPU; on a GPU, as many lines as fit in 70% of
+        its free memory, measured with a worst-case probe batch.
         """
         from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
 
@@ -182,7 +192,11 @@ class Recognizer:
         log.info("loaded %s on %s (%s, preprocessing %s)", source, target, model.dtype, "fit-pad" if fit_pad else "processor")
         # A local folder is named by its folder name (paths differ between machines), a Hub model by its id.
         name = Path(source).name if Path(source).is_dir() else source
-        return cls(model, image_processor, tokenizer, target, name, max_new_tokens, batch_size, fit_pad, attention_layer)
+        recognizer = cls(model, image_processor, tokenizer, target, name, max_new_tokens, batch_size or CPU_BATCH_SIZE, fit_pad, attention_layer)
+        if batch_size is None and target.type == "cuda":
+            recognizer.batch_size = recognizer.measure_batch_size()
+            log.info("batch size %d chosen for %s", recognizer.batch_size, target)
+        return recognizer
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -202,6 +216,23 @@ class Recognizer:
             for index, result in zip(chunk, self._recognize_batch([images[i] for i in chunk], capture)):
                 results[index] = result
         return [r for r in results if r is not None]
+
+    def measure_batch_size(self, probe: int = 8, share: float = 0.7, cap: int = 512) -> int:
+        """Lines per batch that fit the GPU: memory of a worst-case probe batch, scaled to free memory.
+
+        The probe uses full-width blank lines and forces generation to ``max_new_tokens``,
+        so its memory is what the longest real batch needs.
+        """
+        torch.cuda.synchronize(self.device)
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        height, width = self.input_size
+        blank = [Image.new("RGB", (width, height), "white")] * probe
+        self._recognize_batch(blank, capture=True, min_new_tokens=self.max_new_tokens)
+        per_line = max(1, (torch.cuda.max_memory_allocated(self.device) - base) / probe)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return batch_size_for_memory(free, per_line, share, cap)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -231,7 +262,7 @@ class Recognizer:
         return pixels.to(self.device, self.model.dtype), regions
 
     @torch.inference_mode()
-    def _recognize_batch(self, images: Sequence[Image.Image], capture: bool) -> list[LineResult]:
+    def _recognize_batch(self, images: Sequence[Image.Image], capture: bool, min_new_tokens: int | None = None) -> list[LineResult]:
         pixel_values, regions = self.pixel_values(images)
         encoded = self.model.encoder(pixel_values=pixel_values)
         probe = self._probe if capture else None
@@ -247,6 +278,7 @@ class Recognizer:
                 use_cache=True,
                 num_beams=1,
                 do_sample=False,
+                min_new_tokens=min_new_tokens,
                 output_logits=True,
                 return_dict_in_generate=True,
             )

@@ -30,8 +30,9 @@ def load_recognizer(settings: Settings, model: str | None = None) -> Recognizer:
         model or settings.model,
         settings.device,
         max_new_tokens=settings.max_new_tokens,
-        batch_size=settings.recognize_batch_size,
+        batch_size=settings.recognize_batch_size or None,
         preprocessing=settings.preprocessing,
+        attention_layer=settings.attention_layer,
     )
 
 

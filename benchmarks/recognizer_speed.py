@@ -1,0 +1,133 @@
+"""Lines per second and peak memory of three ways to read the same lines with the same model.
+
+    python -m benchmarks.recognizer_speed [--model PATH_OR_HUB_ID] [--lines 128] [--batch-size 32]
+
+1. ``model-card``: the loop from TrOCR model cards, one line at a time:
+   ``processor(images=image) -> model.generate(pixel_values) -> processor.batch_decode``;
+2. ``batched``: ``Recognizer.recognize`` batched, without attention/embedding capture;
+3. ``capture``: ``Recognizer.recognize`` batched, with attention and embeddings (what workers run).
+
+Each mode runs in its own process so that its peak memory (RSS on the CPU, allocator peak on a
+GPU) is its own; all three read the same lines in the same run. Ratios against the model-card
+loop are printed at the end. This is a measurement, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from inkwell.config import BUNDLED_MODEL
+
+REAL_LINES = Path(__file__).resolve().parents[2] / "shared" / "data" / "handwriting_lines_fr"
+MODES = ("model-card", "batched", "capture")
+
+
+def benchmark_lines(count: int) -> list:
+    """Real handwritten lines when the shared data set is present, else rendered form lines."""
+    from PIL import Image
+
+    if (REAL_LINES / "manifest.tsv").exists():
+        from training.real_lines import load_real_lines
+
+        _, validation, _ = load_real_lines(REAL_LINES)
+        return [Image.open(line.path).convert("RGB") for line in validation[:count]]
+    from tests.tiny_models import TEXTS, render_text_line
+
+    return [render_text_line(TEXTS[i % len(TEXTS)] + f" {i}") for i in range(count)]
+
+
+def _peak_memory_mb(device) -> float:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def run_mode(mode: str, model: str, count: int, batch_size: int | None, device: str, threads: int) -> dict:
+    """Read ``count`` lines in ``mode``; return timings (first call excluded as warm-up)."""
+    import torch
+
+    from worker.recognizer import Recognizer
+
+    torch.set_num_threads(threads)
+    images = benchmark_lines(count)
+    recognizer = Recognizer.load(model, device=device, batch_size=batch_size, max_new_tokens=128)
+    target = recognizer.device
+    if mode == "model-card":
+        from transformers import TrOCRProcessor
+
+        processor = TrOCRProcessor.from_pretrained(model)
+        net = recognizer.model  # the same weights, dtype and device
+
+        def read(batch):
+            texts = []
+            for image in batch:
+                pixel_values = processor(images=image, return_tensors="pt").pixel_values.to(target, net.dtype)
+                generated = net.generate(pixel_values, max_new_tokens=128)
+                texts.append(processor.batch_decode(generated, skip_special_tokens=True)[0])
+            return texts
+    else:
+        capture = mode == "capture"
+
+        def read(batch):
+            return [r.text for r in recognizer.recognize(batch, capture=capture)]
+
+    with torch.inference_mode():
+        read(images[:2])  # warm-up: lazy initialisation, kernel selection
+        if target.type == "cuda":
+            torch.cuda.synchronize(target)
+            torch.cuda.reset_peak_memory_stats(target)
+        started = time.perf_counter()
+        texts = read(images)
+        if target.type == "cuda":
+            torch.cuda.synchronize(target)
+        elapsed = time.perf_counter() - started
+    return {
+        "mode": mode, "lines": len(images), "seconds": elapsed, "lines_per_second": len(images) / elapsed,
+        "peak_memory_mb": _peak_memory_mb(target), "device": str(target), "batch_size": recognizer.batch_size,
+        "texts": texts,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(BUNDLED_MODEL))
+    parser.add_argument("--lines", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the recognizer's choice (32 on CPU)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)  # internal: one mode, JSON out
+    args = parser.parse_args(argv)
+    if args.mode:
+        print(json.dumps(run_mode(args.mode, args.model, args.lines, args.batch_size, args.device, args.threads)))
+        return
+    results = {}
+    for mode in MODES:
+        command = [sys.executable, "-m", "benchmarks.recognizer_speed", "--mode", mode, "--model", args.model,
+                   "--lines", str(args.lines), "--device", args.device, "--threads", str(args.threads)]
+        if args.batch_size:
+            command += ["--batch-size", str(args.batch_size)]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        results[mode] = json.loads(output.strip().splitlines()[-1])
+    base = results["model-card"]
+    print(f"model {args.model}  device {base['device']}  lines {base['lines']}  batch {results['batched']['batch_size']}  threads {args.threads}")
+    print(f"{'mode':<12}{'lines/s':>10}{'x card':>9}{'peak MB':>10}")
+    for mode in MODES:
+        r = results[mode]
+        print(f"{mode:<12}{r['lines_per_second']:>10.2f}{r['lines_per_second'] / base['lines_per_second']:>9.2f}{r['peak_memory_mb']:>10.0f}")
+    slowdown = results["batched"]["lines_per_second"] / results["capture"]["lines_per_second"] - 1
+    agree = sum(a == b for a, b in zip(results["batched"]["texts"], results["capture"]["texts"]))
+    card_agree = sum(a == b for a, b in zip(results["batched"]["texts"], base["texts"]))
+    print(f"capture costs {slowdown * 100:+.1f}% time against batched without capture")
+    print(f"same text: capture vs batched {agree}/{base['lines']}; model-card loop vs batched {card_agree}/{base['lines']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Write a training checkpoint as a self-contained Hugging Face model folder (the bundled model).
+
+The folder loads with ``VisionEncoderDecoderModel.from_pretrained``, ``AutoTokenizer`` and
+``AutoImageProcessor``/``TrOCRProcessor`` like any Hub checkpoint. Its image processor config
+carries ``inkwell_fit_pad``, which tells Inkwell's recognizer (and the bundled ``handler.py``)
+to scale lines to fit the input box and pad them instead of squashing them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+
+from training.charset import build_tokenizer
+from training.model import ModelShape, build_model
+
+log = logging.getLogger(__name__)
+
+MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "preprocessor_config.json")
+HANDLER = Path(__file__).with_name("handler.py")
+
+
+def export_checkpoint(checkpoint: Path, out: Path) -> dict:
+    """Export ``checkpoint`` (a ``best.pt``) into ``out``; return the metrics saved with it."""
+    from transformers import ViTImageProcessor
+
+    saved = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    shape = ModelShape(**saved["shape"])
+    tokenizer = build_tokenizer()
+    model = build_model(shape, len(tokenizer))
+    model.load_state_dict(saved["model"])
+    model.eval()
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    ViTImageProcessor(
+        do_resize=True,
+        size={"height": shape.height, "width": shape.width},
+        do_normalize=True,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+        inkwell_fit_pad={"fill": "mean", "grayscale": True},
+    ).save_pretrained(staging)
+    shutil.copy(HANDLER, staging / "handler.py")
+    metrics = {k: v for k, v in saved.get("metrics", {}).items() if not k.endswith("/example")}
+    (staging / "training_state.json").write_text(json.dumps({"state": saved["state"], "shape": saved["shape"], "validation": metrics}, indent=1))
+    card = out / "README.md"
+    if card.exists():  # the model card is written by hand and kept across exports
+        shutil.copy(card, staging / "README.md")
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    log.info("exported %s (step %s) to %s", checkpoint, saved["state"]["step"], out)
+    return metrics
+
+
+def export_run(run_dir: Path, out: Path) -> None:
+    """Export the best checkpoint of a training run."""
+    export_checkpoint(run_dir / "best.pt", out)
