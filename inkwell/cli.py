@@ -142,30 +142,36 @@ def _terminate(children, grace: float = 20.0) -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
-@click.option("--lines", "as_lines", is_flag=True, help="Each file is one text line (skip line detection).")
+@click.option("--lines", "as_lines", is_flag=True, help="Each page is one text line (skip line detection).")
 @click.option("--model", default=None, help="Model folder or Hub id (default: INKWELL_MODEL, the bundled model).")
 def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str | None) -> None:
-    """Read FILES in this process, with no queue and no database."""
-    from worker.page_image import PageDecodeError, decode_page
-    from worker.pipeline import LineBox, find_lines
-    from worker.runtime import load_recognizer
+    """Read FILES (images, multi-page TIFFs, PDFs) in this process, with no queue and no database."""
+    from inkwell.intake import UploadError, check_upload
+    from worker.page_image import PageDecodeError, render_page
+    from worker.pipeline import cut_lines
+    from worker.runtime import line_finder, load_recognizer
 
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING)
     recognizer = load_recognizer(settings, model)
     failures = 0
     for path in files:
+        data = path.read_bytes()
         try:
-            image = decode_page(path.read_bytes(), settings.max_image_pixels)
-        except PageDecodeError as error:
+            checked = check_upload(data, str(path), settings.upload_limits())
+            pages = [render_page(data, checked.media_type, i, settings.max_image_pixels, settings.pdf_dpi) for i in range(checked.page_count)]
+        except (UploadError, PageDecodeError) as error:
             click.echo(f"{path}: {error}", err=True)
             failures += 1
             continue
-        boxes = [LineBox((0, 0, image.width, image.height))] if as_lines else find_lines(image)
-        results = recognizer.recognize([image.crop(box.bbox) for box in boxes], capture=False)
-        text = "\n".join(result.text for result in results)
+        lines, page_texts = [], []
+        for number, page in enumerate(pages, start=1):
+            cut = cut_lines(page, "line" if as_lines else "page", lambda image: line_finder().find(image))
+            results = recognizer.recognize([line.image for line in cut], capture=False)
+            page_texts.append("\n".join(result.text for result in results))
+            lines += [{"page": number, "text": r.text, "confidence": round(r.confidence, 4), "bbox": list(c.bbox)} for r, c in zip(results, cut)]
+        text = "\n\f\n".join(page_texts)
         if as_json:
-            lines = [{"text": r.text, "confidence": round(r.confidence, 4), "bbox": list(b.bbox)} for r, b in zip(results, boxes)]
             click.echo(json.dumps({"file": str(path), "text": text, "lines": lines}, ensure_ascii=False))
         else:
             click.echo(text if len(files) == 1 else f"{path}: {text}")

@@ -51,7 +51,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(100 * 2**20, gt=0, description="Largest upload request accepted, in bytes.")
     max_file_bytes: int = Field(40 * 2**20, gt=0, description="Largest single uploaded file, in bytes.")
     max_files_per_job: int = Field(100, gt=0, description="Most files in one job.")
-    max_image_pixels: int = Field(60_000_000, gt=0, description="Largest image, in pixels (decompression-bomb guard).")
+    max_pages_per_job: int = Field(100, gt=0, description="Most pages in one job, all files' pages together.")
+    max_image_pixels: int = Field(60_000_000, gt=0, description="Largest page, in pixels (decompression-bomb guard).")
+    min_image_side: int = Field(8, gt=0, description="Smallest width or height of a page, in pixels.")
+    pdf_dpi: int = Field(200, ge=50, le=600, description="Resolution PDF pages are rasterised at.")
 
     lines_flush_every: int = Field(8, gt=0, description="Pages the recognition worker gathers before one batched run.")
     lines_flush_interval: float = Field(1.0, gt=0, description="Seconds before a partial batch of pages is run anyway.")
@@ -88,6 +91,12 @@ class Settings(BaseSettings):
         if self.max_file_bytes > self.max_request_bytes:
             raise ValueError("INKWELL_MAX_FILE_BYTES cannot exceed INKWELL_MAX_REQUEST_BYTES")
         return self
+
+    def upload_limits(self):  # -> inkwell.intake.Limits
+        """The limits one upload is checked against."""
+        from inkwell.intake import Limits
+
+        return Limits(self.max_file_bytes, self.max_image_pixels, self.max_pages_per_job, self.min_image_side, self.pdf_dpi)
 
     @property
     def uses_sqlite(self) -> bool:

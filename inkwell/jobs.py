@@ -8,32 +8,29 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from inkwell.models import Job, JobStatus, Line, Page, PageStatus, utcnow
-from inkwell.storage import UPLOAD, put_page_file
+from inkwell.storage import add_upload
 
 
 @dataclass(frozen=True)
 class AcceptedFile:
-    """An upload that passed the checks, ready to be stored."""
+    """An upload that passed the checks, ready to be stored; ``page_sizes`` in pixels, one per page."""
 
     filename: str
     media_type: str
     data: bytes
-    width: int | None = None
-    height: int | None = None
+    page_sizes: tuple[tuple[int | None, int | None], ...] = ((None, None),)
 
 
-def create_job(session: Session, files: list[AcceptedFile], source: str) -> Job:
-    """Add a queued job with one page per file and the files' bytes, in the caller's transaction."""
-    job = Job(source=source, status=JobStatus.QUEUED, page_count=len(files))
+def create_job(session: Session, files: list[AcceptedFile], source: str, layout: str = "page") -> Job:
+    """Add a queued job: each file stored once, one page per page of each file (caller's transaction)."""
+    job = Job(source=source, status=JobStatus.QUEUED, layout=layout, page_count=sum(len(f.page_sizes) for f in files))
     session.add(job)
-    for number, accepted in enumerate(files, start=1):
-        page = Page(
-            number=number, filename=accepted.filename[:255], media_type=accepted.media_type,
-            width=accepted.width, height=accepted.height, status=PageStatus.QUEUED,
-        )
-        job.pages.append(page)
-        session.flush()
-        put_page_file(session, page, UPLOAD, accepted.data, accepted.media_type)
+    number = 0
+    for file_number, accepted in enumerate(files, start=1):
+        upload = add_upload(session, job, file_number, accepted.filename, accepted.media_type, accepted.data, len(accepted.page_sizes))
+        for index, (width, height) in enumerate(accepted.page_sizes):
+            number += 1
+            job.pages.append(Page(number=number, upload=upload, source_index=index, width=width, height=height, status=PageStatus.QUEUED))
     session.flush()
     return job
 

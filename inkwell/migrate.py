@@ -30,3 +30,8 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
 def check(settings: Settings) -> None:
     """Raise if the models and the migrations disagree (``alembic check``)."""
     command.check(alembic_config(settings))
+
+
+def downgrade(settings: Settings, revision: str) -> None:
+    """Take the database back to ``revision``."""
+    command.downgrade(alembic_config(settings), revision)

@@ -74,22 +74,51 @@ class Job(Base):
     started_at: Mapped[datetime | None] = _timestamp()
     finished_at: Mapped[datetime | None] = _timestamp()
 
+    layout: Mapped[str] = mapped_column(String(8), default="page")  # "page": find lines; "line": each file is one line
+
+    uploads: Mapped[list[Upload]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="Upload.number", passive_deletes=True
+    )
     pages: Mapped[list[Page]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="Page.number", passive_deletes=True
     )
 
 
+class Upload(Base):
+    """One uploaded file as received (an image, a multi-page TIFF or a PDF) and its bytes.
+
+    The bytes live in the database: every web process and worker, on any machine, reads them
+    through the connection it already has, and they are committed in the same transaction as
+    the job, so an accepted job always has its files (see README, "Where page bytes live").
+    """
+
+    __tablename__ = "uploads"
+    __table_args__ = (UniqueConstraint("job_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1-based position in the request
+    filename: Mapped[str] = mapped_column(String(255))  # as uploaded; for display only, never a path
+    media_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    page_count: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded only when asked for
+
+    job: Mapped[Job] = relationship(back_populates="uploads")
+
+
 class Page(Base):
-    """One page image of a job (an uploaded image, or later one page of a PDF/TIFF)."""
+    """One page of a job: an uploaded image, or one page of an uploaded PDF or TIFF."""
 
     __tablename__ = "pages"
     __table_args__ = (UniqueConstraint("job_id", "number"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"), index=True)
+    source_index: Mapped[int] = mapped_column(Integer, default=0)  # 0-based page within the upload
     number: Mapped[int] = mapped_column(Integer)  # 1-based position in the job
-    filename: Mapped[str] = mapped_column(String(255))  # as uploaded; for display only, never a path
-    media_type: Mapped[str] = mapped_column(String(64))
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[PageStatus] = mapped_column(_enum(PageStatus), default=PageStatus.QUEUED, index=True)
@@ -100,18 +129,15 @@ class Page(Base):
     finished_at: Mapped[datetime | None] = _timestamp()
 
     job: Mapped[Job] = relationship(back_populates="pages")
+    upload: Mapped[Upload] = relationship()
     lines: Mapped[list[Line]] = relationship(
         back_populates="page", cascade="all, delete-orphan", order_by="Line.number", passive_deletes=True
     )
 
 
 class PageFile(Base):
-    """Bytes of a page: the upload as received (``kind='upload'``), later derived images.
-
-    Kept in the database, apart from ``pages`` so listing pages never loads image bytes:
-    every web process and every worker on any machine can read it with the connection they
-    already have, and it is committed in the same transaction as the job that refers to it.
-    """
+    """Images derived from a page: ``kind='image'`` is the page as rasterised and turned upright
+    (JPEG, for display); kept apart from ``pages`` so that listing pages never loads bytes."""
 
     __tablename__ = "page_files"
     __table_args__ = (UniqueConstraint("page_id", "kind"),)
@@ -154,3 +180,13 @@ class Line(Base):
     def final_text(self) -> str:
         """The reviewer's text where there is one, else the model's."""
         return self.corrected_text if self.corrected_text is not None else (self.text or "")
+
+
+class LineImage(Base):
+    """The line cut out of the page at full resolution and straightened (PNG): the model's input."""
+
+    __tablename__ = "line_images"
+
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -12,7 +12,9 @@ from inkwell.schemas import JobOut, LineOut, PageOut, Progress, TokenOut
 def load_job(session: Session, job_id: str) -> Job | None:
     """The job with its pages and lines (two extra queries, no per-page queries)."""
     return session.scalar(
-        select(Job).where(Job.id == job_id).options(selectinload(Job.pages).selectinload(Page.lines))
+        select(Job).where(Job.id == job_id).options(
+            selectinload(Job.pages).selectinload(Page.lines), selectinload(Job.pages).selectinload(Page.upload), selectinload(Job.uploads)
+        )
     )
 
 
@@ -24,6 +26,8 @@ def line_out(line: Line) -> LineOut:
         corrected=line.corrected_text is not None,
         confidence=line.confidence,
         bbox=list(line.bbox),
+        polygon=line.polygon,
+        detection_confidence=line.detection_confidence,
         tokens=[TokenOut(**token) for token in line.tokens] if line.tokens is not None else None,
     )
 
@@ -37,7 +41,8 @@ def page_out(page: Page) -> PageOut:
     done = page.status == PageStatus.SUCCEEDED
     return PageOut(
         number=page.number,
-        filename=page.filename,
+        filename=page.upload.filename,
+        source_page=page.source_index + 1,
         status=page.status.value,
         error=page.error,
         width=page.width,

@@ -41,12 +41,15 @@ class LineOut(Strict):
     corrected: bool
     confidence: float | None = Field(description="Geometric mean of the token probabilities (end token included).")
     bbox: list[int] = Field(description="[x0, y0, x1, y1] in page pixels.", min_length=4, max_length=4)
+    polygon: list[list[int]] | None = Field(description="Corner points [[x, y], ...] in page pixels, when the line was detected.")
+    detection_confidence: float | None = Field(description="How sure the line detector was that this is text.")
     tokens: list[TokenOut] | None
 
 
 class PageOut(Strict):
-    number: int
-    filename: str
+    number: int = Field(description="1-based position in the job.")
+    filename: str = Field(description="The uploaded file this page comes from.")
+    source_page: int = Field(description="1-based page within that file (PDF and TIFF files have several).")
     status: PageStatusName
     error: str | None
     width: int | None

@@ -88,3 +88,11 @@ def database(backend_settings: Settings) -> Iterator[Database]:
     db = Database(backend_settings)
     yield db
     db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def xml_schemas():
+    """Official ALTO v4 and PAGE 2019 XSDs (see tests/schemas.py)."""
+    from tests.schemas import load_schemas
+
+    return load_schemas()

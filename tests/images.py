@@ -37,4 +37,4 @@ def declared_size_png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", compressed) + _chunk(b"IEND", b"")
 
 
-NOT_AN_IMAGE = b"%PDF-1.4 this is not an image, and PDFs are not accepted yet\n"
+NOT_AN_IMAGE = b"Dear Sir or Madam,\nplease find my application attached.\n"

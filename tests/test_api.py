@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from inkwell.config import Settings
 from inkwell.db import Database
 from inkwell.migrate import upgrade
-from inkwell.models import Job, JobStatus, Line, Page, PageFile, PageStatus
+from inkwell.models import Job, JobStatus, Line, Page, PageStatus, Upload
 from inkwell.queue import QUEUE_PAGES, TASK_PREPARE_PAGE
 from tests.images import NOT_AN_IMAGE, declared_size_png, line_png, truncated_png
 from webui import create_app
@@ -85,9 +85,9 @@ def test_submit_stores_then_enqueues_each_page(app: Flask, client: FlaskClient) 
         job = session.get(Job, body["id"])
         assert job.status == JobStatus.QUEUED and job.page_count == 2
         page_ids = sorted(page.id for page in job.pages)
-        assert [p.filename for p in job.pages] == ["a.png", "b.png"]
+        assert [p.upload.filename for p in job.pages] == ["a.png", "b.png"]
     assert sorted(args[0] for _, args in _queued_messages(app)) == page_ids
-    assert _count(app, PageFile) == 2
+    assert _count(app, Upload) == 2
 
 
 def test_job_resource_matches_the_published_schema(app: Flask, client: FlaskClient) -> None:
@@ -122,6 +122,12 @@ def test_job_resource_matches_the_published_schema(app: Flask, client: FlaskClie
     assert as_json.get_json() == body
     as_text = client.get(f"/api/v1/jobs/{job_id}/result?format=txt")
     assert as_text.mimetype == "text/plain" and as_text.get_data(as_text=True) == "yes\n"
+    as_csv = client.get(f"/api/v1/jobs/{job_id}/result?format=csv")
+    assert as_csv.mimetype == "text/csv" and as_csv.get_data(as_text=True).splitlines()[1].startswith("1,1,0,0,10,10,yes,")
+    for fmt, media_type in (("alto", "application/xml"), ("pagexml", "application/zip")):
+        exported = client.get(f"/api/v1/jobs/{job_id}/result?format={fmt}")
+        assert exported.status_code == 200 and exported.mimetype == media_type
+        assert f"inkwell-{job_id}" in exported.headers["Content-Disposition"]
     _assert_error_shape(client.get(f"/api/v1/jobs/{job_id}/result?format=docx"), 400, "invalid_format")
 
 
@@ -144,7 +150,7 @@ def test_bad_uploads_get_the_error_shape_and_store_nothing(app: Flask, client: F
         for name, value in fields.items()
     }
     _assert_error_shape(client.post("/api/v1/jobs", data=form), status, code)
-    assert _count(app, Job) == 0 and _count(app, Page) == 0 and _count(app, PageFile) == 0
+    assert _count(app, Job) == 0 and _count(app, Page) == 0 and _count(app, Upload) == 0
     assert _queued_messages(app) == []
     assert client.get("/healthz").status_code == 200
 
@@ -192,21 +198,48 @@ def test_html_upload_needs_the_csrf_token(app: Flask, client: FlaskClient) -> No
     job_page = client.get(accepted.headers["Location"])
     assert job_page.status_code == 200 and "job.js" in job_page.get_data(as_text=True)
     bad = client.post("/jobs", data={"csrf_token": token, "files": (io.BytesIO(NOT_AN_IMAGE), "x.png")})
-    assert bad.status_code == 415 and "not an image" in bad.get_data(as_text=True)
+    assert bad.status_code == 415 and "not a file in a supported format" in bad.get_data(as_text=True)
 
 
-def test_page_images_are_served_and_tiff_is_converted(app: Flask, client: FlaskClient) -> None:
+def test_page_images_are_served(app: Flask, client: FlaskClient) -> None:
     from PIL import Image
 
+    from inkwell.storage import put_page_image
     from tests.images import encode
 
     tiff = encode(Image.new("L", (30, 10), 255), "TIFF")
     job_id = client.post("/api/v1/jobs", data={"files": [(io.BytesIO(line_png("a")), "a.png"), (io.BytesIO(tiff), "b.tif")]}).get_json()["id"]
     png = client.get(f"/jobs/{job_id}/pages/1/image")
-    assert png.mimetype == "image/png" and png.data == line_png("a")
-    converted = client.get(f"/jobs/{job_id}/pages/2/image")
-    assert converted.mimetype == "image/png" and converted.data.startswith(b"\x89PNG")
+    assert png.mimetype == "image/png" and png.data == line_png("a")  # before preparation: the upload itself
+    _assert_not_ready = client.get(f"/jobs/{job_id}/pages/2/image")
+    assert _assert_not_ready.status_code == 404  # browsers cannot show TIFF: wait for the page image
+    with _db(app).session() as session:
+        put_page_image(session, session.get(Job, job_id).pages[1], b"\xff\xd8\xff-jpeg", "image/jpeg")
+    prepared = client.get(f"/jobs/{job_id}/pages/2/image")
+    assert prepared.mimetype == "image/jpeg" and prepared.data == b"\xff\xd8\xff-jpeg"
     assert client.get(f"/jobs/{job_id}/pages/3/image").status_code == 404
+
+
+def test_pdfs_become_one_page_each_and_limits_count_all_pages(tmp_path: Path) -> None:
+    from tests.documents import encrypted_pdf, image_pdf, many_page_pdf
+
+    settings = Settings(data_dir=tmp_path, secret_key="x", max_pages_per_job=5)
+    upgrade(settings)
+    app = create_app(settings)
+    client = app.test_client()
+    from PIL import Image
+
+    pdf = image_pdf([Image.new("L", (400, 500), 255)] * 3)
+    body = client.post("/api/v1/jobs", data={"files": [(io.BytesIO(pdf), "scan.pdf"), (io.BytesIO(line_png("x")), "x.png")]}).get_json()
+    job = client.get(f"/api/v1/jobs/{body['id']}").get_json()
+    assert [(p["number"], p["filename"], p["source_page"]) for p in job["pages"]] == [(1, "scan.pdf", 1), (2, "scan.pdf", 2), (3, "scan.pdf", 3), (4, "x.png", 1)]
+    assert job["progress"]["pages_total"] == 4
+    assert _queued_messages(app) and _count(app, Upload) == 2
+    _assert_error_shape(client.post("/api/v1/jobs", data={"files": [(io.BytesIO(pdf), "a.pdf"), (io.BytesIO(pdf), "b.pdf")]}), 413, "too_many_pages")
+    _assert_error_shape(client.post("/api/v1/jobs", data={"files": [(io.BytesIO(many_page_pdf(500)), "big.pdf")]}), 413, "too_many_pages")
+    _assert_error_shape(client.post("/api/v1/jobs", data={"files": [(io.BytesIO(encrypted_pdf()), "secret.pdf")]}), 422, "encrypted_pdf")
+    _assert_error_shape(client.post("/api/v1/jobs", data={"layout": "poster", "files": [(io.BytesIO(pdf), "a.pdf")]}), 400, "invalid_layout")
+    assert _count(app, Job) == 1
 
 
 def test_the_web_side_never_imports_torch(tmp_path: Path) -> None:

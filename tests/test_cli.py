@@ -28,17 +28,17 @@ def test_recognize_lines_as_json(tmp_path: Path, tiny_char_model: Path) -> None:
     for row in rows:
         assert set(row) == {"file", "text", "lines"}
         (line,) = row["lines"]
-        assert set(line) == {"text", "confidence", "bbox"} and 0 < line["confidence"] <= 1
+        assert set(line) == {"page", "text", "confidence", "bbox"} and 0 < line["confidence"] <= 1
 
 
 def test_recognize_plain_text_and_a_bad_file(tmp_path: Path, tiny_char_model: Path) -> None:
     (tmp_path / "good.png").write_bytes(line_png("Form 42"))
     (tmp_path / "bad.png").write_bytes(truncated_png())
-    single = _inkwell("recognize", "--model", str(tiny_char_model), str(tmp_path / "good.png"), env_dir=tmp_path)
+    single = _inkwell("recognize", "--lines", "--model", str(tiny_char_model), str(tmp_path / "good.png"), env_dir=tmp_path)
     assert single.returncode == 0 and single.stdout == "Form 42\n"
-    mixed = _inkwell("recognize", "--model", str(tiny_char_model), str(tmp_path / "good.png"), str(tmp_path / "bad.png"), env_dir=tmp_path)
+    mixed = _inkwell("recognize", "--lines", "--model", str(tiny_char_model), str(tmp_path / "good.png"), str(tmp_path / "bad.png"), env_dir=tmp_path)
     assert mixed.returncode == 1
-    assert "good.png: Form 42" in mixed.stdout and "bad.png" in mixed.stderr and "cannot be decoded" in mixed.stderr
+    assert "good.png: Form 42" in mixed.stdout and "bad.png" in mixed.stderr and "damaged" in mixed.stderr
 
 
 def test_help_lists_the_commands(tmp_path: Path) -> None:

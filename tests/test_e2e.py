@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from inkwell.config import Settings
 from inkwell.db import Database
-from inkwell.models import Job, Line, PageFile
+from inkwell.models import Job, Line, Upload
 from tests.images import NOT_AN_IMAGE, declared_size_png, line_png, truncated_png
 from tests.processes import Processes, free_port, wait_for_job, wait_until_up
 
@@ -43,7 +43,8 @@ def _environment(tmp_path: Path, model: Path, port: int, **extra: str) -> dict[s
 
 def _submit_and_check(base: str, settings: Settings, processes: Processes) -> None:
     files = [("files", (f"line{i}.png", line_png(text), "image/png")) for i, text in enumerate(TEXTS)]
-    response = requests.post(f"{base}/api/v1/jobs", files=files, timeout=30)
+    # the tiny model reads whole line images: no line detection
+    response = requests.post(f"{base}/api/v1/jobs", files=files, data={"layout": "line"}, timeout=30)
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
     assert response.headers["Location"] == f"/api/v1/jobs/{job_id}"
@@ -67,7 +68,7 @@ def _submit_and_check(base: str, settings: Settings, processes: Processes) -> No
 def _bad_inputs_are_refused(base: str, settings: Settings) -> None:
     db = Database(settings)
     with db.session() as session:
-        before = (session.scalar(select(func.count()).select_from(Job)), session.scalar(select(func.count()).select_from(PageFile)))
+        before = (session.scalar(select(func.count()).select_from(Job)), session.scalar(select(func.count()).select_from(Upload)))
     cases = [
         ([("files", ("x.png", NOT_AN_IMAGE, "image/png"))], 415),
         ([("files", ("x.png", truncated_png(), "image/png"))], 422),
@@ -81,7 +82,7 @@ def _bad_inputs_are_refused(base: str, settings: Settings) -> None:
         assert response.status_code == status, response.text
         assert set(response.json()["error"]) == {"code", "message"}
     with db.session() as session:
-        after = (session.scalar(select(func.count()).select_from(Job)), session.scalar(select(func.count()).select_from(PageFile)))
+        after = (session.scalar(select(func.count()).select_from(Job)), session.scalar(select(func.count()).select_from(Upload)))
     db.engine.dispose()
     assert after == before
     assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
@@ -120,7 +121,7 @@ def test_serve_runs_everything_and_stops_on_ctrl_c(tmp_path: Path, tiny_char_mod
     try:
         serve = processes.start("serve", "serve")
         wait_until_up(f"{base}/healthz", processes, timeout=120)
-        response = requests.post(f"{base}/api/v1/jobs", files=[("files", ("a.png", line_png("Form 42"), "image/png"))], timeout=30)
+        response = requests.post(f"{base}/api/v1/jobs", files=[("files", ("a.png", line_png("Form 42"), "image/png"))], data={"layout": "line"}, timeout=30)
         body = wait_for_job(base, response.json()["id"], processes)
         assert body["pages"][0]["text"] == "Form 42"
         started = time.monotonic()

@@ -10,13 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from inkwell.arrays import pack_array, unpack_array
 from inkwell.db import Database
 from inkwell.jobs import AcceptedFile, create_job, refresh_job
-from inkwell.models import Job, JobStatus, Line, Page, PageFile, PageStatus
-from inkwell.storage import get_page_file
+from inkwell.models import Job, JobStatus, Line, LineImage, Page, PageFile, PageStatus, Upload
+from inkwell.storage import line_images, put_line_image, put_page_image, upload_bytes
 
 
 def _job(db: Database, pages: int = 2) -> str:
     with db.session() as session:
-        job = create_job(session, [AcceptedFile(f"p{i}.png", "image/png", bytes([i]) * 10, 5, 2) for i in range(pages)], "api")
+        job = create_job(session, [AcceptedFile(f"p{i}.png", "image/png", bytes([i]) * 10, ((5, 2),)) for i in range(pages)], "api")
         return job.id
 
 
@@ -24,10 +24,40 @@ def test_job_pages_and_files_round_trip(database: Database) -> None:
     job_id = _job(database)
     with database.session() as session:
         job = session.get(Job, job_id)
-        assert job.status == JobStatus.QUEUED and job.page_count == 2
+        assert job.status == JobStatus.QUEUED and job.page_count == 2 and job.layout == "page"
         assert [p.number for p in job.pages] == [1, 2]
-        stored = get_page_file(session, job.pages[1].id)
-        assert stored.data == bytes([1]) * 10 and stored.size == 10 and len(stored.sha256) == 64
+        upload = job.pages[1].upload
+        assert (upload.filename, upload.size, len(upload.sha256), upload.page_count) == ("p1.png", 10, 64, 1)
+        assert upload_bytes(session, upload.id) == bytes([1]) * 10
+
+
+def test_a_multi_page_file_is_stored_once_with_a_page_each(database: Database) -> None:
+    with database.session() as session:
+        job = create_job(session, [AcceptedFile("a.png", "image/png", b"a", ((10, 10),)),
+                                   AcceptedFile("scan.pdf", "application/pdf", b"%PDF", ((100, 200), (100, 200), (300, 100)))], "web", "page")
+        job_id = job.id
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        assert job.page_count == 4 and len(job.uploads) == 2
+        assert [(p.number, p.upload.filename, p.source_index, p.width) for p in job.pages] == [
+            (1, "a.png", 0, 10), (2, "scan.pdf", 0, 100), (3, "scan.pdf", 1, 100), (4, "scan.pdf", 2, 300)]
+
+
+def test_page_and_line_images_round_trip(database: Database) -> None:
+    job_id = _job(database, 1)
+    with database.session() as session:
+        page = session.get(Job, job_id).pages[0]
+        put_page_image(session, page, b"jpeg", "image/jpeg")
+        put_page_image(session, page, b"jpeg2", "image/jpeg")  # replaced, not duplicated
+        for number in (2, 1):
+            line = Line(page_id=page.id, number=number, bbox=[0, 0, 1, 1])
+            session.add(line)
+            session.flush()
+            put_line_image(session, line, f"png{number}".encode())
+    with database.session() as session:
+        page = session.get(Job, job_id).pages[0]
+        assert session.scalar(select(func.count()).select_from(PageFile)) == 1
+        assert [data for _, data in line_images(session, page.id)] == [b"png1", b"png2"]
 
 
 def test_line_arrays_keep_shape_and_dtype(database: Database) -> None:
@@ -64,11 +94,15 @@ def test_deleting_a_job_removes_everything_under_it(database: Database) -> None:
     job_id = _job(database)
     with database.session() as session:
         page = session.get(Job, job_id).pages[0]
-        session.add(Line(page_id=page.id, number=1, bbox=[0, 0, 1, 1]))
+        line = Line(page_id=page.id, number=1, bbox=[0, 0, 1, 1])
+        session.add(line)
+        session.flush()
+        put_line_image(session, line, b"png")
+        put_page_image(session, page, b"jpeg", "image/jpeg")
     with database.session() as session:
         session.delete(session.get(Job, job_id))
     with database.session() as session:
-        for table in (Page, PageFile, Line):
+        for table in (Upload, Page, PageFile, Line, LineImage):
             assert session.scalar(select(func.count()).select_from(table)) == 0
 
 

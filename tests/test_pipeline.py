@@ -12,12 +12,17 @@ from sqlalchemy import func, select
 from inkwell.arrays import unpack_array
 from inkwell.db import Database
 from inkwell.jobs import AcceptedFile, create_job
-from inkwell.models import Job, JobStatus, Line, Page, PageFile, PageStatus
+from inkwell.models import Job, JobStatus, Line, LineImage, Page, PageFile, PageStatus, Upload
 from tests.images import line_png
-from worker.pipeline import prepare_page, recognize_pages
+from worker.line_finder import LineFinder
+from worker.pipeline import PageLimits, prepare_page, recognize_pages
 from worker.recognizer import Recognizer
 
-MAX_PIXELS = 10_000_000
+LIMITS = PageLimits(max_pixels=10_000_000, dpi=150)
+
+
+def _no_detection(image):
+    raise AssertionError("layout 'line' must not run line detection")
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +30,19 @@ def recognizer(tiny_char_model: Path) -> Recognizer:
     return Recognizer.load(tiny_char_model, device="cpu", max_new_tokens=32, batch_size=4)
 
 
-def _submit(db: Database, texts: list[str]) -> tuple[str, list[int]]:
+def _submit(db: Database, texts: list[str], layout: str = "line") -> tuple[str, list[int]]:
     with db.session() as session:
-        job = create_job(session, [AcceptedFile(f"{i}.png", "image/png", line_png(t)) for i, t in enumerate(texts)], "api")
+        job = create_job(session, [AcceptedFile(f"{i}.png", "image/png", line_png(t)) for i, t in enumerate(texts)], "api", layout)
         return job.id, [page.id for page in job.pages]
 
 
-def _run(db: Database, recognizer: Recognizer, page_ids: list[int]) -> None:
-    ready = [page_id for page_id in page_ids if prepare_page(db, page_id, MAX_PIXELS)]
-    recognize_pages(db, recognizer, ready, MAX_PIXELS)
+def _prepare(db: Database, page_id: int, find=_no_detection) -> bool:
+    return prepare_page(db, page_id, LIMITS, find)
+
+
+def _run(db: Database, recognizer: Recognizer, page_ids: list[int], find=_no_detection) -> None:
+    ready = [page_id for page_id in page_ids if _prepare(db, page_id, find)]
+    recognize_pages(db, recognizer, ready)
 
 
 def test_pages_are_read_and_stored(database: Database, recognizer: Recognizer) -> None:
@@ -60,7 +69,7 @@ def test_redelivered_messages_change_nothing(database: Database, recognizer: Rec
     job_id, page_ids = _submit(database, ["Form 42"])
     _run(database, recognizer, page_ids)
     _run(database, recognizer, page_ids)  # the same messages again, as after a crash
-    recognize_pages(database, recognizer, page_ids + page_ids, MAX_PIXELS)
+    recognize_pages(database, recognizer, page_ids + page_ids)
     with database.session() as session:
         assert session.scalar(select(func.count()).select_from(Line)) == 1
         job = session.get(Job, job_id)
@@ -70,8 +79,8 @@ def test_redelivered_messages_change_nothing(database: Database, recognizer: Rec
 def test_an_unreadable_page_fails_alone(database: Database, recognizer: Recognizer) -> None:
     job_id, page_ids = _submit(database, ["yes", "ink"])
     with database.session() as session:  # damage the second page's stored bytes behind the API's back
-        stored = session.scalar(select(PageFile).where(PageFile.page_id == page_ids[1]))
-        stored.data = stored.data[:40]
+        upload = session.get(Page, page_ids[1]).upload
+        upload.data = line_png("ink")[:40]
     _run(database, recognizer, page_ids)
     with database.session() as session:
         job = session.get(Job, job_id)
@@ -97,8 +106,8 @@ class _FailsOnWideLines:
 
 def test_a_model_failure_fails_only_its_page(database: Database, recognizer: Recognizer) -> None:
     job_id, page_ids = _submit(database, ["ink", "Paris 75001", "yes"])
-    ready = [page_id for page_id in page_ids if prepare_page(database, page_id, MAX_PIXELS)]
-    recognize_pages(database, _FailsOnWideLines(recognizer), ready, MAX_PIXELS)
+    ready = [page_id for page_id in page_ids if _prepare(database, page_id)]
+    recognize_pages(database, _FailsOnWideLines(recognizer), ready)
     with database.session() as session:
         pages = session.get(Job, job_id).pages
         assert [p.status for p in pages] == [PageStatus.SUCCEEDED, PageStatus.FAILED, PageStatus.SUCCEEDED]
@@ -108,11 +117,11 @@ def test_a_model_failure_fails_only_its_page(database: Database, recognizer: Rec
 
 def test_vanished_pages_are_skipped(database: Database, recognizer: Recognizer) -> None:
     job_id, page_ids = _submit(database, ["yes"])
-    assert prepare_page(database, page_ids[0], MAX_PIXELS)
+    assert _prepare(database, page_ids[0])
     with database.session() as session:
         session.delete(session.get(Job, job_id))
-    recognize_pages(database, recognizer, page_ids, MAX_PIXELS)
-    assert not prepare_page(database, page_ids[0], MAX_PIXELS)
+    recognize_pages(database, recognizer, page_ids)
+    assert not _prepare(database, page_ids[0])
     with database.session() as session:
         assert session.scalar(select(func.count()).select_from(Page)) == 0
 
@@ -125,8 +134,45 @@ def test_transparent_and_16_bit_pages_decode(database: Database, recognizer: Rec
     rgba.putalpha(Image.new("L", rgba.size, 255))
     grey16 = render_text_line("yes").convert("L").point(lambda v: v * 256, "I")
     with database.session() as session:
-        job = create_job(session, [AcceptedFile("a.png", "image/png", encode(rgba)), AcceptedFile("b.png", "image/png", encode(grey16.convert("I;16")))], "api")
+        job = create_job(session, [AcceptedFile("a.png", "image/png", encode(rgba)), AcceptedFile("b.png", "image/png", encode(grey16.convert("I;16")))], "api", "line")
         job_id, page_ids = job.id, [p.id for p in job.pages]
     _run(database, recognizer, page_ids)
     with database.session() as session:
         assert [p.lines[0].text for p in session.get(Job, job_id).pages] == ["ink", "yes"]
+
+
+@pytest.fixture(scope="module")
+def line_finder() -> LineFinder:
+    return LineFinder()
+
+
+def test_pages_of_a_pdf_and_a_tiff_are_rasterised_and_cut_into_lines(database: Database, recognizer: Recognizer, line_finder: LineFinder) -> None:
+    from tests.documents import image_pdf, image_tiff, pdf_with_a_broken_page
+    from tests.forms import handwriting_fonts, make_form
+
+    fonts = handwriting_fonts()
+    forms = [make_form(seed, fonts) for seed in (11, 12)]
+    scans = [f.image for f in forms]
+    files = [
+        AcceptedFile("scan.pdf", "application/pdf", image_pdf(scans, resolution=150), ((1240, 1754),) * 2),
+        AcceptedFile("fax.tif", "image/tiff", image_tiff([scans[1]], mode="1", compression="group4"), ((1240, 1754),)),
+        AcceptedFile("odd.pdf", "application/pdf", pdf_with_a_broken_page([scans[0]]), ((1240, 1754), (1240, 1754))),
+    ]
+    with database.session() as session:
+        job = create_job(session, files, "api", "page")
+        job_id, page_ids = job.id, [p.id for p in job.pages]
+    _run(database, recognizer, page_ids, line_finder.find)
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        assert job.status == JobStatus.SUCCEEDED, [p.error for p in job.pages]
+        pdf_page, _, fax_page, _, garbage_page = job.pages
+        expected = len(forms[0].lines)
+        assert len(pdf_page.lines) == expected, "every line of the form is found"
+        assert abs(pdf_page.width - 1240) <= 1 and abs(pdf_page.height - 1754) <= 1  # the 150-dpi scan, rendered at 150 dpi
+        assert len(fax_page.lines) >= expected - 2  # a 1-bit fax loses detail
+        assert garbage_page.lines == [] and garbage_page.status == PageStatus.SUCCEEDED
+        first = pdf_page.lines[0]
+        assert first.polygon and len(first.polygon) == 4 and 0 < first.detection_confidence <= 1
+        assert first.text is not None and first.tokens is not None
+        assert session.scalar(select(func.count()).select_from(LineImage)) == sum(len(p.lines) for p in job.pages)
+        assert session.scalar(select(func.count()).select_from(PageFile)) == 5  # an upright image per page

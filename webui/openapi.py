@@ -55,7 +55,9 @@ def openapi_document() -> dict[str, Any]:
                                     "type": "object",
                                     "properties": {
                                         "files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                                  "description": "PNG, JPEG, WebP or TIFF images, one page each."},
+                                                  "description": "PNG, JPEG, WebP, TIFF (every page) or PDF (every page) files."},
+                                        "layout": {"type": "string", "enum": ["page", "line"], "default": "page",
+                                                   "description": "'page': find the text lines of each page; 'line': each page is one text line."},
                                     },
                                     "required": ["files"],
                                 },
@@ -65,10 +67,10 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "202": _json("JobAccepted", "Stored and queued.", {
                             "Location": {"description": "URL of the job.", "schema": {"type": "string"}}, **RETRY_AFTER}),
-                        "400": _error("No file, or an empty one."),
-                        "413": _error("A file, the request, or an image's pixel count is over the limit."),
-                        "415": _error("A file is not an image in a supported format."),
-                        "422": _error("An image is damaged or incomplete."),
+                        "400": _error("No file, an empty one, or an unknown layout."),
+                        "413": _error("A file, the request, a page's pixel count or the number of pages is over the limit."),
+                        "415": _error("A file is not in a supported format."),
+                        "422": _error("A file is damaged, incomplete, password-protected, or a page is too small to hold text."),
                     },
                 }
             },
@@ -89,14 +91,19 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "getJobResult",
                     "parameters": [
                         JOB_ID,
-                        {"name": "format", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json", "txt"], "default": "json"}},
+                        {"name": "format", "in": "query", "required": False,
+                         "schema": {"type": "string", "enum": ["json", "txt", "csv", "alto", "pagexml"], "default": "json"}},
                     ],
                     "responses": {
                         "200": {
-                            "description": "JSON (the job) or plain text (pages separated by form feeds).",
+                            "description": "json: the job; txt: pages separated by form feeds; csv: a row per line; "
+                            "alto: ALTO XML v4; pagexml: a ZIP of PAGE XML 2019 files, one per page.",
                             "content": {
                                 "application/json": {"schema": {"$ref": REF.format(model="JobOut")}},
                                 "text/plain": {"schema": {"type": "string"}},
+                                "text/csv": {"schema": {"type": "string"}},
+                                "application/xml": {"schema": {"type": "string"}},
+                                "application/zip": {"schema": {"type": "string", "format": "binary"}},
                             },
                         },
                         "400": _error("Unknown format."),

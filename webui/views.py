@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
-from PIL import Image
 from sqlalchemy import select
 
-from inkwell.models import Job, Page
-from inkwell.storage import get_page_file
+from inkwell.models import Job, Page, Upload
+from inkwell.storage import page_image as stored_page_image
+from inkwell.storage import upload_bytes
 from webui.state import database, settings
 from webui.uploads import accept_upload, submitted_files
 
@@ -27,7 +25,7 @@ def index() -> str:
 
 @views.post("/jobs")
 def upload() -> Response:
-    job_id, _ = accept_upload(submitted_files(request.files), source="web")
+    job_id, _ = accept_upload(submitted_files(request.files), source="web", layout=request.form.get("layout", "page"))
     return redirect(url_for("views.job", job_id=job_id), code=303)
 
 
@@ -42,18 +40,19 @@ def job(job_id: str) -> str:
 
 @views.get("/jobs/<job_id>/pages/<int:number>/image")
 def page_image(job_id: str, number: int) -> Response:
-    """The page as uploaded; formats browsers cannot show (TIFF) are sent as PNG."""
+    """The page as the workers see it (upright, PDFs rasterised), or the upload itself before that."""
     with database().session() as session:
         page = session.scalar(select(Page).where(Page.job_id == job_id, Page.number == number))
-        stored = get_page_file(session, page.id) if page is not None else None
-        if stored is None:
+        if page is None:
             abort(404, description="No such page.")
-        data, media_type = stored.data, stored.media_type
-    if media_type not in BROWSER_IMAGE_TYPES:
-        with Image.open(io.BytesIO(data)) as image:
-            buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, "PNG")
-        data, media_type = buffer.getvalue(), "image/png"
+        prepared = stored_page_image(session, page.id)
+        if prepared is not None:
+            data, media_type = prepared.data, prepared.media_type
+        else:
+            upload = session.get(Upload, page.upload_id)
+            if upload.media_type not in BROWSER_IMAGE_TYPES:
+                abort(404, description="The page image is not ready yet.")
+            data, media_type = upload_bytes(session, upload.id), upload.media_type
     response = Response(data, mimetype=media_type)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

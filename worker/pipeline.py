@@ -1,15 +1,17 @@
-"""The work on a page, as plain functions over the database and the recognizer (no Celery here).
+"""The work on a page, as plain functions over the database, the line finder and the recognizer.
 
-``prepare_page`` runs on the CPU queue: decode the stored page and cut it into lines.
-``recognize_pages`` runs on the model queue: read the lines of many pages in one batched call and
-write each page's results in its own transaction. Both are idempotent, so a message delivered
-twice (after a worker crash) leaves the same rows as one delivery. No session stays open while
-the model runs.
+``prepare_page`` runs on the CPU queue ``pages``: rasterise the page, find its lines, cut them out,
+store the page image, the lines and their images. ``recognize_pages`` runs on the model queue
+``lines``: read the lines of many pages in one batched call and write each page's results in its
+own transaction. Both are idempotent, so a message delivered twice (after a worker crash) leaves
+the same rows as one delivery. No database session stays open while a model runs.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,32 +21,45 @@ from sqlalchemy import delete, select
 from inkwell.arrays import pack_array
 from inkwell.db import Database
 from inkwell.jobs import mark_job_started, refresh_job
-from inkwell.models import Job, Line, Page, PageStatus, utcnow
-from inkwell.storage import get_page_file
-from worker.page_image import PageDecodeError, decode_page
+from inkwell.models import Job, Line, Page, PageStatus, Upload, utcnow
+from inkwell.storage import line_images, put_line_image, put_page_image, upload_bytes
+from worker.line_finder import FoundLine, crop_line
+from worker.page_image import PageDecodeError, encode_jpeg, encode_png, render_page
 from worker.recognizer import LineResult, Recognizer
 
 log = logging.getLogger(__name__)
 
+LineFinderFn = Callable[[Image.Image], list[FoundLine]]
+
 
 @dataclass(frozen=True)
-class LineBox:
-    """A line found on a page, in page pixels."""
+class PageLimits:
+    max_pixels: int
+    dpi: int
+
+
+@dataclass(frozen=True)
+class CutLine:
+    """A line ready to store: where it is on the page and its straightened image."""
 
     bbox: tuple[int, int, int, int]
-    polygon: list[list[int]] | None = None
-    detection_confidence: float | None = None
+    polygon: list[list[int]] | None
+    detection_confidence: float | None
+    image: Image.Image
 
 
-def find_lines(image: Image.Image) -> list[LineBox]:
-    """Where the text lines of a page are. For now the whole image is one line."""
-    return [LineBox((0, 0, image.width, image.height))]
+def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn) -> list[CutLine]:
+    """The page's lines: found and cut out (``layout='page'``), or the whole image as one line."""
+    if layout == "line":
+        return [CutLine((0, 0, page.width, page.height), None, None, page)]
+    return [CutLine(found.bbox, found.polygon(), found.score, crop_line(page, found)) for found in find_lines(page)]
 
 
-def _fail_page(db: Database, page_id: int, reason: str) -> None:
+def fail_page(db: Database, page_id: int, reason: str) -> None:
+    """Mark one page failed with ``reason`` and recount its job."""
     with db.session() as session:
         page = session.get(Page, page_id)
-        if page is None:
+        if page is None or page.status.finished:
             return
         job = session.get(Job, page.job_id, with_for_update=True)
         page.status = PageStatus.FAILED
@@ -54,8 +69,8 @@ def _fail_page(db: Database, page_id: int, reason: str) -> None:
     log.warning("page %s failed: %s", page_id, reason)
 
 
-def prepare_page(db: Database, page_id: int, max_pixels: int) -> bool:
-    """Decode a queued page and store its (not yet read) lines; True when it is ready to be read.
+def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: LineFinderFn) -> bool:
+    """Rasterise a queued page, find and cut out its lines; True when it is ready to be read.
 
     A page already prepared (a redelivered message) is reported ready again so its recognition
     message is re-sent; a finished or vanished page is left alone.
@@ -68,27 +83,35 @@ def prepare_page(db: Database, page_id: int, max_pixels: int) -> bool:
             return True
         job = session.get(Job, page.job_id, with_for_update=True)
         mark_job_started(job)
-        stored = get_page_file(session, page_id)
-        data = stored.data if stored is not None else None
+        upload = session.get(Upload, page.upload_id)
+        media_type, index, layout = upload.media_type, page.source_index, job.layout
+        data = upload_bytes(session, page.upload_id)
     if data is None:
-        _fail_page(db, page_id, "the page's file is missing")
+        fail_page(db, page_id, "the page's file is missing")
         return False
     try:
-        image = decode_page(data, max_pixels)
+        image = render_page(data, media_type, index, limits.max_pixels, limits.dpi)
     except PageDecodeError as error:
-        _fail_page(db, page_id, str(error))
+        fail_page(db, page_id, str(error))
         return False
-    boxes = find_lines(image)
+    del data
+    lines = cut_lines(image, layout, find_lines)
+    encoded = [encode_png(line.image) for line in lines]
+    page_jpeg = encode_jpeg(image)
     with db.session() as session:
         page = session.get(Page, page_id)
         if page is None or page.status != PageStatus.QUEUED:
             return page is not None and page.status == PageStatus.PREPARED
         job = session.get(Job, page.job_id, with_for_update=True)
         session.execute(delete(Line).where(Line.page_id == page_id))
-        for number, box in enumerate(boxes, start=1):
-            session.add(Line(page_id=page_id, number=number, bbox=list(box.bbox), polygon=box.polygon, detection_confidence=box.detection_confidence))
+        for number, (line, png) in enumerate(zip(lines, encoded), start=1):
+            row = Line(page_id=page_id, number=number, bbox=list(line.bbox), polygon=line.polygon, detection_confidence=line.detection_confidence)
+            session.add(row)
+            session.flush()
+            put_line_image(session, row, png)
+        put_page_image(session, page, page_jpeg, "image/jpeg")
         page.width, page.height = image.size
-        page.line_count = len(boxes)
+        page.line_count = len(lines)
         page.status = PageStatus.PREPARED
         refresh_job(session, job)
     return True
@@ -98,49 +121,44 @@ def prepare_page(db: Database, page_id: int, max_pixels: int) -> bool:
 class _PageWork:
     page_id: int
     line_ids: list[int]
-    crops: list[Image.Image]
+    images: list[Image.Image]
 
 
-def _load_work(db: Database, page_ids: list[int], max_pixels: int) -> list[_PageWork]:
+def _load_work(db: Database, page_ids: list[int]) -> list[_PageWork]:
     work: list[_PageWork] = []
     for page_id in dict.fromkeys(page_ids):  # a page sent twice in one batch is read once
         with db.session() as session:
             page = session.get(Page, page_id)
             if page is None or page.status != PageStatus.PREPARED:
                 continue
-            lines = session.execute(select(Line.id, Line.bbox).where(Line.page_id == page_id).order_by(Line.number)).all()
-            stored = get_page_file(session, page_id)
-            data = stored.data if stored is not None else None
-        if data is None:
-            _fail_page(db, page_id, "the page's file is missing")
-            continue
+            stored = line_images(session, page_id)
         try:
-            image = decode_page(data, max_pixels)
-        except PageDecodeError as error:
-            _fail_page(db, page_id, str(error))
+            images = [Image.open(io.BytesIO(data)).convert("RGB") for _, data in stored]
+        except Exception as error:  # noqa: BLE001 - a damaged stored crop fails its page only
+            fail_page(db, page_id, f"a line image cannot be decoded ({error})")
             continue
-        work.append(_PageWork(page_id, [line_id for line_id, _ in lines], [image.crop(tuple(bbox)) for _, bbox in lines]))
+        work.append(_PageWork(page_id, [line_id for line_id, _ in stored], images))
     return work
 
 
 def _recognize_isolating_failures(recognizer: Recognizer, work: list[_PageWork], db: Database) -> dict[int, list[LineResult]]:
     """Read every page's lines in one call; if that call fails, retry page by page so one bad page fails alone."""
-    crops = [crop for item in work for crop in item.crops]
+    images = [image for item in work for image in item.images]
     try:
-        flat = recognizer.recognize(crops)
+        flat = recognizer.recognize(images)
     except Exception:  # noqa: BLE001 - any model failure: find the page that causes it
         log.exception("batched recognition of %d pages failed; retrying page by page", len(work))
         results: dict[int, list[LineResult]] = {}
         for item in work:
             try:
-                results[item.page_id] = recognizer.recognize(item.crops)
+                results[item.page_id] = recognizer.recognize(item.images)
             except Exception as error:  # noqa: BLE001
-                _fail_page(db, item.page_id, f"recognition failed: {type(error).__name__}: {error}")
+                fail_page(db, item.page_id, f"recognition failed: {type(error).__name__}: {error}")
         return results
     results, start = {}, 0
     for item in work:
-        results[item.page_id] = flat[start : start + len(item.crops)]
-        start += len(item.crops)
+        results[item.page_id] = flat[start : start + len(item.images)]
+        start += len(item.images)
     return results
 
 
@@ -174,9 +192,9 @@ def _store_page_results(db: Database, item: _PageWork, results: list[LineResult]
         refresh_job(session, job)
 
 
-def recognize_pages(db: Database, recognizer: Recognizer, page_ids: list[int], max_pixels: int) -> None:
+def recognize_pages(db: Database, recognizer: Recognizer, page_ids: list[int]) -> None:
     """Read all lines of the given prepared pages in one batched model run and store the results."""
-    work = _load_work(db, page_ids, max_pixels)
+    work = _load_work(db, page_ids)
     if not work:
         return
     results = _recognize_isolating_failures(recognizer, work, db)

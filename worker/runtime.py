@@ -7,6 +7,8 @@ from functools import lru_cache
 
 from inkwell.config import Settings, get_settings
 from inkwell.db import Database
+from worker.line_finder import LineFinder
+from worker.pipeline import PageLimits
 from worker.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,16 @@ def database() -> Database:
 def recognizer() -> Recognizer:
     """This process's model, loaded on first use and then kept for every later batch."""
     return load_recognizer(get_settings())
+
+
+@lru_cache(maxsize=1)
+def line_finder() -> LineFinder:
+    """This process's text-line detector, loaded on first use."""
+    return LineFinder()
+
+
+def page_limits(settings: Settings) -> PageLimits:
+    return PageLimits(settings.max_image_pixels, settings.pdf_dpi)
 
 
 def load_recognizer(settings: Settings, model: str | None = None) -> Recognizer:

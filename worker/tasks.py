@@ -12,7 +12,7 @@ from worker.celery_app import app, settings
 @app.task(name=TASK_PREPARE_PAGE, acks_late=True)
 def prepare_page(page_id: int) -> None:
     """CPU queue: decode the page and cut it into lines, then queue it for reading."""
-    if pipeline.prepare_page(runtime.database(), page_id, settings.max_image_pixels):
+    if pipeline.prepare_page(runtime.database(), page_id, runtime.page_limits(settings), lambda image: runtime.line_finder().find(image)):
         recognize_page.apply_async(args=[page_id], queue=QUEUE_LINES)
 
 
@@ -26,4 +26,4 @@ def prepare_page(page_id: int) -> None:
 def recognize_page(requests: list[SimpleRequest]) -> None:
     """Model queue: buffer several pages' messages, read all their lines in one batched run."""
     page_ids = [int(request.args[0]) for request in requests]
-    pipeline.recognize_pages(runtime.database(), runtime.recognizer(), page_ids, settings.max_image_pixels)
+    pipeline.recognize_pages(runtime.database(), runtime.recognizer(), page_ids)

@@ -33,13 +33,16 @@
     }
     if (rendered.has(page.number)) return;
     card.replaceChildren();
-    card.appendChild(el("h2", {}, "Page " + page.number + " · " + page.filename));
+    const source = page.filename + (page.source_page > 1 || /\.(pdf|tiff?)$/i.test(page.filename) ? " (page " + page.source_page + ")" : "");
+    card.appendChild(el("h2", {}, "Page " + page.number + " · " + source));
     const status = el("span", { class: "status status-" + page.status }, page.status);
     card.appendChild(status);
     if (page.status === "succeeded" || page.status === "failed") rendered.add(page.number);
     const body = el("div", { class: "page-body" });
-    const img = el("img", { src: imageBase + "/pages/" + page.number + "/image", alt: "page " + page.number, loading: "lazy" });
-    body.appendChild(img);
+    if (page.status !== "queued") {
+      const img = el("img", { src: imageBase + "/pages/" + page.number + "/image", alt: "page " + page.number, loading: "lazy" });
+      body.appendChild(img);
+    }
     const lines = el("ol", { class: "lines" });
     if (page.error) card.appendChild(el("p", { class: "error" }, page.error));
     page.lines.forEach(function (line) {

@@ -1,0 +1,206 @@
+"""Exports of a finished job: CSV, ALTO XML v4 and PAGE XML 2019 (JSON and text live in results.py).
+
+Every export uses the final text (a reviewer's correction where there is one). Word boxes are
+laid along each line's polygon in proportion to the characters before and in each word; word
+confidence is the geometric mean of the model's probabilities for the tokens that make up the
+word, and is left out for corrected lines, where the model's tokens no longer apply.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from xml.etree import ElementTree as ET
+
+import inkwell
+from inkwell.models import Job, Line, Page, PageStatus
+
+ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
+ALTO_SCHEMA = "http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
+PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
+PAGE_SCHEMA = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15/pagecontent.xsd"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+SOFTWARE = "Inkwell"
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    polygon: list[tuple[float, float]]  # four corners
+    confidence: float | None
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        xs, ys = [p[0] for p in self.polygon], [p[1] for p in self.polygon]
+        return min(xs), min(ys), max(xs), max(ys)
+
+
+def finished_pages(job: Job) -> list[Page]:
+    return [page for page in job.pages if page.status == PageStatus.SUCCEEDED]
+
+
+def line_polygon(line: Line) -> list[tuple[float, float]]:
+    """The line's four corners (top-left, top-right, bottom-right, bottom-left)."""
+    if line.polygon and len(line.polygon) == 4:
+        return [(float(x), float(y)) for x, y in line.polygon]
+    x0, y0, x1, y1 = line.bbox
+    return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+
+def _token_spans(line: Line) -> list[tuple[int, int, float]]:
+    spans, offset = [], 0
+    for token in line.tokens or []:
+        text = token["text"]
+        stripped = len(text) - len(text.lstrip()) if offset == 0 else 0  # the line text is stripped
+        spans.append((offset, offset + len(text) - stripped, token["confidence"]))
+        offset += len(text) - stripped
+    return spans
+
+
+def words(line: Line) -> list[Word]:
+    """The line's words with boxes along its polygon and, where the model's text stands, confidences."""
+    text = line.final_text
+    corners = line_polygon(line)
+    spans = _token_spans(line) if line.corrected_text is None else []
+    length = max(len(text), 1)
+    found: list[Word] = []
+    position = 0
+    for piece in text.split(" "):
+        start, end = position, position + len(piece)
+        position = end + 1
+        if not piece:
+            continue
+
+        def at(fraction: float, top: bool) -> tuple[float, float]:
+            a, b = (corners[0], corners[1]) if top else (corners[3], corners[2])
+            return (a[0] + (b[0] - a[0]) * fraction, a[1] + (b[1] - a[1]) * fraction)
+
+        left, right = start / length, end / length
+        polygon = [at(left, True), at(right, True), at(right, False), at(left, False)]
+        probabilities = [p for s, e, p in spans if s < end and e > start]
+        confidence = math.exp(sum(math.log(max(p, 1e-12)) for p in probabilities) / len(probabilities)) if probabilities else None
+        found.append(Word(piece, polygon, confidence))
+    return found
+
+
+# -- CSV -----------------------------------------------------------------------------------------
+
+CSV_COLUMNS = ("page", "line", "x0", "y0", "x1", "y1", "text", "confidence", "corrected", "file", "file_page")
+
+
+def export_csv(job: Job) -> str:
+    """One row per line: page, line, bounding box, final text, confidence, whether corrected."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for page in finished_pages(job):
+        for line in page.lines:
+            confidence = "" if line.confidence is None else f"{line.confidence:.4f}"
+            writer.writerow([page.number, line.number, *line.bbox, line.final_text, confidence,
+                             "yes" if line.corrected_text is not None else "no", page.upload.filename, page.source_index + 1])
+    return buffer.getvalue()
+
+
+# -- ALTO v4 ---------------------------------------------------------------------------------------
+
+def _points(polygon: list[tuple[float, float]]) -> str:
+    return " ".join(f"{round(x)},{round(y)}" for x, y in polygon)
+
+
+def _box_attributes(box: tuple[float, float, float, float]) -> dict[str, str]:
+    x0, y0, x1, y1 = box
+    return {"HPOS": f"{x0:.0f}", "VPOS": f"{y0:.0f}", "WIDTH": f"{max(x1 - x0, 0):.0f}", "HEIGHT": f"{max(y1 - y0, 0):.0f}"}
+
+
+def export_alto(job: Job) -> bytes:
+    """The whole job as one ALTO v4 document: a Page per read page, a TextLine per line, a String per word."""
+    ET.register_namespace("", ALTO_NS)
+    ET.register_namespace("xsi", XSI)
+    q = lambda tag: f"{{{ALTO_NS}}}{tag}"  # noqa: E731 - local shorthand for qualified names
+    root = ET.Element(q("alto"), {f"{{{XSI}}}schemaLocation": f"{ALTO_NS} {ALTO_SCHEMA}"})
+    description = ET.SubElement(root, q("Description"))
+    ET.SubElement(description, q("MeasurementUnit")).text = "pixel"
+    source = ET.SubElement(description, q("sourceImageInformation"))
+    ET.SubElement(source, q("fileName")).text = ", ".join(upload.filename for upload in job.uploads) or job.id
+    processing = ET.SubElement(description, q("OCRProcessing"), {"ID": "OCR_0"})
+    step = ET.SubElement(processing, q("ocrProcessingStep"))
+    ET.SubElement(step, q("processingDateTime")).text = (job.finished_at or datetime.now(UTC)).isoformat()
+    ET.SubElement(step, q("processingStepSettings")).text = f"model: {job.model or 'unknown'}"
+    software = ET.SubElement(step, q("processingSoftware"))
+    ET.SubElement(software, q("softwareName")).text = SOFTWARE
+    ET.SubElement(software, q("softwareVersion")).text = inkwell.__version__
+    layout = ET.SubElement(root, q("Layout"))
+    for page in finished_pages(job):
+        pid = f"P{page.number}"
+        page_el = ET.SubElement(layout, q("Page"), {"ID": pid, "PHYSICAL_IMG_NR": str(page.number),
+                                                    "WIDTH": str(page.width or 0), "HEIGHT": str(page.height or 0)})
+        space = ET.SubElement(page_el, q("PrintSpace"), _box_attributes((0, 0, page.width or 0, page.height or 0)))
+        if not page.lines:
+            continue
+        block = ET.SubElement(space, q("TextBlock"), {"ID": f"{pid}_B1"})
+        for line in page.lines:
+            polygon = line_polygon(line)
+            xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
+            attributes = {"ID": f"{pid}_L{line.number}", **_box_attributes((min(xs), min(ys), max(xs), max(ys)))}
+            line_el = ET.SubElement(block, q("TextLine"), attributes)
+            shape = ET.SubElement(line_el, q("Shape"))
+            ET.SubElement(shape, q("Polygon"), {"POINTS": _points(polygon)})
+            line_words = words(line) or [Word("", polygon, None)]
+            for index, word in enumerate(line_words, start=1):
+                if index > 1:
+                    ET.SubElement(line_el, q("SP"))
+                string = {"ID": f"{pid}_L{line.number}_W{index}", "CONTENT": word.text, **_box_attributes(word.box)}
+                if word.confidence is not None:
+                    string["WC"] = f"{word.confidence:.4f}"
+                ET.SubElement(line_el, q("String"), string)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+# -- PAGE XML 2019 ---------------------------------------------------------------------------------
+
+def _text_equiv(parent: ET.Element, text: str, confidence: float | None) -> None:
+    q = lambda tag: f"{{{PAGE_NS}}}{tag}"  # noqa: E731
+    attributes = {"conf": f"{min(max(confidence, 0.0), 1.0):.4f}"} if confidence is not None else {}
+    equiv = ET.SubElement(parent, q("TextEquiv"), attributes)
+    ET.SubElement(equiv, q("Unicode")).text = text
+
+
+def export_page_xml(job: Job, page: Page) -> bytes:
+    """One read page as a PAGE XML 2019 document: a text region, its lines and words, with confidences."""
+    ET.register_namespace("", PAGE_NS)
+    ET.register_namespace("xsi", XSI)
+    q = lambda tag: f"{{{PAGE_NS}}}{tag}"  # noqa: E731
+    root = ET.Element(q("PcGts"), {f"{{{XSI}}}schemaLocation": f"{PAGE_NS} {PAGE_SCHEMA}"})
+    metadata = ET.SubElement(root, q("Metadata"))
+    ET.SubElement(metadata, q("Creator")).text = f"{SOFTWARE} {inkwell.__version__} ({job.model or 'unknown model'})"
+    created = (job.created_at or datetime.now(UTC)).replace(microsecond=0).isoformat()
+    ET.SubElement(metadata, q("Created")).text = created
+    ET.SubElement(metadata, q("LastChange")).text = (job.finished_at or job.created_at or datetime.now(UTC)).replace(microsecond=0).isoformat()
+    page_name = page.upload.filename + (f"#page={page.source_index + 1}" if page.upload.page_count > 1 else "")
+    page_el = ET.SubElement(root, q("Page"), {"imageFilename": page_name, "imageWidth": str(page.width or 0), "imageHeight": str(page.height or 0)})
+    if page.lines:
+        region = ET.SubElement(page_el, q("TextRegion"), {"id": "r1", "type": "paragraph"})
+        ET.SubElement(region, q("Coords"), {"points": _points([(0, 0), (page.width or 0, 0), (page.width or 0, page.height or 0), (0, page.height or 0)])})
+        for line in page.lines:
+            line_el = ET.SubElement(region, q("TextLine"), {"id": f"r1_l{line.number}"})
+            ET.SubElement(line_el, q("Coords"), {"points": _points(line_polygon(line))})
+            for index, word in enumerate(words(line), start=1):
+                word_el = ET.SubElement(line_el, q("Word"), {"id": f"r1_l{line.number}_w{index}"})
+                ET.SubElement(word_el, q("Coords"), {"points": _points(word.polygon)})
+                _text_equiv(word_el, word.text, word.confidence)
+            _text_equiv(line_el, line.final_text, line.confidence if line.corrected_text is None else None)
+        _text_equiv(region, "\n".join(line.final_text for line in page.lines), None)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def export_page_xml_zip(job: Job) -> bytes:
+    """Every read page as its own PAGE XML file (``page-0001.xml``, ...), in one ZIP archive."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for page in finished_pages(job):
+            archive.writestr(f"page-{page.number:04d}.xml", export_page_xml(job, page))
+    return buffer.getvalue()

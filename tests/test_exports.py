@@ -1,0 +1,76 @@
+"""Exports of a finished job: CSV, ALTO v4 and PAGE XML 2019 validated against the official schemas."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+import pytest
+
+from inkwell.db import Database
+from inkwell.exports import export_alto, export_csv, export_page_xml_zip, words
+from inkwell.jobs import AcceptedFile, create_job, refresh_job
+from inkwell.models import Job, Line, PageStatus
+from inkwell.results import load_job
+
+
+def _finished_job(db: Database) -> str:
+    with db.session() as session:
+        job = create_job(session, [AcceptedFile("form.pdf", "application/pdf", b"%PDF", ((1000, 1400), (1000, 1400))),
+                                   AcceptedFile("note.png", "image/png", b"png", ((600, 80),))], "api")
+        first, second, third = job.pages
+        session.add_all([
+            Line(page_id=first.id, number=1, bbox=[100, 100, 500, 140], polygon=[[100, 102], [500, 98], [501, 138], [101, 142]],
+                 detection_confidence=0.9, text="Name: Jane Doe", confidence=0.8,
+                 tokens=[{"text": c, "confidence": 0.5 if c == "J" else 0.9} for c in "Name: Jane Doe"]),
+            Line(page_id=first.id, number=2, bbox=[100, 200, 300, 240], text="Paris & <Lyon>", confidence=0.6,
+                 tokens=[{"text": "Paris & <Lyon>", "confidence": 0.6}], corrected_text="Paris & \"Lyon\""),
+            Line(page_id=third.id, number=1, bbox=[0, 0, 600, 80], text="", confidence=0.1, tokens=[]),
+        ])
+        for page in (first, third):
+            page.status, page.line_count = PageStatus.SUCCEEDED, len([1 for _ in range(2 if page is first else 1)])
+        second.status, second.error = PageStatus.FAILED, "cannot be decoded"
+        session.flush()
+        refresh_job(session, job)
+        return job.id
+
+
+@pytest.fixture
+def job(database: Database) -> Job:
+    job_id = _finished_job(database)
+    with database.session() as session:
+        return load_job(session, job_id)
+
+
+def test_csv_has_a_row_per_line_with_the_final_text(job: Job) -> None:
+    rows = list(csv.DictReader(io.StringIO(export_csv(job))))
+    assert [(r["page"], r["line"], r["text"], r["corrected"]) for r in rows] == [
+        ("1", "1", "Name: Jane Doe", "no"), ("1", "2", 'Paris & "Lyon"', "yes"), ("3", "1", "", "no")]
+    assert rows[0]["x0"] == "100" and rows[0]["confidence"] == "0.8000" and rows[2]["file"] == "note.png"
+
+
+def test_words_follow_the_line_polygon_and_token_confidences(job: Job) -> None:
+    line = job.pages[0].lines[0]
+    found = words(line)
+    assert [w.text for w in found] == ["Name:", "Jane", "Doe"]
+    assert found[0].box[0] == pytest.approx(100, abs=1) and found[-1].box[2] == pytest.approx(501, abs=1)
+    assert found[1].confidence == pytest.approx((0.5 * 0.9**3) ** 0.25)
+    assert words(job.pages[0].lines[1])[0].confidence is None  # corrected: the model's tokens no longer apply
+
+
+def test_alto_is_valid_v4(job: Job, xml_schemas) -> None:
+    document = export_alto(job)
+    xml_schemas["alto"].validate(document.decode())
+    text = document.decode()
+    assert 'CONTENT="Jane"' in text and 'CONTENT="&quot;Lyon&quot;"' in text and 'WC="' in text
+    assert text.count("<Page ") == 2  # the failed page is left out
+
+
+def test_page_xml_is_valid_2019_one_file_per_page(job: Job, xml_schemas) -> None:
+    archive = zipfile.ZipFile(io.BytesIO(export_page_xml_zip(job)))
+    assert archive.namelist() == ["page-0001.xml", "page-0003.xml"]
+    for name in archive.namelist():
+        xml_schemas["page"].validate(archive.read(name).decode())
+    first = archive.read("page-0001.xml").decode()
+    assert 'imageFilename="form.pdf#page=1"' in first and "<Unicode>Jane</Unicode>" in first and "&lt;" not in first

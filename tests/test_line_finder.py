@@ -1,0 +1,111 @@
+"""Finding lines on pages: detection recall and reading order on synthetic forms, the clean-up rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+from tests.forms import Form, handwriting_fonts, make_form
+from tests.tiny_models import render_text_line
+from worker.line_finder import FoundLine, LineFinder, _join_fragments, _split_stacked, crop_line
+from worker.reading_order import reading_order
+
+
+@pytest.fixture(scope="module")
+def finder() -> LineFinder:
+    return LineFinder()
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def match(form: Form, found: list[FoundLine]) -> list[int | None]:
+    """For each expected line (in reading order), the index of the found line covering it, if any."""
+    matched = []
+    for line in form.lines:
+        expected = form.page_bbox(line)
+        scores = [_iou(expected, f.bbox) for f in found]
+        best = int(np.argmax(scores)) if scores else None
+        matched.append(best if best is not None and scores[best] >= 0.3 else None)
+    return matched
+
+
+def test_forms_lines_are_found_and_ordered(finder: LineFinder) -> None:
+    fonts = handwriting_fonts()
+    recalls, orders = [], []
+    for seed in range(5):
+        form = make_form(100 + seed, fonts)
+        found = finder.find(form.image)
+        matched = match(form, found)
+        hits = [m for m in matched if m is not None]
+        recalls.append(len(hits) / len(form.lines))
+        orders.append(hits == sorted(hits) and len(set(hits)) == len(hits))
+        assert len(found) <= len(form.lines) + 1, "no spurious lines"
+    print(f"\nline detection on 5 synthetic forms: recall {np.mean(recalls):.3f} (min {min(recalls):.3f}), reading order right on {sum(orders)}/5")
+    assert min(recalls) >= 0.95
+    assert all(orders)
+
+
+def test_blank_and_black_pages_have_no_lines(finder: LineFinder) -> None:
+    assert finder.find(Image.new("RGB", (1240, 1754), "white")) == []
+    assert len(finder.find(Image.new("RGB", (1240, 1754), "black"))) <= 1
+
+
+def test_two_columns_are_read_column_by_column() -> None:
+    # rows of (label, value) on the left and on the right, 30 px high lines, 300 px gutter
+    left = [(100, 100 + 60 * r, 400, 130 + 60 * r) for r in range(4)]
+    right = [(700, 100 + 60 * r, 1000, 130 + 60 * r) for r in range(4)]
+    title = [(100, 20, 1000, 60)]
+    order = reading_order(title + [box for pair in zip(left, right) for box in pair])
+    assert order == [0, 1, 3, 5, 7, 2, 4, 6, 8]
+
+
+def test_label_and_value_on_one_row_stay_together() -> None:
+    rows = [[(100, 100 + 60 * r, 250, 130 + 60 * r), (330, 95 + 60 * r, 700, 135 + 60 * r)] for r in range(5)]
+    flat = [box for row in rows for box in row]
+    shuffled = flat[::-1]
+    assert [shuffled[i] for i in reading_order(shuffled)] == flat
+
+
+def _quad(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32)
+
+
+def test_fragments_of_one_line_are_joined_but_columns_are_not() -> None:
+    words = [FoundLine(_quad(100, 100, 180, 130), 0.9), FoundLine(_quad(195, 102, 300, 131), 0.8), FoundLine(_quad(600, 100, 700, 130), 0.9)]
+    joined = _join_fragments(words, median=30)
+    assert len(joined) == 2
+    assert abs(joined[0].bbox[0] - 100) <= 1 and abs(joined[0].bbox[2] - 300) <= 1
+
+
+def test_a_box_over_two_lines_is_split_between_them() -> None:
+    page = Image.new("L", (600, 200), 255)
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((100, 40, 500, 70), fill=0)
+    draw.rectangle((100, 110, 500, 140), fill=0)
+    parts = _split_stacked(FoundLine(_quad(95, 35, 505, 145), 0.9), np.asarray(page), median=35)
+    assert len(parts) == 2
+    (_, top0, _, bottom0), (_, top1, _, bottom1) = parts[0].bbox, parts[1].bbox
+    assert bottom0 <= 110 and top1 >= 70
+
+
+def test_crops_are_straightened() -> None:
+    line = render_text_line("Paris 75001", height=40)
+    page = Image.new("RGB", (600, 300), "white")
+    page.paste(line, (150, 120))
+    angle = 4.0
+    rotated = page.rotate(angle, Image.Resampling.BICUBIC, fillcolor="white")
+    centre = np.array([300, 150])
+    theta = np.deg2rad(angle)
+    rotation = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
+    corners = _quad(150, 120, 150 + line.width, 160) - centre
+    quad = (corners @ rotation.T + centre).astype(np.float32)
+    crop = crop_line(rotated, FoundLine(quad, 1.0), pad=0.0)
+    assert abs(crop.width - line.width) <= 2 and abs(crop.height - 40) <= 2
+    difference = np.abs(np.asarray(ImageOps.grayscale(crop.resize(line.size)), dtype=float) - np.asarray(ImageOps.grayscale(line), dtype=float))
+    assert difference.mean() < 20
