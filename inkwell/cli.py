@@ -179,6 +179,128 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
         sys.exit(1)
 
 
+def _database():
+    from inkwell.db import Database
+
+    settings = get_settings()
+    if settings.uses_sqlite:
+        from inkwell.migrate import upgrade
+
+        upgrade(settings)  # the embedded database may not exist yet
+    return Database(settings)
+
+
+@main.group()
+def user() -> None:
+    """Reviewer accounts for the web pages."""
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of asking.")
+def user_create(username: str, password_stdin: bool) -> None:
+    """Create a reviewer (asks for the password twice)."""
+    from inkwell.accounts import AccountError, create_user
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        with _database().session() as session:
+            create_user(session, username, password)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"user {username} created")
+
+
+@user.command("list")
+def user_list() -> None:
+    """Every reviewer, active or disabled."""
+    from sqlalchemy import select
+
+    from inkwell.models import User
+
+    with _database().session() as session:
+        for account in session.scalars(select(User).order_by(User.username)):
+            last = account.last_login_at.strftime("%Y-%m-%d %H:%M") if account.last_login_at else "never"
+            click.echo(f"{account.username}\t{'active' if account.active else 'disabled'}\tlast sign-in {last}")
+
+
+@user.command("disable")
+@click.argument("username")
+def user_disable(username: str) -> None:
+    """Stop a reviewer from signing in (their open sessions stop at the next request)."""
+    _set_active(username, False)
+
+
+@user.command("enable")
+@click.argument("username")
+def user_enable(username: str) -> None:
+    """Let a disabled reviewer sign in again."""
+    _set_active(username, True)
+
+
+def _set_active(username: str, active: bool) -> None:
+    from inkwell.accounts import AccountError, set_user_active
+
+    try:
+        with _database().session() as session:
+            set_user_active(session, username, active)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"user {username} {'enabled' if active else 'disabled'}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--scopes", default="submit,read", show_default=True, help="Comma-separated: submit, read, review.")
+@click.option("--all-jobs", is_flag=True, help="See every job, not only the ones this token submitted.")
+def token_create(name: str, scopes: str, all_jobs: bool) -> None:
+    """Create a token; it is printed once and cannot be shown again."""
+    from inkwell.accounts import AccountError, create_token
+
+    try:
+        with _database().session() as session:
+            created = create_token(session, name, [s.strip() for s in scopes.split(",") if s.strip()], all_jobs)
+            token_id, webhook_secret = created.token.id, created.token.webhook_secret
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"token {token_id} ({name}): {created.secret}")
+    click.echo(f"webhook signing secret: {webhook_secret}")
+    click.echo("Keep both now: the token is shown only this once.", err=True)
+
+
+@token.command("list")
+def token_list() -> None:
+    """Tokens: id, name, scopes, state (secrets are never shown)."""
+    from sqlalchemy import select
+
+    from inkwell.models import ApiToken
+
+    with _database().session() as session:
+        for item in session.scalars(select(ApiToken).order_by(ApiToken.id)):
+            state = "revoked" if item.revoked_at else "active"
+            used = item.last_used_at.strftime("%Y-%m-%d %H:%M") if item.last_used_at else "never"
+            click.echo(f"{item.id}\t{item.name}\t{item.prefix}…\t{','.join(item.scopes)}{' +all-jobs' if item.all_jobs else ''}\t{state}\tlast used {used}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke a token: it stops working at once."""
+    from inkwell.accounts import AccountError, revoke_token
+
+    try:
+        with _database().session() as session:
+            revoke_token(session, token_id)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"token {token_id} revoked")
+
+
 def _redacted(url: str) -> str:
     """The URL without its password, for logs."""
     if "@" not in url or "://" not in url:

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     lines_concurrency: int = Field(1, gt=0, description="Processes of a worker serving the 'lines' queue (one per GPU).")
     task_time_limit: int = Field(900, gt=0, description="Hard limit for one task, in seconds.")
     broker_visibility_timeout: int = Field(3600, gt=0, description="Seconds before an unacknowledged message is redelivered.")
+    review_threshold: float = Field(0.8, ge=0, le=1, description="Lines and tokens read with less confidence are flagged for review.")
+    session_hours: float = Field(8.0, gt=0, description="A reviewer's sign-in lasts this long without activity.")
+    secure_cookies: bool = Field(False, description="Send session cookies over HTTPS only (set it when serving over HTTPS).")
     retry_after_seconds: int = Field(2, gt=0, description="Retry-After sent to clients polling a running job.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level of every process.")
 

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Enum, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from inkwell.db import Base
@@ -75,6 +75,9 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = _timestamp()
 
     layout: Mapped[str] = mapped_column(String(8), default="page")  # "page": find lines; "line": each file is one line
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)  # submitted in the browser
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"), index=True)  # submitted over the API
+    reviewed_at: Mapped[datetime | None] = _timestamp()  # every page reviewed
 
     uploads: Mapped[list[Upload]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="Upload.number", passive_deletes=True
@@ -127,6 +130,8 @@ class Page(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # mean of line embeddings, packed array
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = _timestamp()
+    reviewed_at: Mapped[datetime | None] = _timestamp()
+    reviewed_by: Mapped[str | None] = mapped_column(String(100))
 
     job: Mapped[Job] = relationship(back_populates="pages")
     upload: Mapped[Upload] = relationship()
@@ -173,6 +178,8 @@ class Line(Base):
     corrected_text: Mapped[str | None] = mapped_column(Text)
     corrected_by: Mapped[str | None] = mapped_column(String(255))
     corrected_at: Mapped[datetime | None] = _timestamp()
+    reviewed_at: Mapped[datetime | None] = _timestamp()  # accepted or corrected by a person
+    reviewed_by: Mapped[str | None] = mapped_column(String(100))
 
     page: Mapped[Page] = relationship(back_populates="lines")
 
@@ -190,3 +197,46 @@ class LineImage(Base):
     line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), primary_key=True)
     media_type: Mapped[str] = mapped_column(String(64))
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LineEdit(Base):
+    """One correction of a line: what it became, what it was, who and when (the history)."""
+
+    __tablename__ = "line_edits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    previous: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    """A reviewer who signs in to the web pages (managed with ``inkwell user ...``)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[datetime | None] = _timestamp()
+
+
+class ApiToken(Base):
+    """A credential for the HTTP API (managed with ``inkwell token ...``); only its hash is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)  # shown in listings, never enough to use
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    all_jobs: Mapped[bool] = mapped_column(Boolean, default=False)  # else it sees only the jobs it submitted
+    webhook_secret: Mapped[str] = mapped_column(String(64))  # signs this token's job callbacks
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = _timestamp()
+    revoked_at: Mapped[datetime | None] = _timestamp()

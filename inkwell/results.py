@@ -20,6 +20,7 @@ def load_job(session: Session, job_id: str) -> Job | None:
 
 def line_out(line: Line) -> LineOut:
     return LineOut(
+        id=line.id,
         number=line.number,
         text=line.final_text,
         model_text=line.text,
@@ -29,6 +30,7 @@ def line_out(line: Line) -> LineOut:
         polygon=line.polygon,
         detection_confidence=line.detection_confidence,
         tokens=[TokenOut(**token) for token in line.tokens] if line.tokens is not None else None,
+        reviewed=line.reviewed_at is not None,
     )
 
 
@@ -40,6 +42,7 @@ def page_text(page: Page) -> str:
 def page_out(page: Page) -> PageOut:
     done = page.status == PageStatus.SUCCEEDED
     return PageOut(
+        id=page.id,
         number=page.number,
         filename=page.upload.filename,
         source_page=page.source_index + 1,
@@ -48,7 +51,15 @@ def page_out(page: Page) -> PageOut:
         width=page.width,
         height=page.height,
         text=page_text(page) if done else None,
+        reviewed=page.reviewed_at is not None,
         lines=[line_out(line) for line in page.lines] if done else [],
+    )
+
+
+def progress_of(job: Job) -> Progress:
+    return Progress(
+        pages_total=job.page_count, pages_done=job.pages_done, pages_failed=job.pages_failed,
+        lines_total=job.line_count, lines_done=job.lines_done,
     )
 
 
@@ -60,13 +71,8 @@ def job_out(job: Job) -> JobOut:
         finished_at=job.finished_at,
         model=job.model,
         error=job.error,
-        progress=Progress(
-            pages_total=job.page_count,
-            pages_done=job.pages_done,
-            pages_failed=job.pages_failed,
-            lines_total=job.line_count,
-            lines_done=job.lines_done,
-        ),
+        reviewed=job.reviewed_at is not None,
+        progress=progress_of(job),
         pages=[page_out(page) for page in job.pages],
     )
 

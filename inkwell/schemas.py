@@ -35,6 +35,7 @@ class TokenOut(Strict):
 
 
 class LineOut(Strict):
+    id: int
     number: int = Field(description="1-based reading order within the page.")
     text: str = Field(description="The reviewer's correction where there is one, else the model's reading.")
     model_text: str | None = Field(description="What the model read.")
@@ -44,9 +45,11 @@ class LineOut(Strict):
     polygon: list[list[int]] | None = Field(description="Corner points [[x, y], ...] in page pixels, when the line was detected.")
     detection_confidence: float | None = Field(description="How sure the line detector was that this is text.")
     tokens: list[TokenOut] | None
+    reviewed: bool = Field(description="A reviewer accepted or corrected it.")
 
 
 class PageOut(Strict):
+    id: int
     number: int = Field(description="1-based position in the job.")
     filename: str = Field(description="The uploaded file this page comes from.")
     source_page: int = Field(description="1-based page within that file (PDF and TIFF files have several).")
@@ -55,6 +58,7 @@ class PageOut(Strict):
     width: int | None
     height: int | None
     text: str | None = Field(description="The page's lines in reading order, once read.")
+    reviewed: bool
     lines: list[LineOut]
 
 
@@ -73,5 +77,81 @@ class JobOut(Strict):
     finished_at: datetime | None
     model: str | None
     error: str | None
+    reviewed: bool = Field(description="Every read page has been marked reviewed.")
     progress: Progress
     pages: list[PageOut]
+
+
+class JobSummary(Strict):
+    id: str
+    status: JobStatusName
+    created_at: datetime
+    finished_at: datetime | None
+    reviewed: bool
+    needs_review: int = Field(description="Lines below the review threshold that no one has accepted or corrected.")
+    progress: Progress
+
+
+class JobList(Strict):
+    jobs: list[JobSummary]
+
+
+class LineEditOut(Strict):
+    text: str
+    previous: str
+    author: str
+    at: datetime
+
+
+class LineDetail(LineOut):
+    history: list[LineEditOut] = Field(description="Every correction, oldest first.")
+
+
+class LinePatch(Strict):
+    text: str | None = Field(None, description="The corrected text of the line.", max_length=2000)
+    reviewed: Literal[True] | None = Field(None, description="Accept the line as read.")
+
+
+class AttentionOut(Strict):
+    line_id: int
+    text: str | None
+    tokens: list[TokenOut]
+    grid: list[int] = Field(description="[rows, columns] of the encoder's patch grid over the line image.")
+    maps: list[list[list[float]]] = Field(description="Per token, its cross-attention over the grid (each map sums to 1).")
+    polygon: list[list[int]] | None
+    bbox: list[int]
+    crop_pad: float = Field(description="The line image covers the polygon grown by this many line heights on every side.")
+
+
+class PageReviewed(Strict):
+    page_id: int
+    reviewed: bool
+    job_reviewed: bool
+
+
+class SearchHitOut(Strict):
+    job_id: str
+    page_number: int
+    line_id: int
+    line_number: int
+    text: str
+    corrected: bool
+    filename: str
+
+
+class SearchResult(Strict):
+    query: str
+    hits: list[SearchHitOut]
+
+
+class SimilarPageOut(Strict):
+    page_id: int
+    job_id: str
+    page_number: int
+    filename: str
+    similarity: float
+
+
+class SimilarResult(Strict):
+    page_id: int
+    similar: list[SimilarPageOut]

@@ -73,11 +73,18 @@ def wait_until_up(url: str, processes: Processes, timeout: float = 90) -> None:
     raise AssertionError(f"{url} did not come up\n{processes.logs()}")
 
 
-def wait_for_job(base_url: str, job_id: str, processes: Processes, timeout: float = 180) -> dict:
+def create_token(processes: Processes, scopes: str = "submit,read,review") -> dict[str, str]:
+    """A new API token made with the command line; returns the request headers that carry it."""
+    output = processes.run("token", "create", "e2e", "--scopes", scopes).stdout
+    secret = output.split(": ", 1)[1].splitlines()[0].strip()
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def wait_for_job(base_url: str, job_id: str, processes: Processes, headers: dict[str, str], timeout: float = 180) -> dict:
     """Poll the job as a client would (honouring Retry-After) until it finishes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = requests.get(f"{base_url}/api/v1/jobs/{job_id}", timeout=10)
+        response = requests.get(f"{base_url}/api/v1/jobs/{job_id}", headers=headers, timeout=10)
         body = response.json()
         if body["status"] in ("succeeded", "failed", "partial"):
             return body

@@ -21,6 +21,7 @@ from inkwell.migrate import upgrade
 from inkwell.models import Job, JobStatus, Line, Page, PageStatus, Upload
 from inkwell.queue import QUEUE_PAGES, TASK_PREPARE_PAGE
 from tests.images import NOT_AN_IMAGE, declared_size_png, line_png, truncated_png
+from tests.clients import api_client, signed_in
 from webui import create_app
 from webui.openapi import openapi_document
 
@@ -33,7 +34,14 @@ def app(backend_settings: Settings) -> Flask:
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+    """An API client with a token that may do everything."""
+    return api_client(app, ["submit", "read", "review"])
+
+
+@pytest.fixture
+def browser(app: Flask) -> FlaskClient:
+    """A browser-like client, signed in as a reviewer."""
+    return signed_in(app)
 
 
 def _db(app: Flask) -> Database:
@@ -158,7 +166,7 @@ def test_bad_uploads_get_the_error_shape_and_store_nothing(app: Flask, client: F
 def test_request_over_the_size_limit(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, secret_key="x", max_request_bytes=50_000, max_file_bytes=50_000)
     upgrade(settings)
-    client = create_app(settings).test_client()
+    client = api_client(create_app(settings), ["submit"])
     _assert_error_shape(client.post("/api/v1/jobs", data={"files": (io.BytesIO(b"\x89PNG" + b"0" * 60_000), "huge.png")}), 413, "request_too_large")
 
 
@@ -175,18 +183,19 @@ def test_openapi_document_is_valid_and_covers_every_api_route(app: Flask, client
     routed = set()
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/v1"):
-            path = rule.rule.replace("<job_id>", "{job_id}")
+            path = rule.rule.replace("<job_id>", "{job_id}").replace("<int:line_id>", "{line_id}").replace("<int:page_id>", "{page_id}")
             routed |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert routed == documented
 
 
-def test_every_response_carries_security_headers(client: FlaskClient) -> None:
-    for response in (client.get("/"), client.get("/api/v1/jobs/x"), client.get("/healthz")):
+def test_every_response_carries_security_headers(client: FlaskClient, browser: FlaskClient) -> None:
+    for response in (browser.get("/"), client.get("/api/v1/jobs/x"), client.get("/healthz"), browser.get("/sign-in")):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
 
-def test_html_upload_needs_the_csrf_token(app: Flask, client: FlaskClient) -> None:
+def test_html_upload_needs_the_csrf_token(app: Flask, browser: FlaskClient) -> None:
+    client = browser
     page = client.get("/").get_data(as_text=True)
     assert 'name="csrf_token"' in page and 'multiple' in page
     refused = client.post("/jobs", data={"files": (io.BytesIO(line_png("x")), "x.png")})
@@ -201,7 +210,7 @@ def test_html_upload_needs_the_csrf_token(app: Flask, client: FlaskClient) -> No
     assert bad.status_code == 415 and "not a file in a supported format" in bad.get_data(as_text=True)
 
 
-def test_page_images_are_served(app: Flask, client: FlaskClient) -> None:
+def test_page_images_are_served(app: Flask, client: FlaskClient, browser: FlaskClient) -> None:
     from PIL import Image
 
     from inkwell.storage import put_page_image
@@ -209,15 +218,15 @@ def test_page_images_are_served(app: Flask, client: FlaskClient) -> None:
 
     tiff = encode(Image.new("L", (30, 10), 255), "TIFF")
     job_id = client.post("/api/v1/jobs", data={"files": [(io.BytesIO(line_png("a")), "a.png"), (io.BytesIO(tiff), "b.tif")]}).get_json()["id"]
-    png = client.get(f"/jobs/{job_id}/pages/1/image")
+    png = browser.get(f"/jobs/{job_id}/pages/1/image")
     assert png.mimetype == "image/png" and png.data == line_png("a")  # before preparation: the upload itself
-    _assert_not_ready = client.get(f"/jobs/{job_id}/pages/2/image")
+    _assert_not_ready = browser.get(f"/jobs/{job_id}/pages/2/image")
     assert _assert_not_ready.status_code == 404  # browsers cannot show TIFF: wait for the page image
     with _db(app).session() as session:
         put_page_image(session, session.get(Job, job_id).pages[1], b"\xff\xd8\xff-jpeg", "image/jpeg")
-    prepared = client.get(f"/jobs/{job_id}/pages/2/image")
+    prepared = browser.get(f"/jobs/{job_id}/pages/2/image")
     assert prepared.mimetype == "image/jpeg" and prepared.data == b"\xff\xd8\xff-jpeg"
-    assert client.get(f"/jobs/{job_id}/pages/3/image").status_code == 404
+    assert browser.get(f"/jobs/{job_id}/pages/3/image").status_code == 404
 
 
 def test_pdfs_become_one_page_each_and_limits_count_all_pages(tmp_path: Path) -> None:
@@ -226,7 +235,7 @@ def test_pdfs_become_one_page_each_and_limits_count_all_pages(tmp_path: Path) ->
     settings = Settings(data_dir=tmp_path, secret_key="x", max_pages_per_job=5)
     upgrade(settings)
     app = create_app(settings)
-    client = app.test_client()
+    client = api_client(app, ["submit", "read"])
     from PIL import Image
 
     pdf = image_pdf([Image.new("L", (400, 500), 255)] * 3)
@@ -246,7 +255,7 @@ def test_the_web_side_never_imports_torch(tmp_path: Path) -> None:
     code = (
         "import sys; from inkwell.config import Settings; from webui import create_app; "
         f"app = create_app(Settings(data_dir={str(tmp_path)!r}, secret_key='x')); "
-        "app.test_client().get('/'); print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))))"
+        "app.test_client().get('/sign-in'); print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))))"
     )
     output = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True).stdout
     assert json.loads(output) == []

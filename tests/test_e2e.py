@@ -19,7 +19,7 @@ from inkwell.config import Settings
 from inkwell.db import Database
 from inkwell.models import Job, Line, Upload
 from tests.images import NOT_AN_IMAGE, declared_size_png, line_png, truncated_png
-from tests.processes import Processes, free_port, wait_for_job, wait_until_up
+from tests.processes import Processes, create_token, free_port, wait_for_job, wait_until_up
 
 pytestmark = pytest.mark.slow
 
@@ -41,18 +41,18 @@ def _environment(tmp_path: Path, model: Path, port: int, **extra: str) -> dict[s
     }
 
 
-def _submit_and_check(base: str, settings: Settings, processes: Processes) -> None:
+def _submit_and_check(base: str, settings: Settings, processes: Processes, auth: dict[str, str]) -> None:
     files = [("files", (f"line{i}.png", line_png(text), "image/png")) for i, text in enumerate(TEXTS)]
     # the tiny model reads whole line images: no line detection
-    response = requests.post(f"{base}/api/v1/jobs", files=files, data={"layout": "line"}, timeout=30)
+    response = requests.post(f"{base}/api/v1/jobs", files=files, data={"layout": "line"}, headers=auth, timeout=30)
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
     assert response.headers["Location"] == f"/api/v1/jobs/{job_id}"
-    body = wait_for_job(base, job_id, processes)
+    body = wait_for_job(base, job_id, processes, auth)
     assert body["status"] == "succeeded", body
     assert [page["text"] for page in body["pages"]] == TEXTS
     assert body["progress"] == {"pages_total": 4, "pages_done": 4, "pages_failed": 0, "lines_total": 4, "lines_done": 4}
-    text = requests.get(f"{base}/api/v1/jobs/{job_id}/result?format=txt", timeout=10).text
+    text = requests.get(f"{base}/api/v1/jobs/{job_id}/result?format=txt", headers=auth, timeout=10).text
     assert text == "\n\f\n".join(TEXTS) + "\n"
 
     db = Database(settings)
@@ -65,7 +65,7 @@ def _submit_and_check(base: str, settings: Settings, processes: Processes) -> No
     db.engine.dispose()
 
 
-def _bad_inputs_are_refused(base: str, settings: Settings) -> None:
+def _bad_inputs_are_refused(base: str, settings: Settings, auth: dict[str, str]) -> None:
     db = Database(settings)
     with db.session() as session:
         before = (session.scalar(select(func.count()).select_from(Job)), session.scalar(select(func.count()).select_from(Upload)))
@@ -78,7 +78,7 @@ def _bad_inputs_are_refused(base: str, settings: Settings) -> None:
         ([("note", (None, "no file"))], 400),
     ]
     for files, status in cases:
-        response = requests.post(f"{base}/api/v1/jobs", files=files, timeout=30)
+        response = requests.post(f"{base}/api/v1/jobs", files=files, headers=auth, timeout=30)
         assert response.status_code == status, response.text
         assert set(response.json()["error"]) == {"code", "message"}
     with db.session() as session:
@@ -93,12 +93,14 @@ def _run_separately(env: dict[str, str], tmp_path: Path, settings: Settings) -> 
     base = f"http://127.0.0.1:{env['INKWELL_WEB_PORT']}"
     try:
         processes.run("migrate")
+        auth = create_token(processes)
         processes.start("web", "web")
         processes.start("pages", "worker", "-Q", "pages")
         processes.start("lines", "worker", "-Q", "lines")
         wait_until_up(f"{base}/healthz", processes)
-        _bad_inputs_are_refused(base, settings)
-        _submit_and_check(base, settings, processes)
+        assert requests.get(f"{base}/api/v1/jobs", timeout=10).status_code == 401
+        _bad_inputs_are_refused(base, settings, auth)
+        _submit_and_check(base, settings, processes, auth)
     finally:
         processes.stop_all()
 
@@ -121,8 +123,9 @@ def test_serve_runs_everything_and_stops_on_ctrl_c(tmp_path: Path, tiny_char_mod
     try:
         serve = processes.start("serve", "serve")
         wait_until_up(f"{base}/healthz", processes, timeout=120)
-        response = requests.post(f"{base}/api/v1/jobs", files=[("files", ("a.png", line_png("Form 42"), "image/png"))], data={"layout": "line"}, timeout=30)
-        body = wait_for_job(base, response.json()["id"], processes)
+        auth = create_token(processes)
+        response = requests.post(f"{base}/api/v1/jobs", files=[("files", ("a.png", line_png("Form 42"), "image/png"))], data={"layout": "line"}, headers=auth, timeout=30)
+        body = wait_for_job(base, response.json()["id"], processes, auth)
         assert body["pages"][0]["text"] == "Form 42"
         started = time.monotonic()
         assert processes.stop("serve", signal.SIGINT, timeout=60) == 0

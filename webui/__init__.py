@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
@@ -24,6 +25,7 @@ SECURITY_HEADERS = {
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the web app for ``settings`` (default: from the environment)."""
     from webui.api import api
+    from webui.auth import init_auth
     from webui.errors import register_error_handlers
     from webui.state import EXTENSION
     from webui.views import views
@@ -37,6 +39,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
+        SESSION_REFRESH_EACH_REQUEST=True,  # the lifetime counts from the last request: idle sessions expire
     )
     app.logger.setLevel(getattr(logging, settings.log_level))
     app.extensions[EXTENSION] = {
@@ -45,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         "celery": make_celery(settings),
     }
     csrf.init_app(app)
+    init_auth(app)
     csrf.exempt(api)  # API clients send no browser cookies, so CSRF does not apply to them
     app.register_blueprint(api)
     app.register_blueprint(views)

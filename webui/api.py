@@ -1,11 +1,27 @@
-"""The JSON API, ``/api/v1``: submit jobs, poll them, fetch results."""
+"""The JSON API, ``/api/v1``: submit jobs, poll them, fetch results, review lines.
+
+Every endpoint needs a caller (see webui.auth): ``submit`` to send jobs, ``read`` to see them,
+``review`` to correct lines and mark pages reviewed.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request, url_for
+import io
+from datetime import datetime
 
+from flask import Blueprint, Response, jsonify, request, url_for
+from PIL import Image
+from pydantic import ValidationError
+
+from inkwell.attention import attention_json, attention_maps, heat_map_png
 from inkwell.exports import export_alto, export_csv, export_page_xml_zip
-from inkwell.results import job_out, job_text, load_job
+from inkwell.models import Job, Line, LineImage, Page
+from inkwell.results import job_out, job_text, line_out, load_job, progress_of
+from inkwell.schemas import (
+    AttentionOut, JobList, JobSummary, LineDetail, LineEditOut, LinePatch, PageReviewed, SearchHitOut, SearchResult, SimilarPageOut, SimilarResult,
+)
+from inkwell.review import JobFilter, ReviewError, accept_line, correct_line, history, list_jobs, mark_page_reviewed, needs_review_counts, search_lines, similar_pages
+from webui.auth import principal, require, visible_or_404
 from webui.errors import api_error
 from webui.openapi import openapi_document
 from webui.state import database, settings
@@ -22,10 +38,19 @@ RESULT_FORMATS = {
 }
 
 
+def _own_jobs_only() -> int | None:
+    """The token id to filter on, when the caller may see only its own jobs."""
+    caller = principal()
+    return None if caller.all_jobs else caller.id
+
+
 @api.post("/jobs")
+@require("submit")
 def submit_job() -> Response:
-    """Accept one or more page images as a new job; 202 with the job's URL in ``Location``."""
-    job_id, _ = accept_upload(submitted_files(request.files), source="api", layout=request.form.get("layout", "page"))
+    """Accept one or more files as a new job; 202 with the job's URL in ``Location``."""
+    caller = principal()
+    owner = {"token_id": caller.id} if caller.kind == "token" else {"user_id": caller.id}
+    job_id, _ = accept_upload(submitted_files(request.files), source="api", layout=request.form.get("layout", "page"), **owner)
     response = jsonify({"id": job_id, "status": "queued"})
     response.status_code = 202
     response.headers["Location"] = url_for("api.get_job", job_id=job_id)
@@ -33,14 +58,45 @@ def submit_job() -> Response:
     return response
 
 
+def _date(name: str) -> datetime | None:
+    value = request.args.get(name)
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ReviewError(f"{name} must be a date like 2026-11-25") from None
+
+
+@api.get("/jobs")
+@require("read")
+def list_jobs_view() -> Response:
+    """Recent jobs, newest first: ``status``, ``since``, ``until`` and ``needs_review=1`` filter them."""
+    threshold = settings().review_threshold
+    status = request.args.get("status") or None
+    if status not in (None, "queued", "processing", "succeeded", "failed", "partial"):
+        return api_error(400, "invalid_status", "status is one of queued, processing, succeeded, failed, partial")
+    try:
+        query = JobFilter(status, _date("since"), _date("until"), request.args.get("needs_review") in ("1", "true"), _own_jobs_only(),
+                          min(int(request.args.get("limit", 50)), 200))
+    except (ReviewError, ValueError) as error:
+        return api_error(400, "invalid_filter", str(error))
+    with database().session() as session:
+        jobs = list_jobs(session, query, threshold)
+        counts = needs_review_counts(session, [job.id for job in jobs], threshold)
+        body = JobList(jobs=[JobSummary(
+            id=job.id, status=job.status.value, created_at=job.created_at, finished_at=job.finished_at,
+            reviewed=job.reviewed_at is not None, needs_review=counts.get(job.id, 0), progress=progress_of(job),
+        ) for job in jobs])
+    return Response(body.model_dump_json(), mimetype="application/json")
+
+
 @api.get("/jobs/<job_id>")
+@require("read")
 def get_job(job_id: str) -> Response:
     """Status, progress and, page by page, the results read so far."""
     with database().session() as session:
-        job = load_job(session, job_id)
-        if job is None:
-            return api_error(404, "not_found", f"no job with id {job_id!r}")
-        body = job_out(job)
+        body = job_out(visible_or_404(load_job(session, job_id)))
     response = Response(body.model_dump_json(), mimetype="application/json")
     if body.status in ("queued", "processing"):
         response.headers["Retry-After"] = str(settings().retry_after_seconds)
@@ -48,15 +104,14 @@ def get_job(job_id: str) -> Response:
 
 
 @api.get("/jobs/<job_id>/result")
+@require("read")
 def get_result(job_id: str) -> Response:
     """The finished job's result: JSON (default), txt, csv, alto (ALTO XML v4) or pagexml (a ZIP of PAGE XML 2019)."""
     fmt = request.args.get("format", "json")
     if fmt not in RESULT_FORMATS:
         return api_error(400, "invalid_format", f"format must be one of {', '.join(RESULT_FORMATS)}")
     with database().session() as session:
-        job = load_job(session, job_id)
-        if job is None:
-            return api_error(404, "not_found", f"no job with id {job_id!r}")
+        job = visible_or_404(load_job(session, job_id))
         if not job.status.finished:
             return api_error(
                 409, "job_not_finished", f"job {job_id} is {job.status.value}; poll /api/v1/jobs/{job_id}",
@@ -70,7 +125,131 @@ def get_result(job_id: str) -> Response:
     return response
 
 
+def _visible_line(session, line_id: int) -> Line:
+    line = session.get(Line, line_id)
+    page = session.get(Page, line.page_id) if line is not None else None
+    visible_or_404(session.get(Job, page.job_id) if page is not None else None)
+    return line
+
+
+def _line_body(session, line: Line) -> Response:
+    edits = [LineEditOut(text=e.text, previous=e.previous, author=e.author, at=e.created_at) for e in history(session, line.id)]
+    body = LineDetail(**line_out(line).model_dump(), history=edits)
+    return Response(body.model_dump_json(), mimetype="application/json")
+
+
+@api.get("/lines/<int:line_id>")
+@require("read")
+def get_line(line_id: int) -> Response:
+    """One line with its tokens and the history of its corrections."""
+    with database().session() as session:
+        return _line_body(session, _visible_line(session, line_id))
+
+
+@api.patch("/lines/<int:line_id>")
+@require("review")
+def patch_line(line_id: int) -> Response:
+    """Correct a line (``{"text": ...}``) or accept it as read (``{"reviewed": true}``); history is kept."""
+    try:
+        change = LinePatch.model_validate(request.get_json(silent=True))
+    except ValidationError:
+        change = None
+    if change is None or (change.text is None) == (change.reviewed is None):
+        return api_error(400, "invalid_body", 'send {"text": "corrected text"} or {"reviewed": true} as JSON')
+    author = principal().author
+    with database().session() as session:
+        line = _visible_line(session, line_id)
+        try:
+            if change.text is not None:
+                correct_line(session, line, change.text, author)
+            else:
+                accept_line(session, line, author)
+        except ReviewError as error:
+            return api_error(409, "not_reviewable", str(error))
+        session.flush()
+        return _line_body(session, line)
+
+
+@api.get("/lines/<int:line_id>/image")
+@require("read")
+def line_image(line_id: int) -> Response:
+    """The straightened line image the model read."""
+    with database().session() as session:
+        _visible_line(session, line_id)
+        stored = session.get(LineImage, line_id)
+        if stored is None:
+            return api_error(404, "not_found", "this line has no image")
+        return Response(stored.data, mimetype=stored.media_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+@api.get("/lines/<int:line_id>/attention")
+@require("read")
+def line_attention(line_id: int) -> Response:
+    """Where the model looked for each token: JSON maps, or ``?format=png[&token=i]`` a heat map over the line."""
+    fmt = request.args.get("format", "json")
+    with database().session() as session:
+        line = _visible_line(session, line_id)
+        if fmt == "json":
+            return Response(AttentionOut(**attention_json(line)).model_dump_json(), mimetype="application/json")
+        if fmt != "png":
+            return api_error(400, "invalid_format", "format must be json or png")
+        maps = attention_maps(line)
+        stored = session.get(LineImage, line_id)
+        if not maps.size or stored is None:
+            return api_error(404, "not_found", "this line has no attention map")
+        token = request.args.get("token")
+        if token is not None and (not token.isdigit() or int(token) >= maps.shape[0]):
+            return api_error(400, "invalid_token_index", f"token is an index from 0 to {maps.shape[0] - 1}")
+        png = heat_map_png(Image.open(io.BytesIO(stored.data)), maps, int(token) if token is not None else None)
+        return Response(png, mimetype="image/png")
+
+
+def _visible_page(session, page_id: int) -> Page:
+    page = session.get(Page, page_id)
+    visible_or_404(session.get(Job, page.job_id) if page is not None else None)
+    return page
+
+
+@api.post("/pages/<int:page_id>/review")
+@require("review")
+def review_page(page_id: int) -> Response:
+    """Mark a page reviewed; its job is reviewed when all its read pages are."""
+    with database().session() as session:
+        page = _visible_page(session, page_id)
+        try:
+            mark_page_reviewed(session, page, principal().author)
+        except ReviewError as error:
+            return api_error(409, "not_reviewable", str(error))
+        job = session.get(Job, page.job_id)
+        body = PageReviewed(page_id=page.id, reviewed=True, job_reviewed=job.reviewed_at is not None)
+    return Response(body.model_dump_json(), mimetype="application/json")
+
+
+@api.get("/pages/<int:page_id>/similar")
+@require("read")
+def similar(page_id: int) -> Response:
+    """Other pages whose image embedding is closest (cosine): other scans of the same form, duplicates."""
+    with database().session() as session:
+        page = _visible_page(session, page_id)
+        found = similar_pages(session, page, _own_jobs_only())
+    body = SimilarResult(page_id=page_id, similar=[SimilarPageOut(**hit.__dict__) for hit in found])
+    return Response(body.model_dump_json(), mimetype="application/json")
+
+
+@api.get("/search")
+@require("read")
+def search() -> Response:
+    """Lines whose text (as read or as corrected) contains every word of ``q``."""
+    text = request.args.get("q", "").strip()
+    if not text:
+        return api_error(400, "missing_query", "give the words to look for in ?q=")
+    with database().session() as session:
+        hits = search_lines(session, text, _own_jobs_only())
+    body = SearchResult(query=text, hits=[SearchHitOut(**hit.__dict__) for hit in hits])
+    return Response(body.model_dump_json(), mimetype="application/json")
+
+
 @api.get("/openapi.json")
 def openapi() -> Response:
-    """This API described in OpenAPI 3.1."""
+    """This API described in OpenAPI 3.1 (public, like the health checks)."""
     return jsonify(openapi_document())

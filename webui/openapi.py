@@ -7,115 +7,155 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from inkwell.schemas import ErrorResponse, JobAccepted, JobOut
+from inkwell import schemas
 
 REF = "#/components/schemas/{model}"
+MODELS = (
+    schemas.ErrorResponse, schemas.JobAccepted, schemas.JobOut, schemas.JobList, schemas.LineDetail, schemas.LinePatch,
+    schemas.AttentionOut, schemas.PageReviewed, schemas.SearchResult, schemas.SimilarResult,
+)
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before polling again.", "schema": {"type": "integer"}}}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}}}
+def _ref(model: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=model)}
 
 
 def _json(model: str, description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}}}
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
     if headers:
         response["headers"] = headers
     return response
 
 
-RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before polling again.", "schema": {"type": "integer"}}}
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+def _error(description: str) -> dict[str, Any]:
+    return _json("ErrorResponse", description)
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer" if name.endswith("_id") and name != "job_id" else "string"}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _operation(summary: str, operation_id: str, responses: dict[str, Any], scope: str | None, parameters: list | None = None, body: dict | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "operationId": operation_id, "responses": responses}
+    if parameters:
+        operation["parameters"] = parameters
+    if body:
+        operation["requestBody"] = body
+    if scope is None:
+        operation["security"] = []  # public
+    else:
+        operation["description"] = f"Needs the `{scope}` scope (or a signed-in reviewer)."
+        responses.setdefault("401", _error("No credentials, or a token that is unknown or revoked."))
+        responses.setdefault("403", _error(f"The token lacks the `{scope}` scope."))
+    return operation
 
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once per process)."""
-    _, definitions = models_json_schema(
-        [(ErrorResponse, "serialization"), (JobAccepted, "serialization"), (JobOut, "serialization")],
-        ref_template=REF,
-    )
+    _, definitions = models_json_schema([(model, "serialization") for model in MODELS], ref_template=REF)
+    job_id, line_id, page_id = _path("job_id"), _path("line_id"), _path("page_id")
+    upload_body = {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "properties": {
+                "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                          "description": "PNG, JPEG, WebP, TIFF (every page) or PDF (every page) files."},
+                "layout": {"type": "string", "enum": ["page", "line"], "default": "page",
+                           "description": "'page': find the text lines of each page; 'line': each page is one text line."},
+            },
+            "required": ["files"],
+        }}},
+    }
+    paths = {
+        "/api/v1/jobs": {
+            "post": _operation("Submit scans as a new job", "submitJob", {
+                "202": _json("JobAccepted", "Stored and queued.", {"Location": {"description": "URL of the job.", "schema": {"type": "string"}}, **RETRY_AFTER}),
+                "400": _error("No file, an empty one, or an unknown layout."),
+                "413": _error("A file, the request, a page's pixel count or the number of pages is over the limit."),
+                "415": _error("A file is not in a supported format."),
+                "422": _error("A file is damaged, incomplete, password-protected, or a page is too small to hold text."),
+            }, "submit", body=upload_body),
+            "get": _operation("Recent jobs, newest first", "listJobs", {
+                "200": _json("JobList", "The jobs the caller may see."), "400": _error("A filter is not valid."),
+            }, "read", [
+                _query("status", {"type": "string", "enum": ["queued", "processing", "succeeded", "failed", "partial"]}),
+                _query("since", {"type": "string", "format": "date"}, "Submitted on or after this date."),
+                _query("until", {"type": "string", "format": "date"}, "Submitted before this date."),
+                _query("needs_review", {"type": "string", "enum": ["1", "true"]}, "Only jobs with lines needing review."),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+            ]),
+        },
+        "/api/v1/jobs/{job_id}": {"get": _operation("Status, progress and results of a job", "getJob", {
+            "200": _json("JobOut", "The job. While it runs, Retry-After says when to poll again.", RETRY_AFTER),
+            "404": _error("No such job (or not the caller's)."),
+        }, "read", [job_id])},
+        "/api/v1/jobs/{job_id}/result": {"get": _operation("The finished job's result", "getJobResult", {
+            "200": {
+                "description": "json: the job; txt: pages separated by form feeds; csv: a row per line; "
+                "alto: ALTO XML v4; pagexml: a ZIP of PAGE XML 2019 files, one per page.",
+                "content": {
+                    "application/json": {"schema": _ref("JobOut")},
+                    "text/plain": {"schema": {"type": "string"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/xml": {"schema": {"type": "string"}},
+                    "application/zip": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            "400": _error("Unknown format."), "404": _error("No such job (or not the caller's)."),
+            "409": _error("The job has not finished yet."),
+        }, "read", [job_id, _query("format", {"type": "string", "enum": ["json", "txt", "csv", "alto", "pagexml"], "default": "json"})])},
+        "/api/v1/lines/{line_id}": {
+            "get": _operation("A line with its tokens and correction history", "getLine", {
+                "200": _json("LineDetail", "The line."), "404": _error("No such line (or not the caller's)."),
+            }, "read", [line_id]),
+            "patch": _operation("Correct a line, or accept it as read", "patchLine", {
+                "200": _json("LineDetail", "The line after the change, with its history."),
+                "400": _error("The body is not {\"text\": ...} or {\"reviewed\": true}."),
+                "404": _error("No such line (or not the caller's)."), "409": _error("The line has not been read yet."),
+            }, "review", [line_id], {"required": True, "content": {"application/json": {"schema": _ref("LinePatch")}}}),
+        },
+        "/api/v1/lines/{line_id}/image": {"get": _operation("The straightened line image the model read", "getLineImage", {
+            "200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+            "404": _error("No such line, or it has no image."),
+        }, "read", [line_id])},
+        "/api/v1/lines/{line_id}/attention": {"get": _operation("Where the model looked for each token", "getLineAttention", {
+            "200": {"description": "JSON maps, or a PNG heat map over the line image.",
+                    "content": {"application/json": {"schema": _ref("AttentionOut")}, "image/png": {"schema": {"type": "string", "format": "binary"}}}},
+            "400": _error("Unknown format or token index."), "404": _error("No such line, or no attention stored."),
+        }, "read", [line_id, _query("format", {"type": "string", "enum": ["json", "png"], "default": "json"}),
+                    _query("token", {"type": "integer", "minimum": 0}, "PNG only: this token's map (default: the whole line).")])},
+        "/api/v1/pages/{page_id}/review": {"post": _operation("Mark a page reviewed", "reviewPage", {
+            "200": _json("PageReviewed", "Marked; says whether the whole job is now reviewed."),
+            "404": _error("No such page (or not the caller's)."), "409": _error("The page has not been read."),
+        }, "review", [page_id])},
+        "/api/v1/pages/{page_id}/similar": {"get": _operation("Pages with the most similar image embedding", "similarPages", {
+            "200": _json("SimilarResult", "Ranked by cosine similarity."), "404": _error("No such page (or not the caller's)."),
+        }, "read", [page_id])},
+        "/api/v1/search": {"get": _operation("Lines containing every word of q, as read or as corrected", "search", {
+            "200": _json("SearchResult", "Matching lines, newest jobs first."), "400": _error("No query."),
+        }, "read", [{"name": "q", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1}}])},
+        "/api/v1/openapi.json": {"get": _operation("This document", "getOpenAPI", {
+            "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}, None)},
+    }
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Inkwell",
             "version": "1",
-            "description": "Reads handwriting on scanned forms. Submit pages, poll the job, fetch the result. "
+            "description": "Reads handwriting on scanned forms. Submit scans, poll the job, fetch the result, review lines. "
             "Every error response has the shape {\"error\": {\"code\", \"message\"}}.",
         },
-        "paths": {
-            "/api/v1/jobs": {
-                "post": {
-                    "summary": "Submit page images as a new job",
-                    "operationId": "submitJob",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "multipart/form-data": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                                  "description": "PNG, JPEG, WebP, TIFF (every page) or PDF (every page) files."},
-                                        "layout": {"type": "string", "enum": ["page", "line"], "default": "page",
-                                                   "description": "'page': find the text lines of each page; 'line': each page is one text line."},
-                                    },
-                                    "required": ["files"],
-                                },
-                            }
-                        },
-                    },
-                    "responses": {
-                        "202": _json("JobAccepted", "Stored and queued.", {
-                            "Location": {"description": "URL of the job.", "schema": {"type": "string"}}, **RETRY_AFTER}),
-                        "400": _error("No file, an empty one, or an unknown layout."),
-                        "413": _error("A file, the request, a page's pixel count or the number of pages is over the limit."),
-                        "415": _error("A file is not in a supported format."),
-                        "422": _error("A file is damaged, incomplete, password-protected, or a page is too small to hold text."),
-                    },
-                }
-            },
-            "/api/v1/jobs/{job_id}": {
-                "get": {
-                    "summary": "Status, progress and results of a job",
-                    "operationId": "getJob",
-                    "parameters": [JOB_ID],
-                    "responses": {
-                        "200": _json("JobOut", "The job. While it runs, Retry-After says when to poll again.", RETRY_AFTER),
-                        "404": _error("No such job."),
-                    },
-                }
-            },
-            "/api/v1/jobs/{job_id}/result": {
-                "get": {
-                    "summary": "The finished job's result",
-                    "operationId": "getJobResult",
-                    "parameters": [
-                        JOB_ID,
-                        {"name": "format", "in": "query", "required": False,
-                         "schema": {"type": "string", "enum": ["json", "txt", "csv", "alto", "pagexml"], "default": "json"}},
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "json: the job; txt: pages separated by form feeds; csv: a row per line; "
-                            "alto: ALTO XML v4; pagexml: a ZIP of PAGE XML 2019 files, one per page.",
-                            "content": {
-                                "application/json": {"schema": {"$ref": REF.format(model="JobOut")}},
-                                "text/plain": {"schema": {"type": "string"}},
-                                "text/csv": {"schema": {"type": "string"}},
-                                "application/xml": {"schema": {"type": "string"}},
-                                "application/zip": {"schema": {"type": "string", "format": "binary"}},
-                            },
-                        },
-                        "400": _error("Unknown format."),
-                        "404": _error("No such job."),
-                        "409": _error("The job has not finished yet."),
-                    },
-                }
-            },
-            "/api/v1/openapi.json": {
-                "get": {"summary": "This document", "operationId": "getOpenAPI",
-                        "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}},
-            },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": definitions["$defs"],
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "A token from `inkwell token create`."}},
         },
-        "components": {"schemas": definitions["$defs"]},
     }

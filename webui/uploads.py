@@ -24,7 +24,9 @@ def submitted_files(files: dict) -> list[FileStorage]:
 LAYOUTS = ("page", "line")
 
 
-def accept_upload(files: list[FileStorage], source: str, layout: str = "page") -> tuple[str, int]:
+def accept_upload(
+    files: list[FileStorage], source: str, layout: str = "page", user_id: int | None = None, token_id: int | None = None
+) -> tuple[str, int]:
     """Check every file, store the job and its pages in one transaction, then enqueue its pages.
 
     Raises :class:`UploadError` before anything is written if any file is refused, so a
@@ -50,6 +52,7 @@ def accept_upload(files: list[FileStorage], source: str, layout: str = "page") -
         accepted.append(AcceptedFile(name, checked.media_type, data, tuple(checked.page_sizes)))
     with database().session() as session:
         job = create_job(session, accepted, source, layout)
+        job.user_id, job.token_id = user_id, token_id
         job_id = job.id
         page_ids = [page.id for page in job.pages]
     # Only now, with the rows committed, may a worker see the ids.

@@ -1,13 +1,20 @@
-"""Pages for people: the upload form, a job's live status and results, the page images."""
+"""Pages for reviewers: sign-in, jobs list and upload, a job's progress, the review page, search."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
-from sqlalchemy import select
+from urllib.parse import urlsplit
 
-from inkwell.models import Job, Page, Upload
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import func, select
+
+from inkwell.accounts import authenticate
+from inkwell.models import Job, Page, Upload, User
+from inkwell.results import job_out, load_job
+from inkwell.review import search_lines, similar_pages
 from inkwell.storage import page_image as stored_page_image
 from inkwell.storage import upload_bytes
+from webui.auth import Reviewer
 from webui.state import database, settings
 from webui.uploads import accept_upload, submitted_files
 
@@ -16,49 +23,122 @@ views = Blueprint("views", __name__)
 BROWSER_IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp"}
 
 
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: ``next`` must never send a reviewer to another site after sign-in."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("views.index")
+
+
+@views.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    if current_user.is_authenticated:
+        return redirect(url_for("views.index"))
+    with database().session() as db:
+        no_users = db.scalar(select(func.count()).select_from(User)) == 0
+    error = None
+    if request.method == "POST":
+        with database().session() as db:
+            user = authenticate(db, request.form.get("username", ""), request.form.get("password", ""))
+            reviewer = Reviewer(user.id, user.username) if user is not None else None
+        if reviewer is None:
+            error = "Wrong username or password, or the account is disabled."
+        else:
+            session.clear()  # a fresh session on sign-in: no fixation
+            session.permanent = True
+            login_user(reviewer)
+            return redirect(_safe_next(request.args.get("next")))
+    return render_template("sign_in.html", error=error, no_users=no_users), (401 if error else 200)
+
+
+@views.post("/sign-out")
+@login_required
+def sign_out() -> Response:
+    logout_user()
+    session.clear()
+    flash("You are signed out.")
+    return redirect(url_for("views.sign_in"))
+
+
 @views.get("/")
+@login_required
 def index() -> str:
-    with database().session() as session:
-        jobs = session.scalars(select(Job).order_by(Job.created_at.desc()).limit(20)).all()
-    return render_template("index.html", jobs=jobs, limits=settings())
+    return render_template("index.html", limits=settings(), filters=request.args)
 
 
 @views.post("/jobs")
+@login_required
 def upload() -> Response:
-    job_id, _ = accept_upload(submitted_files(request.files), source="web", layout=request.form.get("layout", "page"))
+    job_id, _ = accept_upload(submitted_files(request.files), source="web", layout=request.form.get("layout", "page"), user_id=current_user.id)
     return redirect(url_for("views.job", job_id=job_id), code=303)
 
 
 @views.get("/jobs/<job_id>")
+@login_required
 def job(job_id: str) -> str:
-    with database().session() as session:
-        found = session.get(Job, job_id)
+    with database().session() as db:
+        found = db.get(Job, job_id)
         if found is None:
             abort(404, description=f"There is no job {job_id}.")
     return render_template("job.html", job=found)
 
 
+@views.get("/jobs/<job_id>/pages/<int:number>/review")
+@login_required
+def review(job_id: str, number: int) -> str:
+    with database().session() as db:
+        loaded = load_job(db, job_id)
+        if loaded is None or not 1 <= number <= len(loaded.pages):
+            abort(404, description="No such page.")
+        body = job_out(loaded)
+    page = body.pages[number - 1]
+    return render_template("review.html", job=body, page=page, threshold=settings().review_threshold)
+
+
 @views.get("/jobs/<job_id>/pages/<int:number>/image")
+@login_required
 def page_image(job_id: str, number: int) -> Response:
     """The page as the workers see it (upright, PDFs rasterised), or the upload itself before that."""
-    with database().session() as session:
-        page = session.scalar(select(Page).where(Page.job_id == job_id, Page.number == number))
+    with database().session() as db:
+        page = db.scalar(select(Page).where(Page.job_id == job_id, Page.number == number))
         if page is None:
             abort(404, description="No such page.")
-        prepared = stored_page_image(session, page.id)
+        prepared = stored_page_image(db, page.id)
         if prepared is not None:
             data, media_type = prepared.data, prepared.media_type
         else:
-            upload = session.get(Upload, page.upload_id)
+            upload = db.get(Upload, page.upload_id)
             if upload.media_type not in BROWSER_IMAGE_TYPES:
                 abort(404, description="The page image is not ready yet.")
-            data, media_type = upload_bytes(session, upload.id), upload.media_type
+            data, media_type = upload_bytes(db, upload.id), upload.media_type
     response = Response(data, mimetype=media_type)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+@views.get("/search")
+@login_required
+def search() -> str:
+    text = request.args.get("q", "").strip()
+    with database().session() as db:
+        hits = search_lines(db, text) if text else []
+    return render_template("search.html", query=text, hits=hits)
+
+
+@views.get("/pages/<int:page_id>/similar")
+@login_required
+def similar(page_id: int) -> str:
+    with database().session() as db:
+        page = db.get(Page, page_id)
+        if page is None:
+            abort(404, description="No such page.")
+        found = similar_pages(db, page)
+        origin = {"job_id": page.job_id, "number": page.number}
+    return render_template("similar.html", origin=origin, similar=found)
 
 
 @views.get("/healthz")
 def healthz() -> Response:
     """The web process is up (it checks nothing else)."""
     return Response('{"status": "ok"}', mimetype="application/json")
+

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from inkwell.geometry import LINE_CROP_PAD
 from worker.reading_order import reading_order
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 SPECK_HEIGHT = 0.35  # of the median line height
 SPLIT_HEIGHT = 1.75  # a box this many median heights tall holds two lines or more
 JOIN_GAP = 1.0  # fragments closer than this many line heights on one row are one line
-PAD = 0.12  # of the line height, added around each crop
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class LineFinder:
         return [found[i] for i in order]
 
 
-def crop_line(image: Image.Image, line: FoundLine, pad: float = PAD) -> Image.Image:
+def crop_line(image: Image.Image, line: FoundLine, pad: float = LINE_CROP_PAD) -> Image.Image:
     """Cut ``line`` out of ``image`` as an upright rectangle, with a margin of ``pad`` line heights."""
     quad = line.quad
     height, width = line.height, line.width

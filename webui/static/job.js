@@ -45,6 +45,10 @@
     }
     const lines = el("ol", { class: "lines" });
     if (page.error) card.appendChild(el("p", { class: "error" }, page.error));
+    if (page.status === "succeeded") {
+      const review = el("a", { class: "review-link", href: imageBase + "/pages/" + page.number + "/review" }, page.reviewed ? "Review again" : "Review this page");
+      card.appendChild(review);
+    }
     page.lines.forEach(function (line) {
       const item = el("li", { class: "line " + confidenceClass(line.confidence) });
       item.appendChild(el("span", { class: "line-text" }, line.text || "∅"));
@@ -60,6 +64,7 @@
     let delay = 2000;
     try {
       const response = await fetch(api, { headers: { Accept: "application/json" } });
+      if (response.status === 401) { window.location.reload(); return; }
       const job = await response.json();
       if (!response.ok) throw new Error(job.error ? job.error.message : response.statusText);
       statusEl.textContent = job.status;
