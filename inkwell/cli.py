@@ -73,7 +73,8 @@ def web(host: str | None, port: int | None, workers: int | None) -> None:
 @click.option("-Q", "--queues", type=click.Choice(QUEUE_CHOICES), default="pages,lines", show_default=True,
               help="'pages' (CPU: decode, find lines), 'lines' (the model; GPU where there is one), or both.")
 @click.option("-c", "--concurrency", type=int, default=None, help="Processes (default: from settings per queue).")
-def worker(queues: str, concurrency: int | None) -> None:
+@click.option("--beat", is_flag=True, help="Also run the periodic sweeper and purge (run exactly one of these per deployment).")
+def worker(queues: str, concurrency: int | None, beat: bool) -> None:
     """Run a Celery worker for the given queues."""
     from inkwell.queue import lines_prefetch_multiplier
     from worker.celery_app import app
@@ -82,11 +83,47 @@ def worker(queues: str, concurrency: int | None) -> None:
     if concurrency is None:
         concurrency = settings.lines_concurrency if queues == "lines" else settings.pages_concurrency
     prefetch = lines_prefetch_multiplier(settings) if "lines" in queues else 1
-    app.worker_main([
+    argv = [
         "worker", "-Q", queues, "-c", str(concurrency), "--prefetch-multiplier", str(prefetch),
         "-n", f"{queues.replace(',', '+')}.{os.getpid()}@%h", "--loglevel", settings.log_level,
         "--without-gossip", "--without-mingle",
-    ])
+    ]
+    if beat:
+        argv += ["--beat", "--schedule", str(settings.ensure_data_dir() / f"beat-schedule-{os.getpid()}")]
+    app.worker_main(argv)
+
+
+@main.command()
+def beat() -> None:
+    """Run the periodic scheduler alone (the sweeper and the purge); one per deployment."""
+    from worker.celery_app import app
+
+    settings = get_settings()
+    app.start(["beat", "--loglevel", settings.log_level, "--schedule", str(settings.ensure_data_dir() / "beat-schedule")])
+
+
+@main.command()
+def sweep() -> None:
+    """Send again, once, every page and callback whose message went missing."""
+    from inkwell.queue import make_celery
+    from inkwell.sweeper import sweep as sweep_once
+
+    settings = get_settings()
+    report = sweep_once(_database(), make_celery(settings), settings.stale_after_seconds)
+    click.echo(f"sent again: {len(report.prepare)} pages to prepare, {len(report.recognize)} to read, {len(report.callbacks)} callbacks")
+
+
+@main.command()
+@click.option("--days", type=int, default=None, help="Age in days (default: INKWELL_RETENTION_DAYS).")
+def purge(days: int | None) -> None:
+    """Delete jobs older than the retention period, with their files, images and results."""
+    from inkwell.retention import purge as purge_jobs
+
+    settings = get_settings()
+    days = settings.retention_days if days is None else days
+    if days <= 0:
+        raise click.ClickException("no retention period: set INKWELL_RETENTION_DAYS or pass --days")
+    click.echo(f"deleted {purge_jobs(_database(), days)} jobs older than {days} days")
 
 
 @main.command()
@@ -100,7 +137,7 @@ def serve() -> None:
     base = [sys.executable, "-m", "inkwell"]
     commands = {
         "web": base + ["web"],
-        "pages worker": base + ["worker", "-Q", "pages"],
+        "pages worker": base + ["worker", "-Q", "pages", "--beat"],
         "lines worker": base + ["worker", "-Q", "lines"],
     }
     # Own process groups: Ctrl-C reaches only this process, which then stops the children in order.

@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     review_threshold: float = Field(0.8, ge=0, le=1, description="Lines and tokens read with less confidence are flagged for review.")
     session_hours: float = Field(8.0, gt=0, description="A reviewer's sign-in lasts this long without activity.")
     secure_cookies: bool = Field(False, description="Send session cookies over HTTPS only (set it when serving over HTTPS).")
+    max_page_attempts: int = Field(3, gt=0, description="Deliveries a page may crash a worker in before it fails (e.g. out of memory).")
+    stale_after_seconds: int = Field(600, gt=0, description="A page waiting this long since its message was sent is sent again by the sweeper.")
+    sweep_interval_seconds: int = Field(60, gt=0, description="How often the sweeper (Celery beat) runs.")
+    retention_days: int = Field(0, ge=0, description="Delete jobs (files, images, results) this many days old; 0 keeps them.")
+    callback_timeout_seconds: float = Field(10.0, gt=0, description="Time limit of one callback request.")
+    callback_max_attempts: int = Field(8, gt=0, description="Callback deliveries tried (with exponential backoff) before giving up.")
+    callback_denied_networks: str = Field(
+        "169.254.0.0/16,fe80::/10,100.100.100.200/32,fd00:ec2::254/128,0.0.0.0/8,224.0.0.0/4,ff00::/8",
+        description="Comma-separated networks callbacks are never sent to (link-local and cloud metadata addresses by default).",
+    )
     retry_after_seconds: int = Field(2, gt=0, description="Retry-After sent to clients polling a running job.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level of every process.")
 
@@ -94,6 +104,18 @@ class Settings(BaseSettings):
         if self.max_file_bytes > self.max_request_bytes:
             raise ValueError("INKWELL_MAX_FILE_BYTES cannot exceed INKWELL_MAX_REQUEST_BYTES")
         return self
+
+    @field_validator("callback_denied_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        import ipaddress
+
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"INKWELL_CALLBACK_DENIED_NETWORKS: {part!r} is not a network") from None
+        return value
 
     def upload_limits(self):  # -> inkwell.intake.Limits
         """The limits one upload is checked against."""

@@ -78,6 +78,13 @@ class Job(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)  # submitted in the browser
     token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"), index=True)  # submitted over the API
     reviewed_at: Mapped[datetime | None] = _timestamp()  # every page reviewed
+    # "<caller>:<Idempotency-Key>": a retried submission finds its job instead of making a second one
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))  # what was sent with that key
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    callback_state: Mapped[str | None] = mapped_column(String(16))  # pending, delivered, failed
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    callback_error: Mapped[str | None] = mapped_column(Text)
 
     uploads: Mapped[list[Upload]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="Upload.number", passive_deletes=True
@@ -126,6 +133,8 @@ class Page(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[PageStatus] = mapped_column(_enum(PageStatus), default=PageStatus.QUEUED, index=True)
     error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # deliveries that started work on it (crash detection)
+    queued_at: Mapped[datetime | None] = _timestamp()  # when its current message was last sent
     line_count: Mapped[int] = mapped_column(Integer, default=0)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # mean of line embeddings, packed array
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -240,3 +249,13 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = _timestamp()
     revoked_at: Mapped[datetime | None] = _timestamp()
+
+
+class WorkerHeartbeat(Base):
+    """The last sign of life of each worker process (for /readyz)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    queues: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

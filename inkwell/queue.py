@@ -21,6 +21,9 @@ QUEUE_PAGES = "pages"
 QUEUE_LINES = "lines"
 TASK_PREPARE_PAGE = "inkwell.prepare_page"
 TASK_RECOGNIZE_PAGE = "inkwell.recognize_page"
+TASK_SEND_CALLBACK = "inkwell.send_callback"
+TASK_SWEEP = "inkwell.sweep"
+TASK_PURGE = "inkwell.purge"
 
 
 def make_celery(settings: Settings, include: Iterable[str] = ()) -> Celery:
@@ -31,7 +34,14 @@ def make_celery(settings: Settings, include: Iterable[str] = ()) -> Celery:
     app.conf.update(
         task_queues=(Queue(QUEUE_PAGES), Queue(QUEUE_LINES)),
         task_default_queue=QUEUE_PAGES,
-        task_routes={TASK_PREPARE_PAGE: {"queue": QUEUE_PAGES}, TASK_RECOGNIZE_PAGE: {"queue": QUEUE_LINES}},
+        task_routes={
+            TASK_PREPARE_PAGE: {"queue": QUEUE_PAGES}, TASK_RECOGNIZE_PAGE: {"queue": QUEUE_LINES},
+            TASK_SEND_CALLBACK: {"queue": QUEUE_PAGES}, TASK_SWEEP: {"queue": QUEUE_PAGES}, TASK_PURGE: {"queue": QUEUE_PAGES},
+        },
+        beat_schedule={
+            "sweep": {"task": TASK_SWEEP, "schedule": float(settings.sweep_interval_seconds)},
+            "purge": {"task": TASK_PURGE, "schedule": 3600.0},
+        },
         # Results live in Inkwell's own tables; Celery's result backend would be a second copy.
         task_ignore_result=True,
         # A message is acknowledged only after its task finished, and given back if the worker
@@ -65,20 +75,34 @@ def lines_prefetch_multiplier(settings: Settings) -> int:
     return max(1, math.ceil(settings.lines_flush_every / settings.lines_concurrency))
 
 
+def _send(app: Celery, task: str, queue: str, arguments: Iterable) -> bool:
+    """Send one ``task`` message per argument; False (logged) when the broker cannot be reached."""
+    try:
+        with app.producer_or_acquire() as producer:
+            for argument in arguments:
+                app.send_task(
+                    task, args=[argument], queue=queue, producer=producer,
+                    retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+                )
+    except Exception:  # noqa: BLE001 - any broker failure: the database still holds the work, the sweeper resends it
+        log.exception("could not send %s messages", task)
+        return False
+    return True
+
+
 def enqueue_pages(app: Celery, page_ids: Iterable[int]) -> bool:
     """Send one 'prepare page' message per page; call only after the pages are committed.
 
     Returns False (and logs) when the broker cannot be reached: the pages stay ``queued`` in
-    the database, where nothing is lost, and can be sent again later.
+    the database, where nothing is lost, and the sweeper sends them later.
     """
-    try:
-        with app.producer_or_acquire() as producer:
-            for page_id in page_ids:
-                app.send_task(
-                    TASK_PREPARE_PAGE, args=[page_id], queue=QUEUE_PAGES, producer=producer,
-                    retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
-                )
-    except Exception:  # noqa: BLE001 - any broker failure leaves the job queued, which is safe
-        log.exception("could not enqueue pages; they stay queued in the database")
-        return False
-    return True
+    return _send(app, TASK_PREPARE_PAGE, QUEUE_PAGES, page_ids)
+
+
+def enqueue_recognition(app: Celery, page_ids: Iterable[int]) -> bool:
+    """Send prepared pages to the model queue."""
+    return _send(app, TASK_RECOGNIZE_PAGE, QUEUE_LINES, page_ids)
+
+
+def enqueue_callback(app: Celery, job_id: str) -> bool:
+    return _send(app, TASK_SEND_CALLBACK, QUEUE_PAGES, [job_id])

@@ -25,7 +25,7 @@ from webui.auth import principal, require, visible_or_404
 from webui.errors import api_error
 from webui.openapi import openapi_document
 from webui.state import database, settings
-from webui.uploads import accept_upload, submitted_files
+from webui.uploads import Submission, accept_upload, submitted_files
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -49,12 +49,17 @@ def _own_jobs_only() -> int | None:
 def submit_job() -> Response:
     """Accept one or more files as a new job; 202 with the job's URL in ``Location``."""
     caller = principal()
-    owner = {"token_id": caller.id} if caller.kind == "token" else {"user_id": caller.id}
-    job_id, _ = accept_upload(submitted_files(request.files), source="api", layout=request.form.get("layout", "page"), **owner)
-    response = jsonify({"id": job_id, "status": "queued"})
+    accepted = accept_upload(Submission(
+        files=submitted_files(request.files), source="api", layout=request.form.get("layout", "page"),
+        user_id=caller.id if caller.kind == "user" else None, token_id=caller.id if caller.kind == "token" else None,
+        idempotency_key=request.headers.get("Idempotency-Key"), callback_url=request.form.get("callback_url") or None,
+    ))
+    response = jsonify({"id": accepted.job_id, "status": "queued"})
     response.status_code = 202
-    response.headers["Location"] = url_for("api.get_job", job_id=job_id)
+    response.headers["Location"] = url_for("api.get_job", job_id=accepted.job_id)
     response.headers["Retry-After"] = str(settings().retry_after_seconds)
+    if accepted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
 
 

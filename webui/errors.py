@@ -17,7 +17,7 @@ def api_error(status: int, code: str, message: str, headers: dict[str, str] | No
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path in ("/healthz",)
+    return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz")
 
 
 def _code_for(error: HTTPException) -> str:

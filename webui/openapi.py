@@ -69,6 +69,9 @@ def openapi_document() -> dict[str, Any]:
                           "description": "PNG, JPEG, WebP, TIFF (every page) or PDF (every page) files."},
                 "layout": {"type": "string", "enum": ["page", "line"], "default": "page",
                            "description": "'page': find the text lines of each page; 'line': each page is one text line."},
+                "callback_url": {"type": "string", "format": "uri", "maxLength": 2000,
+                                 "description": "POSTed the job summary when the job finishes, signed with the token's webhook secret "
+                                 "(X-Inkwell-Signature: t=<time>,v1=<HMAC-SHA256 of '<time>.<body>'>)."},
             },
             "required": ["files"],
         }}},
@@ -77,11 +80,14 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/jobs": {
             "post": _operation("Submit scans as a new job", "submitJob", {
                 "202": _json("JobAccepted", "Stored and queued.", {"Location": {"description": "URL of the job.", "schema": {"type": "string"}}, **RETRY_AFTER}),
-                "400": _error("No file, an empty one, or an unknown layout."),
+                "400": _error("No file, an empty one, an unknown layout, a bad Idempotency-Key or callback_url."),
                 "413": _error("A file, the request, a page's pixel count or the number of pages is over the limit."),
                 "415": _error("A file is not in a supported format."),
-                "422": _error("A file is damaged, incomplete, password-protected, or a page is too small to hold text."),
-            }, "submit", body=upload_body),
+                "422": _error("A file is damaged, incomplete, password-protected, a page is too small to hold text, "
+                              "or the Idempotency-Key was used for another submission."),
+            }, "submit", [{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                           "description": "A retried submission with the same key and content returns the first job (header Idempotent-Replayed: true)."}],
+                body=upload_body),
             "get": _operation("Recent jobs, newest first", "listJobs", {
                 "200": _json("JobList", "The jobs the caller may see."), "400": _error("A filter is not valid."),
             }, "read", [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
@@ -9,14 +11,15 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
 from inkwell.accounts import authenticate
-from inkwell.models import Job, Page, Upload, User
+from inkwell.models import Job, Page, Upload, User, WorkerHeartbeat, utcnow
+from inkwell.queue import QUEUE_LINES, QUEUE_PAGES
 from inkwell.results import job_out, load_job
 from inkwell.review import search_lines, similar_pages
 from inkwell.storage import page_image as stored_page_image
 from inkwell.storage import upload_bytes
 from webui.auth import Reviewer
-from webui.state import database, settings
-from webui.uploads import accept_upload, submitted_files
+from webui.state import celery_app, database, settings
+from webui.uploads import Submission, accept_upload, submitted_files
 
 views = Blueprint("views", __name__)
 
@@ -69,8 +72,8 @@ def index() -> str:
 @views.post("/jobs")
 @login_required
 def upload() -> Response:
-    job_id, _ = accept_upload(submitted_files(request.files), source="web", layout=request.form.get("layout", "page"), user_id=current_user.id)
-    return redirect(url_for("views.job", job_id=job_id), code=303)
+    accepted = accept_upload(Submission(submitted_files(request.files), source="web", layout=request.form.get("layout", "page"), user_id=current_user.id))
+    return redirect(url_for("views.job", job_id=accepted.job_id), code=303)
 
 
 @views.get("/jobs/<job_id>")
@@ -141,4 +144,31 @@ def similar(page_id: int) -> str:
 def healthz() -> Response:
     """The web process is up (it checks nothing else)."""
     return Response('{"status": "ok"}', mimetype="application/json")
+
+
+HEARTBEAT_FRESH_SECONDS = 60
+
+
+@views.get("/readyz")
+def readyz() -> Response:
+    """Ready to work: the database and the broker answer, and a worker of each queue was seen lately."""
+    checks: dict[str, str] = {}
+    try:
+        with database().session() as db:
+            db.execute(select(1))
+            cutoff = utcnow() - timedelta(seconds=HEARTBEAT_FRESH_SECONDS)
+            queues = {q for row in db.scalars(select(WorkerHeartbeat.queues).where(WorkerHeartbeat.seen_at >= cutoff)) for q in row.split(",")}
+        checks["database"] = "ok"
+        for queue in (QUEUE_PAGES, QUEUE_LINES):
+            checks[f"worker:{queue}"] = "ok" if queue in queues else f"no worker seen in the last {HEARTBEAT_FRESH_SECONDS} s"
+    except Exception as error:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"unreachable: {type(error).__name__}"
+    try:
+        with celery_app().connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=3)
+        checks["broker"] = "ok"
+    except Exception as error:  # noqa: BLE001
+        checks["broker"] = f"unreachable: {type(error).__name__}"
+    ready = all(value == "ok" for value in checks.values())
+    return Response(json.dumps({"status": "ready" if ready else "not ready", "checks": checks}), status=200 if ready else 503, mimetype="application/json")
 

@@ -4,17 +4,33 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from inkwell.config import get_settings
 from inkwell.queue import make_celery
 from worker import runtime
+from worker.heartbeat import Heartbeat
 
 settings = get_settings()
 app = make_celery(settings, include=["worker.tasks"])
+_heartbeat: Heartbeat | None = None
 
 
 @worker_process_init.connect
 def _init_child(**_kwargs: object) -> None:
     logging.getLogger().setLevel(settings.log_level)
     runtime.after_fork()
+
+
+@worker_ready.connect
+def _start_heartbeat(sender=None, **_kwargs: object) -> None:
+    global _heartbeat
+    queues = ",".join(sorted(q.name for q in sender.app.amqp.queues.consume_from.values())) if sender is not None else ""
+    _heartbeat = Heartbeat(settings, sender.hostname if sender is not None else "worker", queues)
+    _heartbeat.start()
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_kwargs: object) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()

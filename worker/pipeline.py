@@ -13,6 +13,7 @@ import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -25,7 +26,9 @@ from inkwell.models import Job, Line, Page, PageStatus, Upload, utcnow
 from inkwell.storage import line_images, put_line_image, put_page_image, upload_bytes
 from worker.line_finder import FoundLine, crop_line
 from worker.page_image import PageDecodeError, encode_jpeg, encode_png, render_page
-from worker.recognizer import LineResult, Recognizer
+
+if TYPE_CHECKING:  # the model (and torch) is loaded only by workers of the "lines" queue
+    from worker.recognizer import LineResult, Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,12 @@ LineFinderFn = Callable[[Image.Image], list[FoundLine]]
 class PageLimits:
     max_pixels: int
     dpi: int
+    max_attempts: int = 3
+
+
+def _gave_up(attempts: int) -> str:
+    return (f"processing this page stopped its worker {attempts - 1} times (killed, or out of memory); "
+            "it was not tried again")
 
 
 @dataclass(frozen=True)
@@ -83,19 +92,29 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
             return True
         job = session.get(Job, page.job_id, with_for_update=True)
         mark_job_started(job)
+        # Counted before the work, committed: if the work kills the process, the next delivery knows.
+        page.attempts += 1
+        attempts = page.attempts
         upload = session.get(Upload, page.upload_id)
         media_type, index, layout = upload.media_type, page.source_index, job.layout
+    if attempts > limits.max_attempts:
+        fail_page(db, page_id, _gave_up(attempts))
+        return False
+    with db.session() as session:
         data = upload_bytes(session, page.upload_id)
     if data is None:
         fail_page(db, page_id, "the page's file is missing")
         return False
     try:
         image = render_page(data, media_type, index, limits.max_pixels, limits.dpi)
+        del data
+        lines = cut_lines(image, layout, find_lines)
     except PageDecodeError as error:
         fail_page(db, page_id, str(error))
         return False
-    del data
-    lines = cut_lines(image, layout, find_lines)
+    except MemoryError:
+        fail_page(db, page_id, "not enough memory to process this page")
+        return False
     encoded = [encode_png(line.image) for line in lines]
     page_jpeg = encode_jpeg(image)
     with db.session() as session:
@@ -113,6 +132,8 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
         page.width, page.height = image.size
         page.line_count = len(lines)
         page.status = PageStatus.PREPARED
+        page.attempts = 0  # the reading stage counts its own attempts
+        page.queued_at = utcnow()  # its message for the "lines" queue is sent right after this commit
         refresh_job(session, job)
     return True
 
@@ -124,13 +145,25 @@ class _PageWork:
     images: list[Image.Image]
 
 
-def _load_work(db: Database, page_ids: list[int]) -> list[_PageWork]:
-    work: list[_PageWork] = []
-    for page_id in dict.fromkeys(page_ids):  # a page sent twice in one batch is read once
-        with db.session() as session:
+def _claim(db: Database, page_ids: list[int], max_attempts: int) -> list[tuple[int, int]]:
+    """Count a delivery for each prepared page (committed before the model runs); (page id, attempts)."""
+    claimed, exhausted = [], []
+    with db.session() as session:
+        for page_id in dict.fromkeys(page_ids):  # a page sent twice in one batch is read once
             page = session.get(Page, page_id)
             if page is None or page.status != PageStatus.PREPARED:
                 continue
+            page.attempts += 1
+            (exhausted if page.attempts > max_attempts else claimed).append((page_id, page.attempts))
+    for page_id, attempts in exhausted:
+        fail_page(db, page_id, _gave_up(attempts))
+    return claimed
+
+
+def _load_work(db: Database, page_ids: list[int]) -> list[_PageWork]:
+    work: list[_PageWork] = []
+    for page_id in page_ids:
+        with db.session() as session:
             stored = line_images(session, page_id)
         try:
             images = [Image.open(io.BytesIO(data)).convert("RGB") for _, data in stored]
@@ -192,8 +225,7 @@ def _store_page_results(db: Database, item: _PageWork, results: list[LineResult]
         refresh_job(session, job)
 
 
-def recognize_pages(db: Database, recognizer: Recognizer, page_ids: list[int]) -> None:
-    """Read all lines of the given prepared pages in one batched model run and store the results."""
+def _read_and_store(db: Database, recognizer: Recognizer, page_ids: list[int]) -> None:
     work = _load_work(db, page_ids)
     if not work:
         return
@@ -201,3 +233,28 @@ def recognize_pages(db: Database, recognizer: Recognizer, page_ids: list[int]) -
     for item in work:
         if item.page_id in results:
             _store_page_results(db, item, results[item.page_id], recognizer.name)
+
+
+def recognize_pages(db: Database, recognizer: Recognizer, page_ids: list[int], max_attempts: int = 3) -> None:
+    """Read all lines of the given prepared pages in one batched model run and store the results.
+
+    A page that was already being read when a worker died (attempts > 1) is read on its own,
+    after the others are stored: if it is what kills the worker, it cannot take the rest of
+    the batch down with it again, and after ``max_attempts`` it fails with that reason.
+    """
+    claimed = _claim(db, page_ids, max_attempts)
+    _read_and_store(db, recognizer, [page_id for page_id, attempts in claimed if attempts == 1])
+    for page_id, attempts in claimed:
+        if attempts > 1:
+            _read_and_store(db, recognizer, [page_id])
+
+
+def finished_jobs_with_pending_callbacks(db: Database, page_ids: list[int]) -> list[str]:
+    """Jobs of these pages that have finished and still owe their callback."""
+    if not page_ids:
+        return []
+    with db.session() as session:
+        rows = session.execute(
+            select(Job.id, Job.status).join(Page, Page.job_id == Job.id).where(Page.id.in_(page_ids), Job.callback_state == "pending").distinct()
+        ).all()
+    return [job_id for job_id, status in rows if status.finished]

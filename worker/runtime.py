@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from inkwell.config import Settings, get_settings
 from inkwell.db import Database
 from worker.line_finder import LineFinder
 from worker.pipeline import PageLimits
-from worker.recognizer import Recognizer
+
+if TYPE_CHECKING:
+    from worker.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +36,13 @@ def line_finder() -> LineFinder:
 
 
 def page_limits(settings: Settings) -> PageLimits:
-    return PageLimits(settings.max_image_pixels, settings.pdf_dpi)
+    return PageLimits(settings.max_image_pixels, settings.pdf_dpi, settings.max_page_attempts)
 
 
 def load_recognizer(settings: Settings, model: str | None = None) -> Recognizer:
     """Load the configured (or given) model with the configured generation settings."""
+    from worker.recognizer import Recognizer
+
     return Recognizer.load(
         model or settings.model,
         settings.device,

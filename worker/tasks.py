@@ -1,19 +1,31 @@
-"""Celery tasks: thin wrappers that hand ids to the pipeline functions."""
+"""Celery tasks: thin wrappers that hand ids to plain functions."""
 
 from __future__ import annotations
 
 from celery_batches import Batches, SimpleRequest
 
-from inkwell.queue import QUEUE_LINES, TASK_PREPARE_PAGE, TASK_RECOGNIZE_PAGE
+from inkwell.callbacks import CallbackFailed, deliver_job_callback, denied_networks
+from inkwell.queue import (
+    QUEUE_LINES, TASK_PREPARE_PAGE, TASK_PURGE, TASK_RECOGNIZE_PAGE, TASK_SEND_CALLBACK, TASK_SWEEP, enqueue_callback,
+)
+from inkwell.retention import purge as purge_jobs
+from inkwell.sweeper import sweep as sweep_once
 from worker import pipeline, runtime
 from worker.celery_app import app, settings
 
 
+def _callbacks_for(page_ids: list[int]) -> None:
+    for job_id in pipeline.finished_jobs_with_pending_callbacks(runtime.database(), page_ids):
+        enqueue_callback(app, job_id)
+
+
 @app.task(name=TASK_PREPARE_PAGE, acks_late=True)
 def prepare_page(page_id: int) -> None:
-    """CPU queue: decode the page and cut it into lines, then queue it for reading."""
+    """CPU queue: rasterise the page and cut it into lines, then queue it for reading."""
     if pipeline.prepare_page(runtime.database(), page_id, runtime.page_limits(settings), lambda image: runtime.line_finder().find(image)):
         recognize_page.apply_async(args=[page_id], queue=QUEUE_LINES)
+    else:
+        _callbacks_for([page_id])  # the page failed: its job may have finished with it
 
 
 @app.task(
@@ -26,4 +38,29 @@ def prepare_page(page_id: int) -> None:
 def recognize_page(requests: list[SimpleRequest]) -> None:
     """Model queue: buffer several pages' messages, read all their lines in one batched run."""
     page_ids = [int(request.args[0]) for request in requests]
-    pipeline.recognize_pages(runtime.database(), runtime.recognizer(), page_ids)
+    pipeline.recognize_pages(runtime.database(), runtime.recognizer(), page_ids, settings.max_page_attempts)
+    _callbacks_for(page_ids)
+
+
+@app.task(name=TASK_SEND_CALLBACK, bind=True, acks_late=True, max_retries=None)
+def send_callback(self, job_id: str) -> str:
+    """POST a finished job's summary to its callback URL; retried with exponential backoff."""
+    try:
+        return deliver_job_callback(
+            runtime.database(), job_id, denied_networks(settings.callback_denied_networks),
+            settings.callback_timeout_seconds, settings.callback_max_attempts,
+        )
+    except CallbackFailed as error:
+        raise self.retry(exc=error, countdown=min(600, 2 ** self.request.retries * 5)) from None
+
+
+@app.task(name=TASK_SWEEP)
+def sweep() -> None:
+    """Periodic (Celery beat): send again pages and callbacks whose messages went missing."""
+    sweep_once(runtime.database(), app, settings.stale_after_seconds)
+
+
+@app.task(name=TASK_PURGE)
+def purge() -> int:
+    """Periodic (Celery beat): delete jobs older than the retention period, if one is set."""
+    return purge_jobs(runtime.database(), settings.retention_days)

@@ -1,0 +1,314 @@
+"""Reliability and security in-process: idempotent submission, signed callbacks (and what they may
+not reach), the sweeper, retention, pages that keep killing workers, readiness."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select, update
+
+from inkwell.callbacks import CallbackFailed, CallbackRefused, check_callback_url, deliver, deliver_job_callback, denied_networks
+from inkwell.config import Settings
+from inkwell.db import Database
+from inkwell.jobs import AcceptedFile, create_job, refresh_job
+from inkwell.migrate import upgrade
+from inkwell.models import ApiToken, Job, JobStatus, Line, Page, PageStatus, Upload, WorkerHeartbeat, utcnow
+from inkwell.queue import QUEUE_LINES, QUEUE_PAGES, make_celery
+from inkwell.retention import purge
+from inkwell.sweeper import sweep
+from tests.clients import api_client
+from tests.images import line_png
+from webui import create_app
+from worker.pipeline import PageLimits, prepare_page, recognize_pages
+
+DEFAULT_DENIED = denied_networks(Settings.model_fields["callback_denied_networks"].default)
+
+
+@pytest.fixture
+def app(backend_settings: Settings) -> Flask:
+    upgrade(backend_settings)
+    return create_app(backend_settings)
+
+
+def _db(app: Flask) -> Database:
+    return app.extensions["inkwell"]["database"]
+
+
+def _files(*texts: str) -> dict:
+    return {"files": [(io.BytesIO(line_png(t)), f"{i}.png") for i, t in enumerate(texts)], "layout": "line"}
+
+
+def _drain(celery, queue: str) -> list:
+    found = []
+    with celery.connection_for_read() as connection:
+        simple = connection.SimpleQueue(queue)
+        while True:
+            try:
+                message = simple.get(timeout=0.3)
+            except simple.Empty:
+                break
+            found.append(message.payload[0][0])
+            message.ack()
+        simple.close()
+    return found
+
+
+# -- idempotency -------------------------------------------------------------------------------
+
+def test_a_retried_submission_returns_the_original_job(app: Flask) -> None:
+    client = api_client(app, ["submit", "read"])
+    headers = {"Idempotency-Key": "order-7781"}
+    first = client.post("/api/v1/jobs", data=_files("yes", "ink"), headers=headers)
+    again = client.post("/api/v1/jobs", data=_files("yes", "ink"), headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert first.get_json()["id"] == again.get_json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    with _db(app).session() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 1
+        assert session.scalar(select(func.count()).select_from(Upload)) == 2
+    other_content = client.post("/api/v1/jobs", data=_files("no"), headers=headers)
+    assert other_content.status_code == 422 and other_content.get_json()["error"]["code"] == "idempotency_key_reused"
+    # keys belong to their caller: another token's same key is another job
+    stranger = api_client(app, ["submit"]).post("/api/v1/jobs", data=_files("yes", "ink"), headers=headers)
+    assert stranger.status_code == 202 and stranger.get_json()["id"] != first.get_json()["id"]
+    assert client.post("/api/v1/jobs", data=_files("x"), headers={"Idempotency-Key": "k" * 201}).status_code == 400
+
+
+def test_concurrent_retries_make_one_job(app: Flask) -> None:
+    client = api_client(app, ["submit"])
+    token = client.environ_base["HTTP_AUTHORIZATION"]
+    results: list = []
+
+    def post() -> None:
+        local = app.test_client()
+        results.append(local.post("/api/v1/jobs", data=_files("Form 42"), headers={"Authorization": token, "Idempotency-Key": "same"}))
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {r.status_code for r in results} == {202}
+    assert len({r.get_json()["id"] for r in results}) == 1
+    with _db(app).session() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 1
+
+
+# -- callbacks -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", [
+    "ftp://example.org/x", "file:///etc/passwd", "http://user:pw@example.org/", "http://169.254.169.254/latest/meta-data",
+    "http://[fe80::1]/", "http://metadata.google.internal/", "https:///nohost", "http://example.org:99999/", "javascript:alert(1)",
+])
+def test_callback_urls_that_are_refused(url: str) -> None:
+    with pytest.raises(CallbackRefused):
+        check_callback_url(url, DEFAULT_DENIED)
+
+
+def test_callback_url_is_checked_at_submission(app: Flask) -> None:
+    client = api_client(app, ["submit"])
+    refused = client.post("/api/v1/jobs", data={**_files("x"), "callback_url": "http://169.254.169.254/"})
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_callback_url"
+    assert client.post("/api/v1/jobs", data={**_files("x"), "callback_url": "https://hooks.example.org/inkwell"}).status_code == 202
+
+
+class _Receiver:
+    """A local HTTP server that records callbacks and answers with a status chosen by the test."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict, bytes]] = []
+        self.status = 200
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((dict(self.headers), body))
+                self.send_response(receiver.status)
+                self.send_header("Location", "http://169.254.169.254/")  # a redirect must not be followed
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/inkwell?x=1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    server = _Receiver()
+    yield server
+    server.close()
+
+
+def _finished_job_with_callback(app: Flask, url: str) -> tuple[str, str]:
+    client = api_client(app, ["submit"])
+    job_id = client.post("/api/v1/jobs", data={**_files("x"), "callback_url": url}).get_json()["id"]
+    with _db(app).session() as session:
+        job = session.get(Job, job_id)
+        job.pages[0].status = PageStatus.SUCCEEDED
+        session.flush()
+        refresh_job(session, job)
+        secret = session.get(ApiToken, job.token_id).webhook_secret
+    return job_id, secret
+
+
+def test_callbacks_are_signed_and_delivered_once(app: Flask, receiver: _Receiver) -> None:
+    job_id, secret = _finished_job_with_callback(app, receiver.url)
+    assert deliver_job_callback(_db(app), job_id, DEFAULT_DENIED, 5, 3) == "delivered"
+    assert deliver_job_callback(_db(app), job_id, DEFAULT_DENIED, 5, 3) == "delivered"  # redelivered message: no second POST
+    (headers, body), = receiver.requests
+    stamp, mac = dict(part.split("=", 1) for part in headers["X-Inkwell-Signature"].split(","))["t"], headers["X-Inkwell-Signature"].split("v1=")[1]
+    assert hmac.compare_digest(mac, hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest())
+    summary = json.loads(body)
+    assert summary["event"] == "job.finished" and summary["job"]["id"] == job_id and summary["job"]["status"] == "succeeded"
+
+
+def test_failing_receivers_are_retried_then_given_up(app: Flask, receiver: _Receiver) -> None:
+    receiver.status = 503
+    job_id, _ = _finished_job_with_callback(app, receiver.url)
+    for _ in range(2):
+        with pytest.raises(CallbackFailed):
+            deliver_job_callback(_db(app), job_id, DEFAULT_DENIED, 5, 3)
+    assert deliver_job_callback(_db(app), job_id, DEFAULT_DENIED, 5, 3) == "failed"
+    assert len(receiver.requests) == 3
+    with _db(app).session() as session:
+        job = session.get(Job, job_id)
+        assert job.callback_state == "failed" and job.callback_attempts == 3 and "503" in job.callback_error
+    receiver.status = 302
+    with pytest.raises(CallbackFailed, match="302"):
+        deliver(receiver.url, b"{}", "s", DEFAULT_DENIED, 5)
+
+
+def test_names_that_resolve_to_denied_addresses_are_refused_at_delivery(receiver: _Receiver) -> None:
+    loopback_denied = denied_networks("127.0.0.0/8,::1/128")
+    with pytest.raises(CallbackRefused):
+        deliver(receiver.url.replace("127.0.0.1", "localhost"), b"{}", "s", loopback_denied, 5)
+    assert receiver.requests == []
+
+
+def test_unreachable_receivers_fail_within_the_timeout() -> None:
+    import socket
+    import time
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(CallbackFailed):
+        deliver(f"http://127.0.0.1:{port}/", b"{}", "s", DEFAULT_DENIED, 2)
+    assert time.monotonic() - started < 5
+
+
+# -- the sweeper: nothing accepted is lost when the broker is down --------------------------------
+
+def test_jobs_accepted_while_the_broker_is_down_are_sent_by_the_sweeper(backend_settings: Settings, tmp_path: Path) -> None:
+    down = backend_settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    upgrade(down)
+    app = create_app(down)
+    response = api_client(app, ["submit"]).post("/api/v1/jobs", data=_files("yes", "ink"))
+    assert response.status_code == 202, "accepted: the job and its files are committed even with no broker"
+    db = _db(app)
+    with db.session() as session:
+        assert set(session.scalars(select(Page.queued_at))) == {None}
+    working = make_celery(backend_settings.model_copy(update={"broker_url": f"sqla+sqlite:///{tmp_path / 'broker.db'}"}))
+    report = sweep(db, working, stale_after=600)
+    assert len(report.prepare) == 2
+    assert sorted(_drain(working, QUEUE_PAGES)) == sorted(report.prepare)
+    assert sweep(db, working, stale_after=600).prepare == [], "just sent: not sent again until stale"
+    with db.session() as session:
+        session.execute(update(Page).values(queued_at=utcnow() - timedelta(hours=1), status=PageStatus.PREPARED))
+    assert len(sweep(db, working, stale_after=600).recognize) == 2
+    assert len(_drain(working, QUEUE_LINES)) == 2
+
+
+def test_purge_deletes_old_jobs_with_everything_under_them(app: Flask) -> None:
+    client = api_client(app, ["submit"])
+    old, new = (client.post("/api/v1/jobs", data=_files("x")).get_json()["id"] for _ in range(2))
+    db = _db(app)
+    with db.session() as session:
+        session.get(Job, old).created_at = utcnow() - timedelta(days=40)
+    assert purge(db, 0) == 0
+    assert purge(db, 30) == 1
+    with db.session() as session:
+        assert session.get(Job, old) is None and session.get(Job, new) is not None
+        assert session.scalar(select(func.count()).select_from(Upload)) == 1
+
+
+# -- pages that keep killing their worker ----------------------------------------------------------
+
+def test_a_page_that_keeps_killing_workers_fails_alone(database: Database, tiny_char_model: Path) -> None:
+    from worker.recognizer import Recognizer
+
+    with database.session() as session:
+        job = create_job(session, [AcceptedFile(f"{t}.png", "image/png", line_png(t)) for t in ("yes", "ink", "Jane Doe")], "api", "line")
+        job_id, page_ids = job.id, [p.id for p in job.pages]
+    limits = PageLimits(10**7, 150, max_attempts=3)
+    for page_id in page_ids:
+        assert prepare_page(database, page_id, limits, lambda image: [])
+    # the third page was in two batches whose worker died (attempts counted, nothing stored)
+    with database.session() as session:
+        session.get(Page, page_ids[2]).attempts = 2
+    batches: list[list[str]] = []
+    real = Recognizer.load(tiny_char_model, device="cpu", max_new_tokens=32)
+
+    class Recording:
+        name = real.name
+
+        def recognize(self, images, capture=True):
+            results = real.recognize(images, capture)
+            batches.append([r.text for r in results])
+            return results
+
+    recognize_pages(database, Recording(), page_ids, max_attempts=3)
+    assert batches == [["yes", "ink"], ["Jane Doe"]], "the suspect page is read on its own, after the others"
+    with database.session() as session:
+        session.get(Page, page_ids[2]).status = PageStatus.PREPARED
+        session.get(Page, page_ids[2]).attempts = 3
+    recognize_pages(database, Recording(), [page_ids[2]], max_attempts=3)
+    with database.session() as session:
+        page = session.get(Page, page_ids[2])
+        assert page.status == PageStatus.FAILED and "stopped its worker 3 times" in page.error
+        assert session.get(Job, job_id).status == JobStatus.PARTIAL
+    with database.session() as session:
+        queued = create_job(session, [AcceptedFile("a.png", "image/png", line_png("a"))], "api", "line").pages[0]
+        queued.attempts = 3
+        queued_id = queued.id
+    assert not prepare_page(database, queued_id, limits, lambda image: [])
+    with database.session() as session:
+        assert "stopped its worker 3 times" in session.get(Page, queued_id).error
+
+
+# -- readiness -----------------------------------------------------------------------------------
+
+def test_readyz_needs_database_broker_and_a_worker_per_queue(app: Flask, tmp_path: Path) -> None:
+    client = app.test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    checks = response.get_json()["checks"]
+    assert checks["database"] == "ok" and checks["broker"] == "ok" and "no worker" in checks["worker:lines"]
+    with _db(app).session() as session:
+        session.add(WorkerHeartbeat(name="pages@host", queues="pages", seen_at=utcnow()))
+        session.add(WorkerHeartbeat(name="lines@host", queues="lines", seen_at=utcnow()))
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["status"] == "ready"
+    with _db(app).session() as session:
+        session.execute(update(WorkerHeartbeat).values(seen_at=utcnow() - timedelta(minutes=5)))
+    assert client.get("/readyz").status_code == 503
+    settings = app.extensions["inkwell"]["settings"]
+    broker_down = create_app(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}))
+    assert broker_down.test_client().get("/readyz").get_json()["checks"]["broker"].startswith("unreachable")
