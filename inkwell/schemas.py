@@ -107,9 +107,16 @@ class LineDetail(LineOut):
     history: list[LineEditOut] = Field(description="Every correction, oldest first.")
 
 
-class LinePatch(Strict):
-    text: str | None = Field(None, description="The corrected text of the line.", max_length=2000)
-    reviewed: Literal[True] | None = Field(None, description="Accept the line as read.")
+class LineCorrection(Strict):
+    """Set the line's text (a correction; the history keeps what it was)."""
+
+    text: str = Field(description="The corrected text of the line.", max_length=2000)
+
+
+class LineAcceptance(Strict):
+    """Accept the line as the model read it."""
+
+    reviewed: Literal[True]
 
 
 class AttentionOut(Strict):

@@ -65,10 +65,10 @@ def wait_until_up(url: str, processes: Processes, timeout: float = 90) -> None:
             if child.poll() is not None:
                 raise AssertionError(f"{name} exited with {child.returncode}\n{processes.logs()}")
         try:
-            if requests.get(url, timeout=2).status_code == 200:
+            if requests.get(url, timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except requests.RequestException:
+            pass  # not listening yet, or still starting up
         time.sleep(0.3)
     raise AssertionError(f"{url} did not come up\n{processes.logs()}")
 

@@ -183,7 +183,7 @@ def test_openapi_document_is_valid_and_covers_every_api_route(app: Flask, client
     routed = set()
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/v1"):
-            path = rule.rule.replace("<job_id>", "{job_id}").replace("<int:line_id>", "{line_id}").replace("<int:page_id>", "{page_id}")
+            path = rule.rule.replace("<job_id>", "{job_id}").replace("<row_id:line_id>", "{line_id}").replace("<row_id:page_id>", "{page_id}")
             routed |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert routed == documented
 

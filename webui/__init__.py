@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.routing import BaseConverter, ValidationError
 
 from inkwell.config import Settings, get_settings
 from inkwell.db import Database
@@ -22,6 +23,24 @@ SECURITY_HEADERS = {
 }
 
 
+class RowIdConverter(BaseConverter):
+    """``<row_id:name>``: a positive integer that fits the database's INTEGER; anything else is a 404."""
+
+    regex = r"[0-9]{1,10}"
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if not 0 < number <= MAX_ROW_ID:
+            raise ValidationError()
+        return number
+
+    def to_url(self, value: int) -> str:
+        return str(int(value))
+
+
+MAX_ROW_ID = 2**31 - 1
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the web app for ``settings`` (default: from the environment)."""
     from webui.api import api
@@ -32,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     settings = settings or get_settings()
     app = Flask(__name__)
+    app.url_map.converters["row_id"] = RowIdConverter
     app.config.update(
         SECRET_KEY=settings.resolved_secret_key(),
         MAX_CONTENT_LENGTH=settings.max_request_bytes,

@@ -11,14 +11,14 @@ from datetime import datetime
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from PIL import Image
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from inkwell.attention import attention_json, attention_maps, heat_map_png
 from inkwell.exports import export_alto, export_csv, export_page_xml_zip
 from inkwell.models import Job, Line, LineImage, Page
 from inkwell.results import job_out, job_text, line_out, load_job, progress_of
 from inkwell.schemas import (
-    AttentionOut, JobList, JobSummary, LineDetail, LineEditOut, LinePatch, PageReviewed, SearchHitOut, SearchResult, SimilarPageOut, SimilarResult,
+    AttentionOut, JobList, JobSummary, LineAcceptance, LineCorrection, LineDetail, LineEditOut, PageReviewed, SearchHitOut, SearchResult, SimilarPageOut, SimilarResult,
 )
 from inkwell.review import JobFilter, ReviewError, accept_line, correct_line, history, list_jobs, mark_page_reviewed, needs_review_counts, search_lines, similar_pages
 from webui.auth import principal, require, visible_or_404
@@ -28,6 +28,7 @@ from webui.state import database, settings
 from webui.uploads import Submission, accept_upload, submitted_files
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
+LINE_PATCH = TypeAdapter(LineCorrection | LineAcceptance)
 
 RESULT_FORMATS = {
     "json": ("application/json", lambda job: job_out(job).model_dump_json(), None),
@@ -143,7 +144,7 @@ def _line_body(session, line: Line) -> Response:
     return Response(body.model_dump_json(), mimetype="application/json")
 
 
-@api.get("/lines/<int:line_id>")
+@api.get("/lines/<row_id:line_id>")
 @require("read")
 def get_line(line_id: int) -> Response:
     """One line with its tokens and the history of its corrections."""
@@ -151,21 +152,19 @@ def get_line(line_id: int) -> Response:
         return _line_body(session, _visible_line(session, line_id))
 
 
-@api.patch("/lines/<int:line_id>")
+@api.patch("/lines/<row_id:line_id>")
 @require("review")
 def patch_line(line_id: int) -> Response:
     """Correct a line (``{"text": ...}``) or accept it as read (``{"reviewed": true}``); history is kept."""
     try:
-        change = LinePatch.model_validate(request.get_json(silent=True))
+        change = LINE_PATCH.validate_python(request.get_json(silent=True))
     except ValidationError:
-        change = None
-    if change is None or (change.text is None) == (change.reviewed is None):
         return api_error(400, "invalid_body", 'send {"text": "corrected text"} or {"reviewed": true} as JSON')
     author = principal().author
     with database().session() as session:
         line = _visible_line(session, line_id)
         try:
-            if change.text is not None:
+            if isinstance(change, LineCorrection):
                 correct_line(session, line, change.text, author)
             else:
                 accept_line(session, line, author)
@@ -175,7 +174,7 @@ def patch_line(line_id: int) -> Response:
         return _line_body(session, line)
 
 
-@api.get("/lines/<int:line_id>/image")
+@api.get("/lines/<row_id:line_id>/image")
 @require("read")
 def line_image(line_id: int) -> Response:
     """The straightened line image the model read."""
@@ -187,7 +186,7 @@ def line_image(line_id: int) -> Response:
         return Response(stored.data, mimetype=stored.media_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
-@api.get("/lines/<int:line_id>/attention")
+@api.get("/lines/<row_id:line_id>/attention")
 @require("read")
 def line_attention(line_id: int) -> Response:
     """Where the model looked for each token: JSON maps, or ``?format=png[&token=i]`` a heat map over the line."""
@@ -215,7 +214,7 @@ def _visible_page(session, page_id: int) -> Page:
     return page
 
 
-@api.post("/pages/<int:page_id>/review")
+@api.post("/pages/<row_id:page_id>/review")
 @require("review")
 def review_page(page_id: int) -> Response:
     """Mark a page reviewed; its job is reviewed when all its read pages are."""
@@ -230,7 +229,7 @@ def review_page(page_id: int) -> Response:
     return Response(body.model_dump_json(), mimetype="application/json")
 
 
-@api.get("/pages/<int:page_id>/similar")
+@api.get("/pages/<row_id:page_id>/similar")
 @require("read")
 def similar(page_id: int) -> Response:
     """Other pages whose image embedding is closest (cosine): other scans of the same form, duplicates."""

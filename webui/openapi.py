@@ -11,7 +11,7 @@ from inkwell import schemas
 
 REF = "#/components/schemas/{model}"
 MODELS = (
-    schemas.ErrorResponse, schemas.JobAccepted, schemas.JobOut, schemas.JobList, schemas.LineDetail, schemas.LinePatch,
+    schemas.ErrorResponse, schemas.JobAccepted, schemas.JobOut, schemas.JobList, schemas.LineDetail, schemas.LineCorrection, schemas.LineAcceptance,
     schemas.AttentionOut, schemas.PageReviewed, schemas.SearchResult, schemas.SimilarResult,
 )
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before polling again.", "schema": {"type": "integer"}}}
@@ -33,7 +33,9 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def _path(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer" if name.endswith("_id") and name != "job_id" else "string"}}
+    if name == "job_id":
+        return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
 
 
 def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
@@ -65,7 +67,7 @@ def openapi_document() -> dict[str, Any]:
         "content": {"multipart/form-data": {"schema": {
             "type": "object",
             "properties": {
-                "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                "files": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"},
                           "description": "PNG, JPEG, WebP, TIFF (every page) or PDF (every page) files."},
                 "layout": {"type": "string", "enum": ["page", "line"], "default": "page",
                            "description": "'page': find the text lines of each page; 'line': each page is one text line."},
@@ -125,7 +127,8 @@ def openapi_document() -> dict[str, Any]:
                 "200": _json("LineDetail", "The line after the change, with its history."),
                 "400": _error("The body is not {\"text\": ...} or {\"reviewed\": true}."),
                 "404": _error("No such line (or not the caller's)."), "409": _error("The line has not been read yet."),
-            }, "review", [line_id], {"required": True, "content": {"application/json": {"schema": _ref("LinePatch")}}}),
+            }, "review", [line_id], {"required": True, "content": {"application/json": {"schema": {
+                "oneOf": [_ref("LineCorrection"), _ref("LineAcceptance")]}}}}),
         },
         "/api/v1/lines/{line_id}/image": {"get": _operation("The straightened line image the model read", "getLineImage", {
             "200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},

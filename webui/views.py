@@ -128,7 +128,7 @@ def search() -> str:
     return render_template("search.html", query=text, hits=hits)
 
 
-@views.get("/pages/<int:page_id>/similar")
+@views.get("/pages/<row_id:page_id>/similar")
 @login_required
 def similar(page_id: int) -> str:
     with database().session() as db:
