@@ -143,6 +143,9 @@ def serve() -> None:
     # Own process groups: Ctrl-C reaches only this process, which then stops the children in order.
     children = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}
     click.echo(f"Inkwell is starting on http://{settings.web_host}:{settings.web_port} (Ctrl-C stops it)")
+    if not _has_reviewers():
+        click.echo("No reviewer can sign in yet: create one with `.venv/bin/inkwell user create <name>`, "
+                   "and an API token with `.venv/bin/inkwell token create <name>`.")
     stopping = False
 
     def _stop(signum: int, _frame: object) -> None:
@@ -161,6 +164,15 @@ def serve() -> None:
         time.sleep(0.5)
     _terminate(children.values())
     sys.exit(exit_code)
+
+
+def _has_reviewers() -> bool:
+    from sqlalchemy import func, select
+
+    from inkwell.models import User
+
+    with _database().session() as session:
+        return bool(session.scalar(select(func.count()).select_from(User)))
 
 
 def _terminate(children, grace: float = 20.0) -> None:

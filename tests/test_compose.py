@@ -28,9 +28,10 @@ def _resolved() -> dict:
 
 def test_compose_file_is_valid_and_complete() -> None:
     services = _resolved()["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker-cpu", "worker-gpu"}
+    assert set(services) == {"postgres", "redis", "migrate", "web", "worker-cpu", "worker-gpu", "beat"}
+    assert services["beat"]["command"] == ["inkwell", "beat"]
     assert services["migrate"]["command"] == ["inkwell", "migrate"]
-    for name in ("web", "worker-cpu", "worker-gpu"):
+    for name in ("web", "worker-cpu", "worker-gpu", "beat"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["worker-cpu"]["command"][-2:] == ["-Q", "pages"]
     assert services["worker-gpu"]["command"][-2:] == ["-Q", "lines"]
