@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from inkwell.arrays import unpack_array
 from inkwell.models import Job, JobStatus, Line, LineEdit, Page, PageStatus, Upload, utcnow
+from inkwell.schemas import SearchHitOut, SimilarPageOut
 
 MAX_LINE_LENGTH = 2000
 
@@ -118,18 +119,7 @@ def list_jobs(session: Session, query: JobFilter, threshold: float) -> list[Job]
     return list(session.scalars(statement))
 
 
-@dataclass(frozen=True)
-class SearchHit:
-    job_id: str
-    page_number: int
-    line_id: int
-    line_number: int
-    text: str
-    corrected: bool
-    filename: str
-
-
-def search_lines(session: Session, text: str, token_id: int | None = None, limit: int = 100) -> list[SearchHit]:
+def search_lines(session: Session, text: str, token_id: int | None = None, limit: int = 100) -> list[SearchHitOut]:
     """Lines whose model text or corrected text contains every word of ``text`` (case-insensitive)."""
     words = [w for w in text.split() if w][:8]
     if not words:
@@ -146,21 +136,13 @@ def search_lines(session: Session, text: str, token_id: int | None = None, limit
     if token_id is not None:
         statement = statement.where(Job.token_id == token_id)
     return [
-        SearchHit(job_id, page_number, line.id, line.number, line.final_text, line.corrected_text is not None, filename)
+        SearchHitOut(job_id=job_id, page_number=page_number, line_id=line.id, line_number=line.number, text=line.final_text,
+                     corrected=line.corrected_text is not None, filename=filename)
         for line, job_id, page_number, filename in session.execute(statement)
     ]
 
 
-@dataclass(frozen=True)
-class SimilarPage:
-    page_id: int
-    job_id: str
-    page_number: int
-    filename: str
-    similarity: float
-
-
-def similar_pages(session: Session, page: Page, token_id: int | None = None, limit: int = 10) -> list[SimilarPage]:
+def similar_pages(session: Session, page: Page, token_id: int | None = None, limit: int = 10) -> list[SimilarPageOut]:
     """Other read pages ranked by cosine similarity of their embeddings (mean of the lines' ViT embeddings)."""
     if page.embedding is None:
         return []
@@ -179,4 +161,5 @@ def similar_pages(session: Session, page: Page, token_id: int | None = None, lim
     norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(target)), 1e-12)
     scores = matrix @ target / np.maximum(norms, 1e-12)
     best = np.argsort(-scores)[:limit]
-    return [SimilarPage(rows[i].id, rows[i].job_id, rows[i].number, rows[i].filename, float(scores[i])) for i in best]
+    return [SimilarPageOut(page_id=rows[i].id, job_id=rows[i].job_id, page_number=rows[i].number, filename=rows[i].filename,
+                           similarity=float(scores[i])) for i in best]

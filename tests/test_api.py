@@ -21,6 +21,7 @@ from inkwell.migrate import upgrade
 from inkwell.models import Job, JobStatus, Line, Page, PageStatus, Upload
 from inkwell.queue import QUEUE_PAGES, TASK_PREPARE_PAGE
 from tests.images import NOT_AN_IMAGE, declared_size_png, line_png, truncated_png
+from tests.broker import drain
 from tests.clients import api_client, signed_in
 from webui import create_app
 from webui.openapi import openapi_document
@@ -49,20 +50,7 @@ def _db(app: Flask) -> Database:
 
 
 def _queued_messages(app: Flask) -> list[tuple[str, list]]:
-    """Drain the 'pages' queue of the real broker: (task name, args) per message."""
-    celery = app.extensions["inkwell"]["celery"]
-    found = []
-    with celery.connection_for_read() as connection:
-        queue = connection.SimpleQueue(QUEUE_PAGES)
-        while True:
-            try:
-                message = queue.get(timeout=0.5)
-            except queue.Empty:
-                break
-            found.append((message.headers["task"], message.payload[0]))
-            message.ack()
-        queue.close()
-    return found
+    return drain(app.extensions["inkwell"]["celery"], QUEUE_PAGES)
 
 
 def _schema(name: str) -> dict:

@@ -25,6 +25,7 @@ from inkwell.models import ApiToken, Job, JobStatus, Line, Page, PageStatus, Upl
 from inkwell.queue import QUEUE_LINES, QUEUE_PAGES, make_celery
 from inkwell.retention import purge
 from inkwell.sweeper import sweep
+from tests.broker import drain
 from tests.clients import api_client
 from tests.images import line_png
 from webui import create_app
@@ -47,19 +48,8 @@ def _files(*texts: str) -> dict:
     return {"files": [(io.BytesIO(line_png(t)), f"{i}.png") for i, t in enumerate(texts)], "layout": "line"}
 
 
-def _drain(celery, queue: str) -> list:
-    found = []
-    with celery.connection_for_read() as connection:
-        simple = connection.SimpleQueue(queue)
-        while True:
-            try:
-                message = simple.get(timeout=0.3)
-            except simple.Empty:
-                break
-            found.append(message.payload[0][0])
-            message.ack()
-        simple.close()
-    return found
+def _drain(celery, queue: str) -> list[int]:
+    return [arguments[0] for _, arguments in drain(celery, queue)]
 
 
 # -- idempotency -------------------------------------------------------------------------------

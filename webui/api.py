@@ -18,7 +18,7 @@ from inkwell.exports import export_alto, export_csv, export_page_xml_zip
 from inkwell.models import Job, Line, LineImage, Page
 from inkwell.results import job_out, job_text, line_out, load_job, progress_of
 from inkwell.schemas import (
-    AttentionOut, JobList, JobSummary, LineAcceptance, LineCorrection, LineDetail, LineEditOut, PageReviewed, SearchHitOut, SearchResult, SimilarPageOut, SimilarResult,
+    AttentionOut, JobList, JobSummary, LineAcceptance, LineCorrection, LineDetail, LineEditOut, PageReviewed, SearchResult, SimilarResult,
 )
 from inkwell.review import JobFilter, ReviewError, accept_line, correct_line, history, list_jobs, mark_page_reviewed, needs_review_counts, search_lines, similar_pages
 from webui.auth import principal, require, visible_or_404
@@ -236,7 +236,7 @@ def similar(page_id: int) -> Response:
     with database().session() as session:
         page = _visible_page(session, page_id)
         found = similar_pages(session, page, _own_jobs_only())
-    body = SimilarResult(page_id=page_id, similar=[SimilarPageOut(**hit.__dict__) for hit in found])
+    body = SimilarResult(page_id=page_id, similar=found)
     return Response(body.model_dump_json(), mimetype="application/json")
 
 
@@ -249,7 +249,7 @@ def search() -> Response:
         return api_error(400, "missing_query", "give the words to look for in ?q=")
     with database().session() as session:
         hits = search_lines(session, text, _own_jobs_only())
-    body = SearchResult(query=text, hits=[SearchHitOut(**hit.__dict__) for hit in hits])
+    body = SearchResult(query=text, hits=hits)
     return Response(body.model_dump_json(), mimetype="application/json")
 
 

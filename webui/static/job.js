@@ -1,5 +1,5 @@
 // Polls the job's API resource and renders progress, then each page with its text.
-"use strict";
+import { el, fetchJSON } from "./dom.js";
 
 (function () {
   const root = document.getElementById("job");
@@ -11,13 +11,6 @@
   const errorEl = document.getElementById("job-error");
   const pagesEl = document.getElementById("pages");
   const rendered = new Set();
-
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, v));
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
 
   function confidenceClass(c) {
     if (c === null || c === undefined) return "conf-unknown";
@@ -63,10 +56,7 @@
   async function poll() {
     let delay = 2000;
     try {
-      const response = await fetch(api, { headers: { Accept: "application/json" } });
-      if (response.status === 401) { window.location.reload(); return; }
-      const job = await response.json();
-      if (!response.ok) throw new Error(job.error ? job.error.message : response.statusText);
+      const { body: job, response } = await fetchJSON(api);
       statusEl.textContent = job.status;
       statusEl.className = "status status-" + job.status;
       const p = job.progress;

@@ -1,5 +1,5 @@
 // Jobs list: filters and live progress, refreshed every few seconds from /api/v1/jobs.
-"use strict";
+import { el, fetchJSON } from "./dom.js";
 
 (function () {
   const root = document.getElementById("jobs");
@@ -7,13 +7,6 @@
   const jobBase = root.dataset.jobBase;
   const form = document.getElementById("filters");
   const body = document.getElementById("job-rows");
-
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, v));
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
 
   function query() {
     const params = new URLSearchParams();
@@ -42,10 +35,7 @@
     const params = query();
     history.replaceState(null, "", params.toString() ? "?" + params : window.location.pathname);
     try {
-      const response = await fetch(api + "?" + params, { headers: { Accept: "application/json" } });
-      if (response.status === 401) { window.location.reload(); return; }
-      const data = await response.json();
-      if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
+      const { body: data } = await fetchJSON(api + "?" + params);
       body.replaceChildren(...(data.jobs.length ? data.jobs.map(row) : [el("tr", {}, "")]));
       if (!data.jobs.length) body.firstChild.appendChild(el("td", { colspan: "5", class: "hint" }, "No jobs match."));
       const running = data.jobs.some((job) => job.status === "queued" || job.status === "processing");

@@ -1,6 +1,6 @@
 // Review page: line outlines over the scan, editable lines, token confidences, attention heat maps,
 // corrections saved over the API (with history), keyboard first.
-"use strict";
+import { el, fetchJSON } from "./dom.js";
 
 (function () {
   const root = document.getElementById("review");
@@ -20,24 +20,13 @@
   const rows = []; // {line, li, input, chips, canvas, img, polygon}
   let current = -1;
 
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, v));
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
   function level(confidence) {
     if (confidence === null || confidence === undefined) return "unknown";
     return confidence >= threshold ? "high" : confidence >= threshold / 2 ? "mid" : "low";
   }
 
   async function api(path, options) {
-    const response = await fetch(path, Object.assign({ headers: {} }, options || {}));
-    if (response.status === 401) { window.location.reload(); throw new Error("signed out"); }
-    const body = (response.headers.get("Content-Type") || "").includes("json") ? await response.json() : null;
-    if (!response.ok) throw new Error(body && body.error ? body.error.message : response.statusText);
-    return body;
+    return (await fetchJSON(path, options)).body;
   }
 
   function send(path, method, payload) {
