@@ -34,6 +34,9 @@ def export_checkpoint(checkpoint: Path, out: Path) -> dict:
     model = build_model(shape, len(tokenizer))
     model.load_state_dict(saved["model"])
     model.eval()
+    # Stored in float16: half the size in the repository, and no measurable change in what it reads
+    # (the recognizer loads it as float32 on the CPU, bfloat16/float16 on a GPU).
+    model = model.to(torch.float16)
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -53,6 +56,8 @@ def export_checkpoint(checkpoint: Path, out: Path) -> dict:
     card = out / "README.md"
     if card.exists():  # the model card is written by hand and kept across exports
         shutil.copy(card, staging / "README.md")
+    for path in staging.iterdir():
+        path.chmod(0o644)  # safetensors writes owner-only files; a container user must read them too
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)

@@ -1,0 +1,68 @@
+"""Hugging Face Inference Endpoints handler for the Inkwell handwriting model.
+
+Copied into the exported model folder, so the folder can be published to the Hub as it is. It
+depends only on ``transformers``, ``torch`` and Pillow (not on Inkwell). Call it with
+``{"inputs": image}`` (a PIL image, raw image bytes, a base64 string, or a list of those); it
+returns ``{"generated_text", "confidence"}`` per image.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
+
+
+class EndpointHandler:
+    def __init__(self, path: str = "") -> None:
+        self.model = VisionEncoderDecoderModel.from_pretrained(path).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        processor = AutoImageProcessor.from_pretrained(path)
+        self.height = processor.size["height"]
+        self.width = processor.size["width"]
+        self.fit_pad = getattr(processor, "inkwell_fit_pad", None) or {"fill": "mean", "grayscale": True}
+
+    def _to_input(self, image: Image.Image) -> np.ndarray:
+        """Scale the line to fit height x width keeping its aspect ratio, pad the rest (as in training)."""
+        image = image.convert("L" if self.fit_pad.get("grayscale", True) else "RGB")
+        scale = min(self.height / image.height, self.width / image.width)
+        size = (max(1, min(self.width, round(image.width * scale))), max(1, min(self.height, round(image.height * scale))))
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        pixels = np.asarray(image, dtype=np.float32) / 255.0 * 2.0 - 1.0
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        fill = float(pixels.mean()) if self.fit_pad.get("fill", "mean") == "mean" else 0.0
+        canvas = np.full((pixels.shape[2], self.height, self.width), fill, dtype=np.float32)
+        top = (self.height - size[1]) // 2
+        canvas[:, top : top + size[1], : size[0]] = pixels.transpose(2, 0, 1)
+        return np.repeat(canvas[:1], 3, axis=0) if canvas.shape[0] == 1 else canvas
+
+    @staticmethod
+    def _image(value: Any) -> Image.Image:
+        if isinstance(value, Image.Image):
+            return value
+        if isinstance(value, str):
+            value = base64.b64decode(value)
+        return Image.open(io.BytesIO(value))
+
+    @torch.inference_mode()
+    def __call__(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        inputs = data.get("inputs", data)
+        images = [self._image(v) for v in (inputs if isinstance(inputs, list) else [inputs])]
+        pixel_values = torch.from_numpy(np.stack([self._to_input(image) for image in images]))
+        out = self.model.generate(pixel_values, output_scores=True, return_dict_in_generate=True)
+        sequences = out.sequences[:, 1:]
+        probs = torch.stack(out.scores, dim=1).softmax(-1).gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
+        results = []
+        for ids, p in zip(sequences.tolist(), probs.tolist()):
+            end = ids.index(self.tokenizer.eos_token_id) + 1 if self.tokenizer.eos_token_id in ids else len(ids)
+            scored = p[:end]
+            confidence = math.exp(sum(math.log(max(x, 1e-12)) for x in scored) / max(len(scored), 1))
+            results.append({"generated_text": self.tokenizer.decode(ids[:end], skip_special_tokens=True).strip(), "confidence": confidence})
+        return results
