@@ -1,9 +1,10 @@
 """Exports of a finished job: CSV, ALTO XML v4 and PAGE XML 2019 (JSON and text live in results.py).
 
 Every export uses the final text (a reviewer's correction where there is one). Word boxes are
-laid along each line's polygon in proportion to the characters before and in each word; word
-confidence is the geometric mean of the model's probabilities for the tokens that make up the
-word, and is left out for corrected lines, where the model's tokens no longer apply.
+laid along each line's polygon where the model's cross-attention says it read each word (in
+proportion to the characters for corrected lines); word confidence is the geometric mean of the
+model's probabilities for the tokens that make up the word, and is left out for corrected lines,
+where the model's tokens no longer apply.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
 
+import numpy as np
+
 import inkwell
+from inkwell.arrays import unpack_array
+from inkwell.geometry import LINE_CROP_PAD
 from inkwell.models import Job, Line, Page, PageStatus
 
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
@@ -61,12 +66,47 @@ def _token_spans(line: Line) -> list[tuple[int, int, float]]:
     return spans
 
 
+def _token_centres(line: Line, spans: list[tuple[int, int, float]]) -> np.ndarray | None:
+    """Where along the line polygon (0 = left, 1 = right) the model looked for each token.
+
+    The attention-weighted mean column of each token's map, made non-decreasing (text runs left
+    to right), converted from the line image (the polygon grown by its crop margin) to the polygon.
+    None when there is no usable attention (corrected lines, maps that do not spread along the line).
+    """
+    if line.attention is None or not spans:
+        return None
+    maps = unpack_array(line.attention).astype(np.float32)
+    if maps.ndim != 3 or maps.shape[0] != len(spans) or maps.shape[2] < 2:
+        return None
+    columns = maps.sum(axis=1)  # tokens x columns
+    centres = (columns * (np.arange(columns.shape[1]) + 0.5)).sum(axis=1) / np.maximum(columns.sum(axis=1), 1e-9) / columns.shape[1]
+    centres = np.maximum.accumulate(centres)
+    if centres[-1] - centres[0] < 0.2:
+        return None
+    corners = line_polygon(line)
+    width = math.dist(corners[0], corners[1]) or 1.0
+    height = (math.dist(corners[0], corners[3]) + math.dist(corners[1], corners[2])) / 2
+    margin = LINE_CROP_PAD * height if line.polygon else 0.0
+    return np.clip((centres * (width + 2 * margin) - margin) / width, 0.0, 1.0)
+
+
 def words(line: Line) -> list[Word]:
-    """The line's words with boxes along its polygon and, where the model's text stands, confidences."""
+    """The line's words with boxes along its polygon and, where the model's text stands, confidences.
+
+    Word boxes follow the model's cross-attention (where it looked while writing the word's tokens)
+    when there is any; otherwise, and for corrected lines, they divide the line by character count.
+    """
     text = line.final_text
     corners = line_polygon(line)
     spans = _token_spans(line) if line.corrected_text is None else []
+    centres = _token_centres(line, spans)
+    step = float(np.median(np.diff(centres))) / 2 if centres is not None and len(centres) > 1 else 0.0
     length = max(len(text), 1)
+
+    def at(fraction: float, top: bool) -> tuple[float, float]:
+        a, b = (corners[0], corners[1]) if top else (corners[3], corners[2])
+        return (a[0] + (b[0] - a[0]) * fraction, a[1] + (b[1] - a[1]) * fraction)
+
     found: list[Word] = []
     position = 0
     for piece in text.split(" "):
@@ -74,14 +114,14 @@ def words(line: Line) -> list[Word]:
         position = end + 1
         if not piece:
             continue
-
-        def at(fraction: float, top: bool) -> tuple[float, float]:
-            a, b = (corners[0], corners[1]) if top else (corners[3], corners[2])
-            return (a[0] + (b[0] - a[0]) * fraction, a[1] + (b[1] - a[1]) * fraction)
-
-        left, right = start / length, end / length
+        covering = [i for i, (s, e, _) in enumerate(spans) if s < end and e > start]
+        if centres is not None and covering:
+            left = max(0.0, float(centres[covering[0]]) - step)
+            right = min(1.0, float(centres[covering[-1]]) + step)
+        else:
+            left, right = start / length, end / length
         polygon = [at(left, True), at(right, True), at(right, False), at(left, False)]
-        probabilities = [p for s, e, p in spans if s < end and e > start]
+        probabilities = [spans[i][2] for i in covering]
         confidence = math.exp(sum(math.log(max(p, 1e-12)) for p in probabilities) / len(probabilities)) if probabilities else None
         found.append(Word(piece, polygon, confidence))
     return found

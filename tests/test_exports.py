@@ -74,3 +74,27 @@ def test_page_xml_is_valid_2019_one_file_per_page(job: Job, xml_schemas) -> None
         xml_schemas["page"].validate(archive.read(name).decode())
     first = archive.read("page-0001.xml").decode()
     assert 'imageFilename="form.pdf#page=1"' in first and "<Unicode>Jane</Unicode>" in first and "&lt;" not in first
+
+
+def test_word_boxes_follow_the_attention_when_there_is_some(database: Database) -> None:
+    import numpy as np
+
+    from inkwell.arrays import pack_array
+
+    text = "ab cd"
+    # the model looked at column 1 for "a", 2 for "b", 3 for " ", 8 for "c", 9 for "d" (10 columns)
+    maps = np.zeros((5, 1, 10), np.float32)
+    for token, column in enumerate((1, 2, 3, 8, 9)):
+        maps[token, 0, column] = 1.0
+    with database.session() as session:
+        job = create_job(session, [AcceptedFile("l.png", "image/png", b"png", ((100, 20),))], "api", "line")
+        line = Line(page_id=job.pages[0].id, number=1, bbox=[0, 0, 100, 20], text=text, confidence=0.9,
+                    tokens=[{"text": c, "confidence": 0.9} for c in text], attention=pack_array(maps))
+        session.add(line)
+        session.flush()
+        first, second = words(line)
+        # proportional would put "cd" at 60..100; attention puts it at columns 8-9, around 75..100
+        assert first.box[0] == pytest.approx(10, abs=6) and first.box[2] == pytest.approx(30, abs=6)
+        assert second.box[0] == pytest.approx(80, abs=6) and second.box[2] == pytest.approx(100, abs=1)
+        line.corrected_text = "ab cd"
+        assert words(line)[1].box[0] == pytest.approx(60, abs=1)  # corrected: by character count

@@ -1,0 +1,82 @@
+"""Whole scanned forms through the service with the bundled model: a multi-page PDF, a 1-bit fax
+TIFF, a blank and an all-black page, submitted over HTTP to real workers. Prints and checks line
+detection recall, reading order and the page-level character error rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from inkwell.text_metrics import character_error_rate
+from tests.documents import image_pdf, image_tiff
+from tests.forms import handwriting_fonts, make_form
+from tests.processes import Processes, create_token, free_port, wait_for_job, wait_until_up
+
+pytestmark = pytest.mark.slow
+
+MIN_RECALL = 0.95
+MAX_PAGE_CER = 0.35  # printed labels and unseen handwriting together; see the model card for the reading figures
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_forms_read_over_http(tmp_path) -> None:
+    fonts = handwriting_fonts()
+    forms = [make_form(seed, fonts) for seed in (21, 22, 23)]
+    files = [
+        ("files", ("forms.pdf", image_pdf([forms[0].image, forms[1].image], resolution=150), "application/pdf")),
+        ("files", ("fax.tif", image_tiff([forms[2].image], mode="1", compression="group4"), "image/tiff")),
+        ("files", ("blank.png", _png(Image.new("RGB", (1240, 1754), "white")), "image/png")),
+        ("files", ("black.png", _png(Image.new("RGB", (1240, 1754), "black")), "image/png")),
+    ]
+    port = free_port()
+    env = {"INKWELL_DATA_DIR": str(tmp_path / "var"), "INKWELL_WEB_PORT": str(port), "INKWELL_PDF_DPI": "150",
+           "INKWELL_WEB_WORKERS": "1", "INKWELL_LINES_FLUSH_INTERVAL": "0.5"}
+    processes = Processes(env, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        processes.run("migrate")
+        auth = create_token(processes)
+        processes.start("web", "web")
+        processes.start("pages", "worker", "-Q", "pages")
+        processes.start("lines", "worker", "-Q", "lines")
+        wait_until_up(f"{base}/healthz", processes)
+        response = requests.post(f"{base}/api/v1/jobs", files=files, headers=auth, timeout=60)
+        assert response.status_code == 202, response.text
+        body = wait_for_job(base, response.json()["id"], processes, auth, timeout=600)
+    finally:
+        processes.stop_all()
+
+    assert body["status"] == "succeeded", [p["error"] for p in body["pages"]]
+    pdf1, pdf2, fax, blank, black = body["pages"]
+    assert blank["lines"] == [] and len(black["lines"]) <= 1
+    recalls, orders, cers = [], [], []
+    for form, page in zip(forms, (pdf1, pdf2, fax)):
+        found = [line["bbox"] for line in page["lines"]]
+        matched = []
+        for expected in form.lines:
+            scores = [_iou(form.page_bbox(expected), box) for box in found]
+            best = int(np.argmax(scores)) if scores else None
+            matched.append(best if best is not None and scores[best] >= 0.3 else None)
+        hits = [m for m in matched if m is not None]
+        recalls.append(len(hits) / len(form.lines))
+        orders.append(hits == sorted(hits))
+        cers.append(character_error_rate([(page["text"], form.text)]))
+    print(f"\nwhole forms over HTTP: detection recall {[round(r, 3) for r in recalls]}, "
+          f"reading order right {orders}, page CER {[round(c, 3) for c in cers]}")
+    assert min(recalls) >= MIN_RECALL
+    assert all(orders)
+    assert max(cers) <= MAX_PAGE_CER
+
+
+def _png(image: Image.Image) -> bytes:
+    from tests.images import encode
+
+    return encode(image)
