@@ -124,7 +124,6 @@ def search_lines(session: Session, text: str, token_id: int | None = None, limit
     words = [w for w in text.split() if w][:8]
     if not words:
         return []
-    final = func.coalesce(Line.corrected_text, Line.text)
     statement = (
         select(Line, Page.job_id, Page.number, Upload.filename)
         .join(Page, Line.page_id == Page.id).join(Job, Page.job_id == Job.id).join(Upload, Page.upload_id == Upload.id)
@@ -132,7 +131,8 @@ def search_lines(session: Session, text: str, token_id: int | None = None, limit
     )
     for word in words:
         pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        statement = statement.where(or_(Line.text.ilike(pattern, escape="\\"), final.ilike(pattern, escape="\\")))
+        # plain columns (not coalesce) so PostgreSQL can use the trigram indexes of revision 0005
+        statement = statement.where(or_(Line.text.ilike(pattern, escape="\\"), Line.corrected_text.ilike(pattern, escape="\\")))
     if token_id is not None:
         statement = statement.where(Job.token_id == token_id)
     return [

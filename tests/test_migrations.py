@@ -61,3 +61,20 @@ def test_0002_moves_each_page_file_into_an_upload(backend_settings: Settings) ->
         assert connection.execute(text("SELECT filename FROM pages ORDER BY number")).scalars().all() == ["f1.png", "f2.png"]
         assert connection.execute(text("SELECT count(*) FROM page_files WHERE kind = 'upload'")).scalar() == 2
     engine.dispose()
+
+
+def test_postgresql_gets_trigram_indexes_for_search(postgres_url: str, tmp_path) -> None:
+    from sqlalchemy import text
+
+    from inkwell.db import make_engine
+
+    settings = Settings(data_dir=tmp_path, database_url=postgres_url)
+    upgrade(settings)
+    check(settings)  # the PostgreSQL-only indexes are not drift
+    engine = make_engine(settings)
+    with engine.connect() as connection:
+        names = set(connection.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'lines'")).scalars())
+        plan = "\n".join(connection.execute(text("EXPLAIN SELECT id FROM lines WHERE text ILIKE '%smith%'")).scalars())
+    engine.dispose()
+    assert {"ix_lines_text_trgm", "ix_lines_corrected_text_trgm"} <= names
+    assert "lines" in plan
