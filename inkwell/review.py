@@ -154,10 +154,13 @@ def similar_pages(session: Session, page: Page, token_id: int | None = None, lim
     )
     if token_id is not None:
         statement = statement.where(Job.token_id == token_id)
-    rows = session.execute(statement).all()
-    if not rows:
+    # Only embeddings of the same size compare: pages read by another model are left out.
+    candidates = [(row, unpack_array(row.embedding).astype(np.float32)) for row in session.execute(statement)]
+    candidates = [(row, vector) for row, vector in candidates if vector.shape == target.shape]
+    if not candidates:
         return []
-    matrix = np.stack([unpack_array(row.embedding).astype(np.float32) for row in rows])
+    rows = [row for row, _ in candidates]
+    matrix = np.stack([vector for _, vector in candidates])
     norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(target)), 1e-12)
     scores = matrix @ target / np.maximum(norms, 1e-12)
     best = np.argsort(-scores)[:limit]

@@ -136,3 +136,16 @@ def test_similar_pages_rank_the_same_scan_first(reviewer: FlaskClient, job: dict
     similar = reviewer.get(f"/api/v1/pages/{first['id']}/similar").get_json()["similar"]
     assert similar[0]["page_id"] == duplicate["id"] and similar[0]["similarity"] == pytest.approx(1.0, abs=1e-4)
     assert all(hit["similarity"] < 0.9999 for hit in similar[1:])
+
+
+def test_pages_read_by_another_model_are_not_compared(app: Flask, reviewer: FlaskClient, job: dict) -> None:
+    import numpy as np
+
+    from inkwell.arrays import pack_array
+    from inkwell.models import Page
+
+    first, second, duplicate, _ = job["pages"]
+    with app.extensions["inkwell"]["database"].session() as session:
+        session.get(Page, second["id"]).embedding = pack_array(np.ones(768, np.float32), "float32")  # another model's size
+    similar = reviewer.get(f"/api/v1/pages/{first['id']}/similar").get_json()["similar"]
+    assert second["id"] not in [hit["page_id"] for hit in similar] and similar[0]["page_id"] == duplicate["id"]
