@@ -61,7 +61,12 @@ def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn) -> list[
     """The page's lines: found and cut out (``layout='page'``), or the whole image as one line."""
     if layout == "line":
         return [CutLine((0, 0, page.width, page.height), None, None, page)]
-    return [CutLine(found.bbox, found.polygon(), found.score, crop_line(page, found)) for found in find_lines(page)]
+
+    def inside(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        x0, y0, x1, y1 = box
+        return max(0, x0), max(0, y0), min(page.width, x1), min(page.height, y1)
+
+    return [CutLine(inside(found.bbox), found.polygon(), found.score, crop_line(page, found)) for found in find_lines(page)]
 
 
 def fail_page(db: Database, page_id: int, reason: str) -> None:
