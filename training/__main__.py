@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--eval-every", type=int, default=1000, help="steps between validation runs")
     train.add_argument("--threads", type=int, default=2)
     train.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is 1.4x faster here)")
+    train.add_argument("--init-from", type=Path, default=None, help="start from an exported model folder (no checkpoint yet)")
 
     evaluate = sub.add_parser("evaluate", help="print CER of an exported model on each validation set")
     evaluate.add_argument("--model", type=Path, default=BUNDLED_MODEL_DIR)
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
             TrainConfig(
                 root=args.root, run=args.run, shape=shape, hours=args.hours, batch_size=args.batch_size,
                 lr=args.lr, ctc_weight=args.ctc_weight, real_share=args.real_share,
-                eval_every=args.eval_every, threads=args.threads, bf16=not args.no_bf16,
+                eval_every=args.eval_every, threads=args.threads, bf16=not args.no_bf16, init_from=args.init_from,
             )
         )
     elif args.command == "evaluate":

@@ -45,6 +45,7 @@ class TrainConfig:
     bf16: bool = True
     label_smoothing: float = 0.1
     seed: int = 0
+    init_from: Path | None = None  # start from an exported model (e.g. the committed bundled model)
 
     @property
     def run_dir(self) -> Path:
@@ -131,6 +132,14 @@ def train(config: TrainConfig) -> None:
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.01)
     state = {"step": 0, "elapsed": 0.0, "lines": 0, "best": math.inf}
     checkpoint = config.run_dir / "last.pt"
+    if config.init_from is not None and not checkpoint.exists():
+        # A new machine has no checkpoint of an earlier session: continue from the exported model
+        # (its weights; the optimizer and the CTC head start afresh).
+        from transformers import VisionEncoderDecoderModel
+
+        exported = VisionEncoderDecoderModel.from_pretrained(config.init_from, dtype=torch.float32)
+        model.load_state_dict(exported.state_dict())
+        log.info("initialised from %s", config.init_from)
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)
         model.load_state_dict(saved["model"])
