@@ -1,4 +1,9 @@
-"""Command line of the training pipeline: ``python -m training {data,train,evaluate,export,all}``."""
+"""Command line of the training pipeline: ``python -m training {data,train,evaluate,export,all}``.
+
+``python -m training all`` reruns the whole recipe of the bundled model: fetch fonts and render
+the synthetic lines, prepare the real ones, train (resuming from var/training/runs/main if it was
+interrupted), export to worker/models/inkwell-handwriting-small and print the CER per validation set.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument("--run", default="main")
     export.add_argument("--out", type=Path, default=BUNDLED_MODEL_DIR)
 
+    everything = sub.add_parser("all", help="the whole recipe: data, train, export, evaluate (resumable)")
+    everything.add_argument("--hours", type=float, default=5.0)
+    everything.add_argument("--synthetic-lines", type=int, default=300_000)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shape = ModelShape()
@@ -70,6 +79,16 @@ def main(argv: list[str] | None = None) -> None:
         from training.export import export_run
 
         export_run(args.root / "runs" / args.run, args.out)
+    elif args.command == "all":
+        from training.data import DataPlan, build_all
+        from training.evaluate import evaluate_exported
+        from training.export import export_run
+        from training.train import TrainConfig, train as run_training
+
+        build_all(DataPlan(args.root, args.synthetic_lines, shape.height, shape.width))
+        run_training(TrainConfig(root=args.root, run="main", shape=shape, hours=args.hours))
+        export_run(args.root / "runs" / "main", BUNDLED_MODEL_DIR)
+        evaluate_exported(BUNDLED_MODEL_DIR, args.root / "shards")
 
 
 if __name__ == "__main__":
