@@ -1,0 +1,99 @@
+"""The training pipeline of the bundled model, in miniature: data, tokenizer, split, shards, a few
+steps of the real loop on a tiny shape, export, and loading the export with the recognizer."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.charset import ALPHABET, build_tokenizer, in_alphabet, normalise_text
+from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, fetch_fonts
+from training.real_lines import DEFAULT_REAL_DIR, is_validation_group, load_real_lines
+from training.render import Augmentation, fit_text_to_font, render_line
+from training.shards import load_shard, synthetic_samples, write_shard
+from training.texts import FormTextGenerator
+from tests.forms import FONT_CACHE
+
+
+def test_form_text_is_varied_and_writable() -> None:
+    generator = FormTextGenerator(seed=3)
+    lines = [generator.line() for _ in range(500)]
+    assert len(set(lines)) > 450
+    assert all(0 < len(line) <= 80 for line in lines)
+    written = [normalise_text(line) for line in lines]
+    assert sum(in_alphabet(line) for line in written) > 480
+    assert any(c.isdigit() for line in lines for c in line) and any("@" in line for line in lines)
+
+
+def test_held_out_fonts_are_never_trained_on() -> None:
+    assert not set(HELDOUT_FONTS) & set(TRAINING_FONTS)
+    assert len(TRAINING_FONTS) + len(HELDOUT_FONTS) == 44
+
+
+def test_the_tokenizer_writes_every_character_of_the_alphabet() -> None:
+    tokenizer = build_tokenizer()
+    ids = tokenizer(ALPHABET).input_ids
+    assert len(ids) == len(ALPHABET) + 1 and tokenizer.unk_token_id not in ids
+    assert tokenizer.decode(ids, skip_special_tokens=True) == ALPHABET
+    assert normalise_text("l\u2019\u00e9t\u00e9 \u00ab oui \u00bb\u00a0 ") == "l'été \" oui \""
+
+
+def test_rendered_lines_are_model_height_in_every_font() -> None:
+    fonts = fetch_fonts(FONT_CACHE, ["caveat", "amatic-sc"])
+    rng = random.Random(1)
+    for font in fonts:
+        text = fit_text_to_font("Jane Doe 12", font)
+        assert text == ("JANE DOE 12" if font.caps_only else "Jane Doe 12")
+        pixels = render_line(text, font, rng, 40, Augmentation(1.0))
+        assert pixels.dtype == np.uint8 and pixels.shape[0] == 40 and pixels.shape[1] > 40
+        assert pixels.min() < 120 and pixels.max() > 150  # ink on paper
+
+
+@pytest.mark.skipif(not (DEFAULT_REAL_DIR / "manifest.tsv").exists(), reason="the real handwriting data set is not on this machine")
+def test_the_real_split_is_writer_disjoint() -> None:
+    train, validation, skipped = load_real_lines()
+    assert len(validation) > 500 and len(train) > 5 * len(validation)
+    train_groups = {(line.dataset, line.group) for line in train}
+    validation_groups = {(line.dataset, line.group) for line in validation}
+    assert not train_groups & validation_groups
+    assert set(Counter(line.dataset for line in validation)) == {"copiste_dun_jour", "testaments_de_poilus", "cremma_mss_18", "cremma_mss_19", "peraire"}
+    assert all(in_alphabet(line.text) and len(line.text) > 2 for line in train + validation)
+    assert skipped["markup"] > 0
+    assert is_validation_group("cremma_mss_18", "le-sallon-de-1767-denis-diderot")
+
+
+def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from training import train as training
+    from training.export import export_checkpoint
+    from training.model import ModelShape
+    from worker.recognizer import Recognizer
+
+    shape = ModelShape(height=40, width=128, patch_width=4, hidden=32, encoder_layers=1, encoder_heads=2, encoder_ffn=64,
+                       decoder_layers=1, decoder_heads=2, decoder_ffn=64, max_target_tokens=24)
+    shards = tmp_path / "shards"
+    fonts = fetch_fonts(FONT_CACHE, ["caveat"])
+    write_shard(shards / "synth-0000", synthetic_samples(fonts, 64, seed=1, height=40, width=128))
+    heldout = fetch_fonts(FONT_CACHE, [HELDOUT_FONTS[0]])
+    for name in ("val-synthetic-heldout-fonts", "val-real-writers"):
+        write_shard(shards / name, synthetic_samples(heldout, 8, seed=2, height=40, width=128))
+    assert len(load_shard(shards / "synth-0000")) == 64
+    config = training.TrainConfig(root=tmp_path, run="tiny", shape=shape, hours=0.004, batch_size=8, eval_every=5, eval_lines=8, threads=1)
+    training.train(config)
+    assert (config.run_dir / "best.pt").exists() and (config.run_dir / "metrics.jsonl").read_text().strip()
+    out = tmp_path / "exported"
+    export_checkpoint(config.run_dir / "best.pt", out)
+    assert (out / "handler.py").exists() and (out / "model.safetensors").stat().st_mode & 0o044
+    recognizer = Recognizer.load(out, device="cpu", max_new_tokens=8)
+    assert recognizer.fit_pad is not None and recognizer.input_size == (40, 128)
+    (result,) = recognizer.recognize([Image.new("RGB", (200, 50), "white")])
+    assert isinstance(result.text, str) and result.embedding.shape == (32,)
+    resumed = training.TrainConfig(root=tmp_path, run="tiny", shape=shape, hours=0.006, batch_size=8, eval_every=5, eval_lines=8, threads=1)
+    training.train(resumed)  # picks up last.pt and carries on the same schedule
+    assert torch.load(config.run_dir / "last.pt", weights_only=False)["state"]["step"] > 5
