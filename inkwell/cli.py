@@ -89,7 +89,7 @@ def worker(queues: str, concurrency: int | None, beat: bool) -> None:
         "--without-gossip", "--without-mingle",
     ]
     if beat:
-        argv += ["--beat", "--schedule", str(settings.ensure_data_dir() / f"beat-schedule-{os.getpid()}")]
+        argv += ["--beat", "--schedule", str(settings.ensure_data_dir() / "beat-schedule")]
     app.worker_main(argv)
 
 
