@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         0, ge=0, le=1024, description="Lines per model call; 0 = automatic (32 on the CPU, sized to free memory on a GPU)."
     )
     attention_layer: int = Field(-1, description="Decoder layer whose cross-attention is stored (-1 = last).")
+    ctc_weight: float | None = Field(
+        None, ge=0, le=1, description="Weight of the CTC head in joint decoding, for checkpoints that ship one; empty: the checkpoint's; 0: off."
+    )
     preprocessing: Literal["auto", "processor", "fit-pad"] = Field(
         "auto", description="'processor': the checkpoint's image processor; 'fit-pad': keep aspect and pad; "
         "'auto': what the checkpoint asks for (fit-pad for the bundled model)."

@@ -92,8 +92,13 @@ def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest
     assert (out / "handler.py").exists() and (out / "model.safetensors").stat().st_mode & 0o044
     recognizer = Recognizer.load(out, device="cpu", max_new_tokens=8)
     assert recognizer.fit_pad is not None and recognizer.input_size == (40, 128)
-    (result,) = recognizer.recognize([Image.new("RGB", (200, 50), "white")])
-    assert isinstance(result.text, str) and result.embedding.shape == (32,)
+    assert recognizer.ctc is not None and recognizer.ctc.weight == 0.5, "the CTC head ships and joint decoding is on"
+    assert Recognizer.load(out, device="cpu", ctc_weight=0).ctc is None
+    lines = [Image.fromarray(load_shard(shards / "synth-0000").image(i)) for i in range(3)]
+    together = recognizer.recognize(lines)
+    alone = [recognizer.recognize([line])[0] for line in lines]
+    assert [r.text for r in together] == [r.text for r in alone]  # the CTC scorer keeps rows independent
+    assert all(r.embedding.shape == (32,) for r in together)
     resumed = training.TrainConfig(root=tmp_path, run="tiny", shape=shape, hours=0.006, batch_size=8, eval_every=5, eval_lines=8, threads=1)
     training.train(resumed)  # picks up last.pt and carries on the same schedule
     assert torch.load(config.run_dir / "last.pt", weights_only=False)["state"]["step"] > 5

@@ -44,10 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     evaluate = sub.add_parser("evaluate", help="print CER of an exported model on each validation set")
     evaluate.add_argument("--model", type=Path, default=BUNDLED_MODEL_DIR)
     evaluate.add_argument("--limit", type=int, default=0, help="lines per set (0 = all)")
+    evaluate.add_argument("--ctc-weight", type=float, default=None, help="joint decoding weight (default: the model's; 0: attention alone)")
 
     export = sub.add_parser("export", help="write a run's best checkpoint as a Hugging Face model folder")
     export.add_argument("--run", default="main")
     export.add_argument("--out", type=Path, default=BUNDLED_MODEL_DIR)
+    export.add_argument("--ctc-weight", type=float, default=0.5, help="joint CTC/attention decoding weight the export declares (0: off)")
 
     everything = sub.add_parser("all", help="the whole recipe: data, train, export, evaluate (resumable)")
     everything.add_argument("--hours", type=float, default=5.0)
@@ -74,11 +76,11 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "evaluate":
         from training.evaluate import evaluate_exported
 
-        evaluate_exported(args.model, args.root / "shards", args.limit)
+        evaluate_exported(args.model, args.root / "shards", args.limit, ctc_weight=args.ctc_weight)
     elif args.command == "export":
         from training.export import export_run
 
-        export_run(args.root / "runs" / args.run, args.out)
+        export_run(args.root / "runs" / args.run, args.out, args.ctc_weight)
     elif args.command == "all":
         from training.data import DataPlan, build_all
         from training.evaluate import evaluate_exported

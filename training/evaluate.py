@@ -54,11 +54,12 @@ def real_sets(real_dir: Path, count: int) -> dict[str, list[tuple[Image.Image, s
     return sets
 
 
-def evaluate_exported(model: Path, shards_dir: Path, limit: int = 0, real_dir: Path = DEFAULT_REAL_DIR) -> dict[str, float]:
+def evaluate_exported(model: Path, shards_dir: Path, limit: int = 0, real_dir: Path = DEFAULT_REAL_DIR, ctc_weight: float | None = None) -> dict[str, float]:
     """Print and return CER per set, the mean over held-out fonts, and all real lines together."""
     from worker.recognizer import Recognizer
 
-    recognizer = Recognizer.load(model, device="auto", max_new_tokens=160)
+    recognizer = Recognizer.load(model, device="auto", max_new_tokens=160, ctc_weight=ctc_weight)
+    print(f"{model}: decoding {'jointly with CTC (weight ' + str(recognizer.ctc.weight) + ')' if recognizer.ctc else 'with the attention decoder alone'}")
     fonts_dir = shards_dir.parent / "fonts"
     sets = heldout_font_sets(fonts_dir, limit or LINES_PER_FONT) | real_sets(real_dir, limit)
     results: dict[str, float] = {}

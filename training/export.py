@@ -15,17 +15,21 @@ from pathlib import Path
 
 import torch
 
-from training.charset import build_tokenizer
+from training.charset import PAD_ID, build_tokenizer
 from training.model import ModelShape, build_model
 
 log = logging.getLogger(__name__)
 
-MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "preprocessor_config.json")
 HANDLER = Path(__file__).with_name("handler.py")
+CTC_PREFIX = Path(__file__).resolve().parents[1] / "worker" / "ctc_prefix.py"
 
 
-def export_checkpoint(checkpoint: Path, out: Path) -> dict:
-    """Export ``checkpoint`` (a ``best.pt``) into ``out``; return the metrics saved with it."""
+def export_checkpoint(checkpoint: Path, out: Path, ctc_weight: float = 0.5) -> dict:
+    """Export ``checkpoint`` (a ``best.pt``) into ``out``; return the metrics saved with it.
+
+    The CTC head trained beside the decoder ships too (``ctc_head.safetensors``, declared in
+    ``inkwell.json`` with the weight joint decoding gives it; 0 turns joint decoding off).
+    """
     from transformers import ViTImageProcessor
 
     saved = torch.load(checkpoint, weights_only=False, map_location="cpu")
@@ -51,6 +55,14 @@ def export_checkpoint(checkpoint: Path, out: Path) -> dict:
         inkwell_fit_pad={"fill": "mean", "grayscale": True},
     ).save_pretrained(staging)
     shutil.copy(HANDLER, staging / "handler.py")
+    shutil.copy(CTC_PREFIX, staging / "ctc_prefix.py")  # the handler decodes as the service does
+    from safetensors.torch import save_file
+
+    head = {name: tensor.to(torch.float16).contiguous() for name, tensor in saved["ctc_head"].items()}
+    save_file({"weight": head["projection.weight"], "bias": head["projection.bias"]}, str(staging / "ctc_head.safetensors"))
+    (staging / "inkwell.json").write_text(json.dumps({
+        "ctc_head": {"file": "ctc_head.safetensors", "blank_id": PAD_ID, "weight": ctc_weight},
+    }, indent=1) + "\n")
     metrics = {k: v for k, v in saved.get("metrics", {}).items() if not k.endswith("/example")}
     (staging / "training_state.json").write_text(json.dumps({"state": saved["state"], "shape": saved["shape"], "validation": metrics}, indent=1))
     card = out / "README.md"
@@ -65,6 +77,6 @@ def export_checkpoint(checkpoint: Path, out: Path) -> dict:
     return metrics
 
 
-def export_run(run_dir: Path, out: Path) -> None:
+def export_run(run_dir: Path, out: Path, ctc_weight: float = 0.5) -> None:
     """Export the best checkpoint of a training run."""
-    export_checkpoint(run_dir / "best.pt", out)
+    export_checkpoint(run_dir / "best.pt", out, ctc_weight)

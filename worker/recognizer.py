@@ -14,6 +14,7 @@ already in the cache.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from PIL import Image
+from transformers import LogitsProcessorList
 
 from worker.line_image import line_to_input
 
@@ -138,8 +140,10 @@ class Recognizer:
         batch_size: int = 32,
         fit_pad: FitPad | None = None,
         attention_layer: int = -1,
+        ctc: CTCHead | None = None,
     ) -> None:
         self.model = model
+        self.ctc = ctc
         self.processor = processor
         self.tokenizer = tokenizer
         self.device = device
@@ -170,6 +174,7 @@ class Recognizer:
         batch_size: int | None = None,
         preprocessing: Preprocessing = "auto",
         attention_layer: int = -1,
+        ctc_weight: float | None = None,
     ) -> Recognizer:
         """Load a VisionEncoderDecoder checkpoint (local folder or Hub id) with its processor.
 
@@ -177,7 +182,9 @@ class Recognizer:
         starting, padding and ending are read from the checkpoint; ``use_cache`` is forced on
         (several Microsoft checkpoints ship it off, which makes decoding many times slower).
         ``batch_size=None`` chooses one: 32 on the CPU; on a GPU, as many lines as fit in 70% of
-        its free memory, measured with a worst-case probe batch.
+        its free memory, measured with a worst-case probe batch. A checkpoint that ships a CTC
+        head (``inkwell.json``) is decoded jointly with it (see worker.ctc_prefix) at the weight it
+        declares, or ``ctc_weight``; ``ctc_weight=0`` decodes with the attention decoder alone.
         """
         from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
 
@@ -192,7 +199,8 @@ class Recognizer:
         log.info("loaded %s on %s (%s, preprocessing %s)", source, target, model.dtype, "fit-pad" if fit_pad else "processor")
         # A local folder is named by its folder name (paths differ between machines), a Hub model by its id.
         name = Path(source).name if Path(source).is_dir() else source
-        recognizer = cls(model, image_processor, tokenizer, target, name, max_new_tokens, batch_size or CPU_BATCH_SIZE, fit_pad, attention_layer)
+        ctc = CTCHead.load(source, target, ctc_weight)
+        recognizer = cls(model, image_processor, tokenizer, target, name, max_new_tokens, batch_size or CPU_BATCH_SIZE, fit_pad, attention_layer, ctc)
         if batch_size is None and target.type == "cuda":
             recognizer.batch_size = recognizer.measure_batch_size()
             log.info("batch size %d chosen for %s", recognizer.batch_size, target)
@@ -266,10 +274,17 @@ class Recognizer:
         pixel_values, regions = self.pixel_values(images)
         encoded = self.model.encoder(pixel_values=pixel_values)
         probe = self._probe if capture else None
+        processors = []
+        if self.ctc is not None:
+            from worker.ctc_prefix import CTCPrefixScorer
+
+            log_probs = self.ctc.log_probs(encoded.last_hidden_state[:, self.grid.prefix_tokens :])
+            processors.append(CTCPrefixScorer(log_probs, self.ctc.blank_id, self.eos_token_id, self.ctc.weight))
         if probe is not None:
             probe.enabled = True
         try:
             generated = self.model.generate(
+                logits_processor=LogitsProcessorList(processors),
                 encoder_outputs=encoded,
                 max_new_tokens=self.max_new_tokens,
                 decoder_start_token_id=self.decoder_start_token_id,
@@ -330,6 +345,54 @@ class Recognizer:
         if embedding is not None:
             result.embedding = embedding.astype(np.float32)
         return result
+
+
+@dataclass
+class CTCHead:
+    """A linear CTC head over the encoder's patches, shipped beside some checkpoints for joint decoding."""
+
+    projection: torch.nn.Linear
+    blank_id: int
+    weight: float
+
+    MANIFEST = "inkwell.json"
+
+    @classmethod
+    def load(cls, source: str, device: torch.device, weight: float | None) -> CTCHead | None:
+        """The head declared in the checkpoint's ``inkwell.json``, or None (none, or ``weight == 0``)."""
+        manifest = _checkpoint_file(source, cls.MANIFEST)
+        if manifest is None or weight == 0:
+            return None
+        declared = json.loads(manifest.read_text()).get("ctc_head")
+        if not declared:
+            return None
+        weights_file = _checkpoint_file(source, declared["file"])
+        if weights_file is None:
+            raise FileNotFoundError(f"{source}: {declared['file']} is declared in {cls.MANIFEST} but missing")
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(weights_file))
+        projection = torch.nn.Linear(tensors["weight"].shape[1], tensors["weight"].shape[0])
+        projection.load_state_dict(tensors)
+        projection.to(device, torch.float32).eval()
+        return cls(projection, int(declared["blank_id"]), float(declared["weight"] if weight is None else weight))
+
+    def log_probs(self, patch_states: torch.Tensor) -> torch.Tensor:
+        """batch x patches x vocabulary log-probabilities (on the CPU, where the prefix scorer runs)."""
+        return torch.log_softmax(self.projection(patch_states.float()), dim=-1).cpu()
+
+
+def _checkpoint_file(source: str, filename: str) -> Path | None:
+    """A file of a local checkpoint folder, or of a Hub checkpoint (downloaded if present there)."""
+    local = Path(source) / filename
+    if Path(source).is_dir():
+        return local if local.exists() else None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(source, filename))
+    except Exception:  # noqa: BLE001 - optional file: absent, or the Hub unreachable
+        return None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ def load_recognizer(settings: Settings, model: str | None = None) -> Recognizer:
         batch_size=settings.recognize_batch_size or None,
         preprocessing=settings.preprocessing,
         attention_layer=settings.attention_layer,
+        ctc_weight=settings.ctc_weight,
     )
 
 
