@@ -3,20 +3,24 @@
 Copied into the exported model folder, so the folder can be published to the Hub as it is. It
 depends only on ``transformers``, ``torch`` and Pillow (not on Inkwell). Call it with
 ``{"inputs": image}`` (a PIL image, raw image bytes, a base64 string, or a list of those); it
-returns ``{"generated_text", "confidence"}`` per image.
+returns ``{"generated_text", "confidence"}`` per image. Where the folder ships a CTC head
+(``inkwell.json``), lines are decoded jointly with it, as Inkwell itself does (``ctc_prefix.py``).
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import math
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
+from transformers import AutoImageProcessor, AutoTokenizer, LogitsProcessorList, VisionEncoderDecoderModel
 
 
 class EndpointHandler:
@@ -27,6 +31,19 @@ class EndpointHandler:
         self.height = processor.size["height"]
         self.width = processor.size["width"]
         self.fit_pad = getattr(processor, "inkwell_fit_pad", None) or {"fill": "mean", "grayscale": True}
+        self.ctc = None
+        manifest = Path(path) / "inkwell.json"
+        declared = json.loads(manifest.read_text()).get("ctc_head") if manifest.exists() else None
+        if declared and declared.get("weight", 0) > 0:
+            from safetensors.torch import load_file
+
+            sys.path.insert(0, str(Path(path)))
+            from ctc_prefix import CTCPrefixScorer
+
+            tensors = load_file(str(Path(path) / declared["file"]))
+            head = torch.nn.Linear(tensors["weight"].shape[1], tensors["weight"].shape[0])
+            head.load_state_dict({k: v.float() for k, v in tensors.items()})
+            self.ctc = (head.eval(), int(declared["blank_id"]), float(declared["weight"]), CTCPrefixScorer)
 
     def _to_input(self, image: Image.Image) -> np.ndarray:
         """Scale the line to fit height x width keeping its aspect ratio, pad the rest (as in training)."""
@@ -55,10 +72,17 @@ class EndpointHandler:
     def __call__(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         inputs = data.get("inputs", data)
         images = [self._image(v) for v in (inputs if isinstance(inputs, list) else [inputs])]
-        pixel_values = torch.from_numpy(np.stack([self._to_input(image) for image in images]))
-        out = self.model.generate(pixel_values, output_scores=True, return_dict_in_generate=True)
+        pixel_values = torch.from_numpy(np.stack([self._to_input(image) for image in images])).to(self.model.dtype)
+        encoded = self.model.encoder(pixel_values=pixel_values)
+        processors = []
+        if self.ctc is not None:
+            head, blank, weight, scorer = self.ctc
+            log_probs = torch.log_softmax(head(encoded.last_hidden_state[:, 1:].float()), dim=-1)
+            processors.append(scorer(log_probs, blank, self.tokenizer.eos_token_id, weight))
+        out = self.model.generate(encoder_outputs=encoded, logits_processor=LogitsProcessorList(processors),
+                                  output_logits=True, return_dict_in_generate=True)
         sequences = out.sequences[:, 1:]
-        probs = torch.stack(out.scores, dim=1).softmax(-1).gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
+        probs = torch.stack(out.logits, dim=1).float().softmax(-1).gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
         results = []
         for ids, p in zip(sequences.tolist(), probs.tolist()):
             end = ids.index(self.tokenizer.eos_token_id) + 1 if self.tokenizer.eos_token_id in ids else len(ids)
