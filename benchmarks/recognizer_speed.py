@@ -50,7 +50,7 @@ def _peak_memory_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def run_mode(mode: str, model: str, count: int, batch_size: int | None, device: str, threads: int) -> dict:
+def run_mode(mode: str, model: str, count: int, batch_size: int | None, device: str, threads: int, ctc_weight: float | None) -> dict:
     """Read ``count`` lines in ``mode``; return timings (first call excluded as warm-up)."""
     import torch
 
@@ -58,7 +58,7 @@ def run_mode(mode: str, model: str, count: int, batch_size: int | None, device: 
 
     torch.set_num_threads(threads)
     images = benchmark_lines(count)
-    recognizer = Recognizer.load(model, device=device, batch_size=batch_size, max_new_tokens=128)
+    recognizer = Recognizer.load(model, device=device, batch_size=batch_size, max_new_tokens=128, ctc_weight=ctc_weight)
     target = recognizer.device
     if mode == "model-card":
         from transformers import TrOCRProcessor
@@ -103,10 +103,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the recognizer's choice (32 on CPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ctc-weight", type=float, default=None,
+                        help="joint CTC decoding in modes 2 and 3 (default: the model's; 0: attention alone, like the card loop)")
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)  # internal: one mode, JSON out
     args = parser.parse_args(argv)
     if args.mode:
-        print(json.dumps(run_mode(args.mode, args.model, args.lines, args.batch_size, args.device, args.threads)))
+        print(json.dumps(run_mode(args.mode, args.model, args.lines, args.batch_size, args.device, args.threads, args.ctc_weight)))
         return
     results = {}
     for mode in MODES:
@@ -114,10 +116,14 @@ def main(argv: list[str] | None = None) -> None:
                    "--lines", str(args.lines), "--device", args.device, "--threads", str(args.threads)]
         if args.batch_size:
             command += ["--batch-size", str(args.batch_size)]
+        if args.ctc_weight is not None:
+            command += ["--ctc-weight", str(args.ctc_weight)]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         results[mode] = json.loads(output.strip().splitlines()[-1])
     base = results["model-card"]
-    print(f"model {args.model}  device {base['device']}  lines {base['lines']}  batch {results['batched']['batch_size']}  threads {args.threads}")
+    decoding = "attention alone" if args.ctc_weight == 0 else f"joint CTC/attention ({args.ctc_weight if args.ctc_weight is not None else 'model default'})"
+    print(f"model {args.model}  device {base['device']}  lines {base['lines']}  batch {results['batched']['batch_size']}  threads {args.threads}  "
+          f"modes 2-3 decode with {decoding}")
     print(f"{'mode':<12}{'lines/s':>10}{'x card':>9}{'peak MB':>10}")
     for mode in MODES:
         r = results[mode]
