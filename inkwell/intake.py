@@ -101,10 +101,11 @@ def _check_image(data: bytes, name: str, limits: Limits) -> CheckedUpload:
         with image:
             if image.format not in IMAGE_FORMATS:
                 raise UploadError(415, "unsupported_media_type", f"{name}: {image.format} files are not accepted ({SUPPORTED})")
-            frames = getattr(image, "n_frames", 1)
-            _check_page_count(name, frames, limits)
             sizes = []
             try:
+                # Counting frames walks every TIFF directory header, so a broken one fails here.
+                frames = getattr(image, "n_frames", 1)
+                _check_page_count(name, frames, limits)
                 for frame in range(frames):
                     image.seek(frame)
                     _check_size(name, frame + 1, frames, *image.size, limits)

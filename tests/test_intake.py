@@ -79,3 +79,14 @@ def test_bad_pdfs_are_refused(make, status: int, code: str) -> None:
     with pytest.raises(UploadError) as raised:
         check_upload(make(), "scan.pdf", LIMITS)
     assert (raised.value.status, raised.value.code) == (status, code)
+
+
+def test_a_tiff_whose_second_page_has_no_size_is_refused_not_crashed() -> None:
+    """Found by the fuzz test: Pillow raises TypeError while counting the frames of such a file."""
+    frames = [Image.new("L", (40, 20), "white"), Image.new("L", (30, 20), "white")]
+    data = bytearray(encode(frames[0], "TIFF", save_all=True, append_images=frames[1:]))
+    second_width = data.rfind(b"\x00\x01\x04\x00\x01\x00\x00\x00")  # tag 256 (ImageWidth) of the last directory
+    data[second_width : second_width + 2] = b"\xfe\xfe"  # rename it to an unknown tag
+    with pytest.raises(UploadError) as raised:
+        check_upload(bytes(data), "scan.tif", LIMITS)
+    assert (raised.value.status, raised.value.code) == (422, "invalid_image")

@@ -134,12 +134,18 @@ def train(config: TrainConfig) -> None:
     checkpoint = config.run_dir / "last.pt"
     if config.init_from is not None and not checkpoint.exists():
         # A new machine has no checkpoint of an earlier session: continue from the exported model
-        # (its weights; the optimizer and the CTC head start afresh).
+        # (its weights and, where it ships one, its CTC head; the optimizer starts afresh).
         from transformers import VisionEncoderDecoderModel
 
         exported = VisionEncoderDecoderModel.from_pretrained(config.init_from, dtype=torch.float32)
         model.load_state_dict(exported.state_dict())
-        log.info("initialised from %s", config.init_from)
+        head_file = config.init_from / "ctc_head.safetensors"
+        if head_file.exists():
+            from safetensors.torch import load_file
+
+            head = load_file(str(head_file))
+            ctc_head.load_state_dict({"projection.weight": head["weight"].float(), "projection.bias": head["bias"].float()})
+        log.info("initialised from %s (CTC head: %s)", config.init_from, "restored" if head_file.exists() else "new")
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)
         model.load_state_dict(saved["model"])
