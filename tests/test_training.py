@@ -102,3 +102,11 @@ def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest
     resumed = training.TrainConfig(root=tmp_path, run="tiny", shape=shape, hours=0.006, batch_size=8, eval_every=5, eval_lines=8, threads=1)
     training.train(resumed)  # picks up last.pt and carries on the same schedule
     assert torch.load(config.run_dir / "last.pt", weights_only=False)["state"]["step"] > 5
+    # A new machine without checkpoints continues from the exported folder, CTC head included.
+    continued = training.TrainConfig(root=tmp_path, run="continued", shape=shape, hours=0.001, batch_size=8, eval_every=5,
+                                     eval_lines=8, threads=1, init_from=out, lr=0.0)  # lr 0: steps that change nothing
+    training.train(continued)
+    saved = torch.load(continued.run_dir / "last.pt", weights_only=False)
+    exported_head = recognizer.ctc.projection.weight.float()
+    assert saved["state"]["step"] >= 1
+    assert torch.allclose(saved["ctc_head"]["projection.weight"], exported_head, atol=1e-3), "the head was restored, not re-initialised"

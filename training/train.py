@@ -153,7 +153,7 @@ def train(config: TrainConfig) -> None:
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
         log.info("resumed at step %d (%.2f h)", state["step"], state["elapsed"] / 3600)
-    (config.run_dir / "config.json").write_text(json.dumps({**config.__dict__, "root": str(config.root), "shape": config.shape.as_dict()}, indent=1))
+    (config.run_dir / "config.json").write_text(json.dumps({**config.__dict__, "shape": config.shape.as_dict()}, indent=1, default=str))
     encoder = Encoder(vocab, config.shape.max_target_tokens)
     sampler = MixedSampler(config.root / "shards", encoder, config.real_share, seed=config.seed + state["step"])
     model.train()
