@@ -36,6 +36,13 @@ class Processes:
         self.children[name] = child
         return child
 
+    def start_service(self, base_url: str) -> None:
+        """The web server and a worker for each queue, as separate processes; returns once the web answers."""
+        self.start("web", "web")
+        self.start("pages", "worker", "-Q", "pages")
+        self.start("lines", "worker", "-Q", "lines")
+        wait_until_up(f"{base_url}/healthz", self)
+
     def logs(self) -> str:
         return "\n".join(f"===== {path.name}\n{path.read_text()[-6000:]}" for path in sorted(self.log_dir.glob("*.log")))
 

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.forms import handwriting_fonts, make_form
-from tests.processes import Processes, free_port, wait_until_up
+from tests.processes import Processes, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +38,9 @@ def service(tmp_path_factory: pytest.TempPathFactory, tiny_char_model: Path):
     processes.run("migrate")
     subprocess.run(processes_command("user", "create", "clerk", "--password-stdin"), input=PASSWORD + "\n", text=True,
                    env=processes.env, check=True, capture_output=True)
-    processes.start("web", "web")
-    processes.start("pages", "worker", "-Q", "pages")
-    processes.start("lines", "worker", "-Q", "lines")
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(f"{base}/healthz", processes)
+        processes.start_service(base)
         yield base, processes
     finally:
         processes.stop_all()

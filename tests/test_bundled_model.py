@@ -63,6 +63,14 @@ def test_the_card_carries_hub_metadata() -> None:
         assert credit in card
 
 
+def test_the_folder_carries_the_current_handler_and_decoder() -> None:
+    """The export copies these files so the folder stands alone on the Hub; the copies must not drift."""
+    from training.export import CTC_PREFIX, HANDLER
+
+    for source in (HANDLER, CTC_PREFIX):
+        assert (BUNDLED_MODEL / source.name).read_text() == source.read_text(), f"re-export or copy {source}"
+
+
 def test_the_inference_endpoints_handler(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("handler", BUNDLED_MODEL / "handler.py")
     handler_module = importlib.util.module_from_spec(spec)

@@ -94,10 +94,7 @@ def _run_separately(env: dict[str, str], tmp_path: Path, settings: Settings) -> 
     try:
         processes.run("migrate")
         auth = create_token(processes)
-        processes.start("web", "web")
-        processes.start("pages", "worker", "-Q", "pages")
-        processes.start("lines", "worker", "-Q", "lines")
-        wait_until_up(f"{base}/healthz", processes)
+        processes.start_service(base)
         assert requests.get(f"{base}/api/v1/jobs", timeout=10).status_code == 401
         _bad_inputs_are_refused(base, settings, auth)
         _submit_and_check(base, settings, processes, auth)

@@ -134,6 +134,17 @@ class Deployment:
     def close(self) -> None:
         self.processes.stop_all()
 
+    def __enter__(self) -> Deployment:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def _pages(count: int, offset: int = 0) -> list[tuple[str, bytes]]:
     return [(f"p{offset + i}.png", line_png(WORDS[(offset + i) % len(WORDS)])) for i in range(count)]
@@ -154,9 +165,7 @@ def _assert_each_page_read_once(deployment: Deployment, pages: int) -> dict[str,
 
 
 def test_workers_killed_mid_batch_lose_and_duplicate_nothing(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
-    deployment = Deployment(tmp_path, tiny_char_model, redis_server, postgres_server)
-    try:
-        deployment.start()
+    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server) as deployment:
         job_id = deployment.submit(_pages(160))
         kills = 0
         for round_ in range(3):
@@ -176,14 +185,10 @@ def test_workers_killed_mid_batch_lose_and_duplicate_nothing(tmp_path, tiny_char
         assert body["status"] == "succeeded", body
         counts = _assert_each_page_read_once(deployment, 160)
         print(f"\n{kills} workers SIGKILLed mid-work: {counts}")
-    finally:
-        deployment.close()
 
 
 def test_redis_and_postgresql_restarts_mid_job(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
-    deployment = Deployment(tmp_path, tiny_char_model, redis_server, postgres_server)
-    try:
-        deployment.start()
+    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server) as deployment:
         job_id = deployment.submit(_pages(120))
         time.sleep(1.0)
         redis_server.restart(down_seconds=2)
@@ -194,14 +199,10 @@ def test_redis_and_postgresql_restarts_mid_job(tmp_path, tiny_char_model, redis_
         counts = _assert_each_page_read_once(deployment, 120)
         print(f"\nRedis and PostgreSQL restarted mid-job: {counts}")
         assert requests.get(f"{deployment.base}/healthz", timeout=5).status_code == 200
-    finally:
-        deployment.close()
 
 
 def test_five_hundred_pages_in_the_queue(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
-    deployment = Deployment(tmp_path, tiny_char_model, redis_server, postgres_server)
-    try:
-        deployment.start()
+    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server) as deployment:
         started = time.monotonic()
         job_ids = [deployment.submit(_pages(100, offset=100 * k)) for k in range(5)]
         bodies = deployment.wait_finished(job_ids, timeout=600)
@@ -209,14 +210,10 @@ def test_five_hundred_pages_in_the_queue(tmp_path, tiny_char_model, redis_server
         counts = deployment.counts()
         assert counts["succeeded"] == 500 and counts["lines"] == 500, counts
         print(f"\n500 pages through Redis and PostgreSQL in {time.monotonic() - started:.0f} s: {counts}")
-    finally:
-        deployment.close()
 
 
 def test_a_page_that_kills_its_worker_fails_alone(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
-    deployment = Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_MAX_PAGE_ATTEMPTS="3")
-    try:
-        deployment.start()
+    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_MAX_PAGE_ATTEMPTS="3") as deployment:
         giant = encode(Image.new("L", (7500, 7500), 255))  # 56 Mpx: within the limits, slow to process
         job_id = deployment.submit(_pages(3) + [("giant.png", giant)] + _pages(3, offset=3))
         db = Database(deployment.settings)
@@ -240,5 +237,3 @@ def test_a_page_that_kills_its_worker_fails_alone(tmp_path, tiny_char_model, red
         assert "stopped its worker 3 times" in giant_page["error"]
         assert [p["text"] for i, p in enumerate(body["pages"]) if i != 3] == [WORDS[i % len(WORDS)] for i in (0, 1, 2, 3, 4, 5)]
         print(f"\nthe page that kept being killed ({kills} kills) failed alone: {giant_page['error']}")
-    finally:
-        deployment.close()

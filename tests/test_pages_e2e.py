@@ -12,7 +12,7 @@ from PIL import Image
 from inkwell.text_metrics import character_error_rate
 from tests.documents import image_pdf, image_tiff
 from tests.forms import handwriting_fonts, make_form
-from tests.processes import Processes, create_token, free_port, wait_for_job, wait_until_up
+from tests.processes import Processes, create_token, free_port, wait_for_job
 
 pytestmark = pytest.mark.slow
 
@@ -44,10 +44,7 @@ def test_forms_read_over_http(tmp_path) -> None:
     try:
         processes.run("migrate")
         auth = create_token(processes)
-        processes.start("web", "web")
-        processes.start("pages", "worker", "-Q", "pages")
-        processes.start("lines", "worker", "-Q", "lines")
-        wait_until_up(f"{base}/healthz", processes)
+        processes.start_service(base)
         response = requests.post(f"{base}/api/v1/jobs", files=files, headers=auth, timeout=60)
         assert response.status_code == 202, response.text
         body = wait_for_job(base, response.json()["id"], processes, auth, timeout=600)
