@@ -213,7 +213,10 @@ def test_five_hundred_pages_in_the_queue(tmp_path, tiny_char_model, redis_server
 
 
 def test_a_page_that_kills_its_worker_fails_alone(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
-    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_MAX_PAGE_ATTEMPTS="3") as deployment:
+    # One pool process, so that killing the pool's children kills only the process working on the
+    # giant page, as the OOM killer would: with two, a neighbour page in the other process was
+    # sometimes killed with it three times and failed too.
+    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_MAX_PAGE_ATTEMPTS="3", INKWELL_PAGES_CONCURRENCY="1") as deployment:
         giant = encode(Image.new("L", (7500, 7500), 255))  # 56 Mpx: within the limits, slow to process
         job_id = deployment.submit(_pages(3) + [("giant.png", giant)] + _pages(3, offset=3))
         db = Database(deployment.settings)
