@@ -1,6 +1,6 @@
 """Lines per second and peak memory of three ways to read the same lines with the same model.
 
-    python -m benchmarks.recognizer_speed [--model PATH_OR_HUB_ID] [--lines 128] [--batch-size 32]
+    python -m benchmarks.recognizer_speed [--model PATH_OR_HUB_ID] [--lines 128] [--batch-size 32] [--repeats 3]
 
 1. ``model-card``: the loop from TrOCR model cards, one line at a time:
    ``processor(images=image) -> model.generate(pixel_values) -> processor.batch_decode``;
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -50,8 +51,9 @@ def _peak_memory_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def run_mode(mode: str, model: str, count: int, batch_size: int | None, device: str, threads: int, ctc_weight: float | None) -> dict:
-    """Read ``count`` lines in ``mode``; return timings (first call excluded as warm-up)."""
+def run_mode(mode: str, model: str, count: int, batch_size: int | None, device: str, threads: int, ctc_weight: float | None,
+             repeats: int = 3) -> dict:
+    """Read ``count`` lines ``repeats`` times in ``mode``; return the median timing (a first call is warm-up)."""
     import torch
 
     from worker.recognizer import Recognizer
@@ -84,13 +86,18 @@ def run_mode(mode: str, model: str, count: int, batch_size: int | None, device: 
         if target.type == "cuda":
             torch.cuda.synchronize(target)
             torch.cuda.reset_peak_memory_stats(target)
-        started = time.perf_counter()
-        texts = read(images)
-        if target.type == "cuda":
-            torch.cuda.synchronize(target)
-        elapsed = time.perf_counter() - started
+        timings = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            texts = read(images)
+            if target.type == "cuda":
+                torch.cuda.synchronize(target)
+            timings.append(time.perf_counter() - started)
+    # The median, because a single pass over a few batches swings by 20% on a shared 2-core machine.
+    elapsed = statistics.median(timings)
     return {
         "mode": mode, "lines": len(images), "seconds": elapsed, "lines_per_second": len(images) / elapsed,
+        "spread": (min(timings) / elapsed, max(timings) / elapsed),
         "peak_memory_mb": _peak_memory_mb(target), "device": str(target), "batch_size": recognizer.batch_size,
         "texts": texts,
     }
@@ -103,17 +110,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the recognizer's choice (32 on CPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="passes over the lines per mode; the median is reported")
     parser.add_argument("--ctc-weight", type=float, default=None,
                         help="joint CTC decoding in modes 2 and 3 (default: the model's; 0: attention alone, like the card loop)")
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)  # internal: one mode, JSON out
     args = parser.parse_args(argv)
     if args.mode:
-        print(json.dumps(run_mode(args.mode, args.model, args.lines, args.batch_size, args.device, args.threads, args.ctc_weight)))
+        print(json.dumps(run_mode(args.mode, args.model, args.lines, args.batch_size, args.device, args.threads, args.ctc_weight, args.repeats)))
         return
     results = {}
     for mode in MODES:
         command = [sys.executable, "-m", "benchmarks.recognizer_speed", "--mode", mode, "--model", args.model,
-                   "--lines", str(args.lines), "--device", args.device, "--threads", str(args.threads)]
+                   "--lines", str(args.lines), "--device", args.device, "--threads", str(args.threads), "--repeats", str(args.repeats)]
         if args.batch_size:
             command += ["--batch-size", str(args.batch_size)]
         if args.ctc_weight is not None:
@@ -124,10 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     decoding = "attention alone" if args.ctc_weight == 0 else f"joint CTC/attention ({args.ctc_weight if args.ctc_weight is not None else 'model default'})"
     print(f"model {args.model}  device {base['device']}  lines {base['lines']}  batch {results['batched']['batch_size']}  threads {args.threads}  "
           f"modes 2-3 decode with {decoding}")
-    print(f"{'mode':<12}{'lines/s':>10}{'x card':>9}{'peak MB':>10}")
+    print(f"{'mode':<12}{'lines/s':>10}{'x card':>9}{'peak MB':>10}   pass time min/max vs median ({args.repeats} passes)")
     for mode in MODES:
         r = results[mode]
-        print(f"{mode:<12}{r['lines_per_second']:>10.2f}{r['lines_per_second'] / base['lines_per_second']:>9.2f}{r['peak_memory_mb']:>10.0f}")
+        low, high = r["spread"]
+        print(f"{mode:<12}{r['lines_per_second']:>10.2f}{r['lines_per_second'] / base['lines_per_second']:>9.2f}{r['peak_memory_mb']:>10.0f}"
+              f"   {low:.2f} / {high:.2f}")
     slowdown = results["batched"]["lines_per_second"] / results["capture"]["lines_per_second"] - 1
     agree = sum(a == b for a, b in zip(results["batched"]["texts"], results["capture"]["texts"]))
     card_agree = sum(a == b for a, b in zip(results["batched"]["texts"], base["texts"]))
