@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 CLEAR_TEXTS = ["John Smith", "12 Main Street", "London", "Yes", "Mary Jones", "01/04/1987", "Leeds LS1 4AP", "No"]
 CLEAR_LINES = [(family, text) for i, family in enumerate(HELDOUT_FONTS) for text in CLEAR_TEXTS[i % 2 :: 2]]
 MAX_CLEAR_CER = 0.05  # measured 0.017 (3 lines of 20 with one character wrong)
-MIN_EXACT_SHARE = 0.75  # measured 0.90
+MIN_EXACT_SHARE = 0.75  # measured 0.85 (17 of 20)
 
 
 def _clear_line(family: str, text: str) -> Image.Image:
