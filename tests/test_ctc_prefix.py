@@ -41,14 +41,12 @@ def test_prefix_scores_match_the_sum_over_paths() -> None:
     x = torch.log_softmax(x, dim=-1)
     scorer = CTCPrefixScorer(x, BLANK, EOS)
     for step, token in enumerate((2, 3, 3)):  # the prefixes (2), (2, 3), (2, 3, 3)
-        candidates = torch.tensor([[2, 3]])
-        psi, _, _ = scorer._extend(candidates)
+        psi = scorer.prefix_scores(torch.tensor([[2, 3]]))
         prefix = (2, 3, 3)[:step]
         for j, candidate in enumerate((2, 3)):
             expected = _prefix_probability(x[0], prefix + (candidate,))
             assert math.isclose(math.exp(float(psi[0, j])), expected, rel_tol=1e-4, abs_tol=1e-9)
-        scorer._pending = (candidates, *scorer._extend(candidates))
-        scorer._advance(torch.tensor([token]))
+        scorer.advance(torch.tensor([token]))
 
 
 def test_strong_ctc_evidence_overrules_a_wavering_decoder() -> None:

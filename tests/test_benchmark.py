@@ -1,0 +1,23 @@
+"""The speed benchmark runs end to end (a short run of the real script on the bundled model): it
+is not a timed test and asserts no speed, only that it still measures and prints every mode."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_benchmark_prints_every_mode_against_the_model_card_loop() -> None:
+    command = [sys.executable, "-m", "benchmarks.recognizer_speed", "--lines", "3", "--rounds", "2", "--batch-size", "2"]
+    output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=300).stdout
+    rows = {m.group(1): m.groups()[1:] for m in re.finditer(r"^(model-card|batched|capture)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+) / ([\d.]+)$", output, re.M)}
+    assert set(rows) == {"model-card", "batched", "capture"}, output
+    assert float(rows["model-card"][1]) == 1.0  # the loop is the baseline of its own rounds
+    for speed, _ratio, peak_mb, low, high in rows.values():
+        assert float(speed) > 0 and int(peak_mb) > 0 and float(low) <= float(high)
+    assert "over 2 rounds" in output
+    assert re.search(r"same text: capture vs batched 3/3", output), output  # capture never changes the text
