@@ -48,6 +48,12 @@ class TrainConfig:
     init_from: Path | None = None  # start from an exported model (e.g. the committed bundled model)
 
     @property
+    def curriculum(self) -> bool:
+        """Short lines first only for a model trained from scratch: one that already reads
+        would spend a tenth of its schedule on lines it has mastered."""
+        return self.init_from is None
+
+    @property
     def run_dir(self) -> Path:
         return self.root / "runs" / self.run
 
@@ -164,7 +170,8 @@ def train(config: TrainConfig) -> None:
         lr = learning_rate(config, state["elapsed"] / 3600)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = sampler.batch(config.batch_size, config.shape.height, config.shape.width, state["elapsed"] / 3600 / config.hours)
+        schedule_progress = state["elapsed"] / 3600 / config.hours if config.curriculum else 1.0
+        batch = sampler.batch(config.batch_size, config.shape.height, config.shape.width, schedule_progress)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
             loss, parts = joint_loss(model, ctc_head, batch, config)
         optimizer.zero_grad(set_to_none=True)
