@@ -11,7 +11,10 @@ import pytest
 from PIL import Image, ImageOps
 
 from tests.tiny_models import TEXTS, render_text_line
-from worker.recognizer import Recognizer
+import torch
+
+from inkwell.config import BUNDLED_MODEL
+from worker.recognizer import Recognizer, _ctc_greedy_lengths
 
 
 @pytest.fixture(scope="module", params=["char", "bpe"])
@@ -48,6 +51,31 @@ def test_batched_equals_one_at_a_time(recognizer: Recognizer) -> None:
         np.testing.assert_allclose([t.confidence for t in alone.tokens], [t.confidence for t in together.tokens], atol=1e-4)
         np.testing.assert_allclose(alone.attention, together.attention, atol=1e-4)
         np.testing.assert_allclose(alone.embedding, together.embedding, atol=1e-4)
+
+
+def test_regrouping_by_ctc_length_keeps_every_line_exact() -> None:
+    """With a CTC head (the bundled model) lines are decoded in batches regrouped by predicted
+    length, not in width order: results still come back in input order, equal to reading alone."""
+    recognizer = Recognizer.load(BUNDLED_MODEL, device="cpu", batch_size=2)
+    images = _mixed_width_lines()
+    encoded = recognizer._encode(images)
+    lengths = [line.predicted_length for line in encoded]
+    widths = [image.width / image.height for image in images]
+    by_length = sorted(range(len(images)), key=lambda i: lengths[i])
+    assert by_length != sorted(range(len(images)), key=lambda i: widths[i])  # regrouping changes the batches
+    batched = recognizer.recognize(images)
+    for image, together in zip(images, batched):
+        alone = recognizer.recognize([image])[0]
+        assert alone.text == together.text
+        assert alone.confidence == pytest.approx(together.confidence, abs=1e-4)
+        np.testing.assert_allclose(alone.attention, together.attention, atol=1e-4)
+        np.testing.assert_allclose(alone.embedding, together.embedding, atol=1e-4)
+
+
+def test_ctc_greedy_length_merges_repeats_and_drops_blanks() -> None:
+    best = torch.tensor([[1, 1, 0, 1, 2, 2, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]])  # "1 1 2" and nothing
+    log_probs = torch.nn.functional.one_hot(best, 3).float().log_softmax(dim=-1)
+    assert _ctc_greedy_lengths(log_probs, blank_id=0).tolist() == [3, 0]
 
 
 def test_tokens_attention_and_embedding_are_consistent(recognizer: Recognizer) -> None:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 from transformers import LogitsProcessorList
+from transformers.modeling_outputs import BaseModelOutput
 
 from worker.line_image import line_to_input
 
@@ -211,18 +212,33 @@ class Recognizer:
     def recognize(self, images: Sequence[Image.Image], capture: bool = True) -> list[LineResult]:
         """Read each line image; results come back in the order of ``images``.
 
-        Lines are sorted by aspect ratio and cut into batches of ``batch_size`` so that lines
-        decoded together end at similar lengths; ``capture=False`` skips attention and
-        embeddings (they are then empty) for callers that only want text.
+        Lines are encoded in batches of ``batch_size`` in order of aspect ratio; with a CTC head,
+        they are then regrouped for decoding by the length its greedy reading predicts, so that
+        lines decoded together end at similar steps (``generate`` runs every line of a batch
+        until the longest ends: on real lines at batch 32 that was 70% useful work grouped by
+        width, 87% grouped by true length). ``capture=False`` skips attention and embeddings
+        (they are then empty) for callers that only want text.
         """
         if not images:
             return []
         order = sorted(range(len(images)), key=lambda i: images[i].width / max(images[i].height, 1))
         results: list[LineResult | None] = [None] * len(images)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            for index, result in zip(chunk, self._recognize_batch([images[i] for i in chunk], capture)):
-                results[index] = result
+        window = self.batch_size * REGROUP_WINDOW_BATCHES  # bounds the encoder outputs held at once
+        for start in range(0, len(order), window):
+            indices = order[start : start + window]
+            encoded = [
+                line
+                for s in range(0, len(indices), self.batch_size)
+                for line in self._encode([images[i] for i in indices[s : s + self.batch_size]])
+            ]
+            if self.ctc is not None:
+                regrouped = sorted(range(len(indices)), key=lambda k: encoded[k].predicted_length)
+            else:
+                regrouped = list(range(len(indices)))
+            for s in range(0, len(regrouped), self.batch_size):
+                chunk = regrouped[s : s + self.batch_size]
+                for k, result in zip(chunk, self._decode([encoded[k] for k in chunk], capture)):
+                    results[indices[k]] = result
         return [r for r in results if r is not None]
 
     def measure_batch_size(self, probe: int = 8, share: float = 0.7, cap: int = 512) -> int:
@@ -269,16 +285,32 @@ class Recognizer:
             pixels = torch.from_numpy(np.stack(arrays))
         return pixels.to(self.device, self.model.dtype), regions
 
-    @torch.inference_mode()
     def _recognize_batch(self, images: Sequence[Image.Image], capture: bool, min_new_tokens: int | None = None) -> list[LineResult]:
+        return self._decode(self._encode(images), capture, min_new_tokens)
+
+    @torch.inference_mode()
+    def _encode(self, images: Sequence[Image.Image]) -> list[_EncodedLine]:
+        """Run the encoder (and the CTC head, if any) over one batch; split the outputs per line."""
         pixel_values, regions = self.pixel_values(images)
-        encoded = self.model.encoder(pixel_values=pixel_values)
+        states = self.model.encoder(pixel_values=pixel_values).last_hidden_state
+        if self.ctc is None:
+            return [_EncodedLine(states[row], region) for row, region in enumerate(regions)]
+        log_probs = self.ctc.log_probs(states[:, self.grid.prefix_tokens :])
+        lengths = _ctc_greedy_lengths(log_probs, self.ctc.blank_id).tolist()
+        return [_EncodedLine(states[row], region, log_probs[row], lengths[row]) for row, region in enumerate(regions)]
+
+    @torch.inference_mode()
+    def _decode(self, lines: Sequence[_EncodedLine], capture: bool, min_new_tokens: int | None = None) -> list[LineResult]:
+        """Decode one batch of encoded lines with ``generate``, capturing what ``capture`` asks for."""
+        states = torch.stack([line.states for line in lines])
+        encoded = BaseModelOutput(last_hidden_state=states)
+        regions = [line.region for line in lines]
         probe = self._probe if capture else None
         processors = []
         if self.ctc is not None:
             from worker.ctc_prefix import CTCPrefixScorer
 
-            log_probs = self.ctc.log_probs(encoded.last_hidden_state[:, self.grid.prefix_tokens :])
+            log_probs = torch.stack([line.ctc_log_probs for line in lines])
             processors.append(CTCPrefixScorer(log_probs, self.ctc.blank_id, self.eos_token_id, self.ctc.weight))
         if probe is not None:
             probe.enabled = True
@@ -306,7 +338,7 @@ class Recognizer:
         chosen = torch.softmax(logits, dim=-1).gather(-1, sequences[:, : logits.shape[1]].to(logits.device).unsqueeze(-1)).squeeze(-1).cpu()
         embeddings = None
         if capture:
-            patches = encoded.last_hidden_state[:, self.grid.prefix_tokens :].float()
+            patches = states[:, self.grid.prefix_tokens :].float()
             embeddings = torch.nn.functional.normalize(patches.mean(dim=1), dim=-1).cpu().numpy()
         results = []
         for row, region in enumerate(regions):
@@ -345,6 +377,28 @@ class Recognizer:
         if embedding is not None:
             result.embedding = embedding.astype(np.float32)
         return result
+
+
+# Batches of lines encoded before regrouping them by predicted length (see Recognizer.recognize).
+REGROUP_WINDOW_BATCHES = 8
+
+
+@dataclass
+class _EncodedLine:
+    """One line's encoder output, where its content lies on the patch grid, and its CTC reading."""
+
+    states: torch.Tensor  # tokens x hidden: the encoder's last hidden state
+    region: tuple[int, int, int, int]
+    ctc_log_probs: torch.Tensor | None = None  # patches x vocabulary
+    predicted_length: int = 0  # tokens in the CTC head's greedy reading
+
+
+def _ctc_greedy_lengths(log_probs: torch.Tensor, blank_id: int) -> torch.Tensor:
+    """Tokens in each row's greedy CTC reading: best label per frame, repeats merged, blanks dropped."""
+    best = log_probs.argmax(dim=-1)
+    new = torch.ones_like(best, dtype=torch.bool)
+    new[:, 1:] = best[:, 1:] != best[:, :-1]
+    return ((best != blank_id) & new).sum(dim=1)
 
 
 @dataclass
