@@ -21,3 +21,9 @@ def test_the_benchmark_prints_every_mode_against_the_model_card_loop() -> None:
         assert float(speed) > 0 and int(peak_mb) > 0 and float(low) <= float(high)
     assert "over 2 rounds" in output
     assert re.search(r"same text: capture vs batched 3/3", output), output  # capture never changes the text
+
+
+def test_the_capture_cost_benchmark_prints_its_figure() -> None:
+    command = [sys.executable, "-m", "benchmarks.capture_cost", "--lines", "2", "--pairs", "2", "--batch-size", "2"]
+    output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=300).stdout
+    assert re.search(r"^capture costs [+-]\d+\.\d% time \(median of 2 alternating pairs", output, re.M), output
