@@ -99,7 +99,6 @@ def run_mode(mode: str, model: str, count: int, batch_size: int | None, device: 
     elapsed = statistics.median(timings)
     return {
         "mode": mode, "lines": len(images), "seconds": elapsed, "lines_per_second": len(images) / elapsed,
-        "spread": (min(timings) / elapsed, max(timings) / elapsed),
         "peak_memory_mb": _peak_memory_mb(target), "device": str(target), "batch_size": recognizer.batch_size,
         "texts": texts,
     }

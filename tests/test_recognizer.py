@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageOps
 
-from tests.tiny_models import TEXTS, render_text_line
-import torch
-
 from inkwell.config import BUNDLED_MODEL
+from tests.tiny_models import TEXTS, render_text_line
 from worker.recognizer import Recognizer, _ctc_greedy_lengths
 
 

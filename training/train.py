@@ -170,8 +170,8 @@ def train(config: TrainConfig) -> None:
         lr = learning_rate(config, state["elapsed"] / 3600)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        schedule_progress = state["elapsed"] / 3600 / config.hours if config.curriculum else 1.0
-        batch = sampler.batch(config.batch_size, config.shape.height, config.shape.width, schedule_progress)
+        curriculum_progress = state["elapsed"] / 3600 / config.hours if config.curriculum else 1.0  # 1.0: no curriculum
+        batch = sampler.batch(config.batch_size, config.shape.height, config.shape.width, curriculum_progress)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
             loss, parts = joint_loss(model, ctc_head, batch, config)
         optimizer.zero_grad(set_to_none=True)
