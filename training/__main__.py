@@ -1,8 +1,9 @@
-"""Command line of the training pipeline: ``python -m training {data,train,evaluate,export,all}``.
+"""Command line of the training pipeline: ``python -m training {data,train,export,calibrate,evaluate,all}``.
 
 ``python -m training all`` reruns the whole recipe of the bundled model: fetch fonts and render
 the synthetic lines, prepare the real ones, train (resuming from var/training/runs/main if it was
-interrupted), export to worker/models/inkwell-handwriting-small and print the CER per validation set.
+interrupted), export to worker/models/inkwell-handwriting-small, calibrate its confidences and
+print the CER per held-out set and style group.
 """
 
 from __future__ import annotations
@@ -41,10 +42,19 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is 1.4x faster here)")
     train.add_argument("--init-from", type=Path, default=None, help="start from an exported model folder (no checkpoint yet)")
 
-    evaluate = sub.add_parser("evaluate", help="print CER of an exported model on each validation set")
+    evaluate = sub.add_parser("evaluate", help="CER per held-out set and style group, and review-flag shares")
     evaluate.add_argument("--model", type=Path, default=BUNDLED_MODEL_DIR)
-    evaluate.add_argument("--limit", type=int, default=0, help="lines per set (0 = all)")
+    evaluate.add_argument("--forms-per-font", type=int, default=30, help="form lines per held-out font family")
+    evaluate.add_argument("--prose-per-font", type=int, default=10, help="English prose lines per held-out font family")
+    evaluate.add_argument("--real-limit", type=int, default=0, help="real lines per collection (0 = all)")
     evaluate.add_argument("--ctc-weight", type=float, default=None, help="joint decoding weight (default: the model's; 0: attention alone)")
+    evaluate.add_argument("--threshold", type=float, default=0.8, help="review threshold the flag shares are measured at")
+
+    calibrate = sub.add_parser("calibrate", help="fit confidence calibration on held-out lines into the model's inkwell.json")
+    calibrate.add_argument("--model", type=Path, default=BUNDLED_MODEL_DIR)
+    calibrate.add_argument("--lines-per-font", type=int, default=30)
+    calibrate.add_argument("--threshold", type=float, default=0.8)
+    calibrate.add_argument("--flag-share", type=float, default=0.92, help="share of lines with an error to put under the threshold")
 
     export = sub.add_parser("export", help="write a run's best checkpoint as a Hugging Face model folder")
     export.add_argument("--run", default="main")
@@ -76,12 +86,20 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "evaluate":
         from training.evaluate import evaluate_exported
 
-        evaluate_exported(args.model, args.root / "shards", args.limit, ctc_weight=args.ctc_weight)
+        evaluate_exported(
+            args.model, args.root / "fonts", args.forms_per_font, args.prose_per_font, args.real_limit,
+            ctc_weight=args.ctc_weight, threshold=args.threshold,
+        )
+    elif args.command == "calibrate":
+        from training.calibrate import calibrate as run_calibration
+
+        run_calibration(args.model, args.root / "fonts", args.lines_per_font, args.threshold, args.flag_share)
     elif args.command == "export":
         from training.export import export_run
 
         export_run(args.root / "runs" / args.run, args.out, args.ctc_weight)
     elif args.command == "all":
+        from training.calibrate import calibrate as run_calibration
         from training.data import DataPlan, build_all
         from training.evaluate import evaluate_exported
         from training.export import export_run
@@ -90,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         build_all(DataPlan(args.root, args.synthetic_lines, shape.height, shape.width))
         run_training(TrainConfig(root=args.root, run="main", shape=shape, hours=args.hours))
         export_run(args.root / "runs" / "main", BUNDLED_MODEL_DIR)
-        evaluate_exported(BUNDLED_MODEL_DIR, args.root / "shards")
+        run_calibration(BUNDLED_MODEL_DIR, args.root / "fonts")
+        evaluate_exported(BUNDLED_MODEL_DIR, args.root / "fonts")
 
 
 if __name__ == "__main__":

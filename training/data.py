@@ -14,6 +14,7 @@ from training.shards import finished_shards, real_samples, synthetic_samples, wr
 log = logging.getLogger(__name__)
 
 SYNTHETIC_SHARD_LINES = 10_000
+PROSE_SHARE = 0.4  # of synthetic lines: English prose, the rest form-field texts
 REAL_VARIANTS = 8  # each real training line: once as scanned, seven times augmented
 VALIDATION_SYNTHETIC_LINES = 1_000
 
@@ -42,7 +43,9 @@ def _synthetic_job(plan: DataPlan, index: int) -> int:
     fonts = fetch_fonts(plan.fonts_dir, TRAINING_FONTS)
     return write_shard(
         plan.shards_dir / f"synth-{index:04d}",
-        synthetic_samples(fonts, SYNTHETIC_SHARD_LINES, seed=1_000 + index, height=plan.height, width=plan.width),
+        synthetic_samples(
+            fonts, SYNTHETIC_SHARD_LINES, seed=1_000 + index, height=plan.height, width=plan.width, prose_share=PROSE_SHARE
+        ),
     )
 
 
@@ -54,13 +57,26 @@ def _real_job(plan: DataPlan, part: int, parts: int) -> int:
     )
 
 
+VALIDATION_SETS = ("val-heldout-fonts-forms", "val-heldout-fonts-prose", "val-real-writers")
+
+
 def build_validation(plan: DataPlan) -> None:
-    """Held-out-font synthetic lines and the writer-disjoint real lines (un-augmented)."""
-    heldout = plan.shards_dir / "val-synthetic-heldout-fonts"
-    if not heldout.exists():
-        fonts = fetch_fonts(plan.fonts_dir, HELDOUT_FONTS)
-        write_shard(heldout, synthetic_samples(fonts, VALIDATION_SYNTHETIC_LINES, seed=99, height=plan.height, width=plan.width))
-    real = plan.shards_dir / "val-real-writers"
+    """Training-time validation: form lines and English prose (the held-out book) in the
+    held-out font families, and the writer-disjoint real lines (un-augmented)."""
+    heldout = fetch_fonts(plan.fonts_dir, HELDOUT_FONTS)
+    forms = plan.shards_dir / VALIDATION_SETS[0]
+    if not forms.exists():
+        write_shard(forms, synthetic_samples(heldout, VALIDATION_SYNTHETIC_LINES, seed=99, height=plan.height, width=plan.width))
+    prose = plan.shards_dir / VALIDATION_SETS[1]
+    if not prose.exists():
+        write_shard(
+            prose,
+            synthetic_samples(
+                heldout, VALIDATION_SYNTHETIC_LINES, seed=97, height=plan.height, width=plan.width,
+                prose_share=1.0, validation_prose=True,
+            ),
+        )
+    real = plan.shards_dir / VALIDATION_SETS[2]
     if not real.exists():
         _, validation, _ = load_real_lines(plan.real_dir)
         write_shard(real, real_samples(validation, 1, seed=98, height=plan.height, width=plan.width))

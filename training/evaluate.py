@@ -1,80 +1,78 @@
-"""Character error rate of an exported model, through the same Recognizer the service uses.
+"""Character error rate and review-flag shares of an exported model, through the service's Recognizer.
 
-    python -m training evaluate [--model worker/models/inkwell-handwriting-small] [--limit N]
+    python -m training evaluate [--model worker/models/inkwell-handwriting-small] [--forms-per-font N]
 
-Validation sets: lines rendered (at 64 px, so the recognizer scales them as it scales real
-crops) in each of the five held-out fonts, never seen in training; and the writer-disjoint real
-validation lines of each collection, fed as the original images.
+Reports CER per held-out font, per style group, per set (held-out fonts with form texts,
+held-out fonts with English prose, real lines by unseen writers), and at the review threshold
+the share of lines with an error that are flagged and the share of exactly read lines that are
+(see training.validation_sets for what is in each set).
 """
 
 from __future__ import annotations
 
-import random
 import time
+from collections import defaultdict
 from pathlib import Path
 
-from PIL import Image
-
 from inkwell.text_metrics import character_error_rate
-from training.fonts import HELDOUT_FONTS, fetch_fonts
-from training.real_lines import DEFAULT_REAL_DIR, load_real_lines
-from training.render import Augmentation, fit_text_to_font, render_line
-from training.texts import FormTextGenerator
-from training.charset import in_alphabet, normalise_text
+from training.real_lines import DEFAULT_REAL_DIR
+from training.validation_sets import LineSet, heldout_font_sets, real_sets
+from worker.calibration import review_shares
 
-LINES_PER_FONT = 200
-
-
-def heldout_font_sets(fonts_dir: Path, count: int, seed: int = 4242) -> dict[str, list[tuple[Image.Image, str]]]:
-    """Per held-out font: ``count`` form lines with augmentation strength uniform in [0, 1]."""
-    sets = {}
-    for family in HELDOUT_FONTS:
-        fonts = fetch_fonts(fonts_dir, [family])
-        rng = random.Random(f"{seed}-{family}")
-        texts = FormTextGenerator(seed)
-        lines = []
-        while len(lines) < count:
-            font = rng.choice(fonts)
-            text = fit_text_to_font("".join(c for c in normalise_text(texts.line()) if in_alphabet(c)), font)
-            if text:
-                pixels = render_line(text, font, rng, 64, Augmentation(rng.uniform(0, 1)))
-                lines.append((Image.fromarray(pixels), text))
-        sets[f"font:{family}"] = lines
-    return sets
+FORMS_PER_FONT = 30
+PROSE_PER_FONT = 10
+DEFAULT_THRESHOLD = 0.8  # inkwell.config.Settings.review_threshold's default
 
 
-def real_sets(real_dir: Path, count: int) -> dict[str, list[tuple[Image.Image, str]]]:
-    """The writer-disjoint validation lines, per collection."""
-    _, validation, _ = load_real_lines(real_dir)
-    sets: dict[str, list[tuple[Image.Image, str]]] = {}
-    for line in validation:
-        bucket = sets.setdefault(f"real:{line.dataset}", [])
-        if not count or len(bucket) < count:
-            bucket.append((Image.open(line.path).convert("L"), line.text))
-    return sets
-
-
-def evaluate_exported(model: Path, shards_dir: Path, limit: int = 0, real_dir: Path = DEFAULT_REAL_DIR, ctc_weight: float | None = None) -> dict[str, float]:
-    """Print and return CER per set, the mean over held-out fonts, and all real lines together."""
+def evaluate_exported(
+    model: Path,
+    fonts_dir: Path,
+    forms_per_font: int = FORMS_PER_FONT,
+    prose_per_font: int = PROSE_PER_FONT,
+    real_limit: int = 0,
+    real_dir: Path = DEFAULT_REAL_DIR,
+    ctc_weight: float | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> dict[str, float]:
+    """Print and return CER per set and group, and the review shares per group and overall."""
     from worker.recognizer import Recognizer
 
     recognizer = Recognizer.load(model, device="auto", max_new_tokens=160, ctc_weight=ctc_weight)
-    print(f"{model}: decoding {'jointly with CTC (weight ' + str(recognizer.ctc.weight) + ')' if recognizer.ctc else 'with the attention decoder alone'}")
-    fonts_dir = shards_dir.parent / "fonts"
-    sets = heldout_font_sets(fonts_dir, limit or LINES_PER_FONT) | real_sets(real_dir, limit)
+    decoding = f"jointly with CTC (weight {recognizer.ctc.weight})" if recognizer.ctc else "with the attention decoder alone"
+    calibrated = "calibrated" if recognizer.calibration.weights is not None else "uncalibrated (geometric mean)"
+    print(f"{model}: decoding {decoding}; line confidence {calibrated}; review threshold {threshold}")
+    sets = heldout_font_sets(fonts_dir, forms_per_font, prose_per_font) + real_sets(real_dir, real_limit)
+    return report(recognizer, sets, threshold)
+
+
+def report(recognizer, sets: list[LineSet], threshold: float) -> dict[str, float]:
+    """Read every set, print per-set lines then per-group summaries; return the figures by name."""
     results: dict[str, float] = {}
-    pairs_by_group: dict[str, list[tuple[str, str]]] = {"synthetic (held-out fonts)": [], "real (unseen writers)": []}
+    pairs_by_group: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    flags_by_group: dict[str, list[tuple[float, bool]]] = defaultdict(list)
     started = time.perf_counter()
     lines = 0
-    for name, samples in sets.items():
-        predictions = recognizer.recognize([image for image, _ in samples], capture=False)
-        pairs = [(p.text, text) for p, (_, text) in zip(predictions, samples)]
-        results[name] = character_error_rate(pairs)
-        pairs_by_group["synthetic (held-out fonts)" if name.startswith("font:") else "real (unseen writers)"] += pairs
-        lines += len(samples)
-        print(f"{name:<36} lines {len(samples):>5}   CER {results[name] * 100:6.2f}%", flush=True)
-    for group, pairs in pairs_by_group.items():
-        results[group] = character_error_rate(pairs)
-        print(f"{group:<36} lines {len(pairs):>5}   CER {results[group] * 100:6.2f}%")
-    print(f"{lines} lines in {time.perf_counter() - started:.1f} s on {recognizer.device}")
+    for line_set in sets:
+        predictions = recognizer.recognize(line_set.images, capture=False)
+        if len(predictions) != len(line_set.texts):
+            raise RuntimeError(f"{line_set.name}: {len(predictions)} results for {len(line_set.texts)} lines")
+        pairs = [(p.text, truth) for p, truth in zip(predictions, line_set.texts)]
+        flags = [(p.confidence, p.text == truth) for p, truth in zip(predictions, line_set.texts)]
+        results[line_set.name] = character_error_rate(pairs)
+        for group in (*line_set.groups, "all"):
+            pairs_by_group[group] += pairs
+            flags_by_group[group] += flags
+        lines += len(pairs)
+        print(f"{line_set.name:<40} lines {len(pairs):>5}   CER {results[line_set.name] * 100:6.2f}%", flush=True)
+    print(f"\n{'group':<40} {'lines':>6} {'CER':>8} {'exact':>7} {'errors flagged':>15} {'exact flagged':>14}")
+    for group in sorted(pairs_by_group, key=lambda g: (g == "all", g.startswith("style"), g)):
+        pairs, flags = pairs_by_group[group], flags_by_group[group]
+        cer = character_error_rate(pairs)
+        exact = sum(ok for _, ok in flags) / len(flags)
+        flagged_wrong, flagged_right = review_shares([c for c, _ in flags], [ok for _, ok in flags], threshold)
+        results[group] = cer
+        results[f"{group}/errors flagged"] = flagged_wrong
+        results[f"{group}/exact flagged"] = flagged_right
+        print(f"{group:<40} {len(pairs):>6} {cer * 100:7.2f}% {exact * 100:6.1f}% {flagged_wrong * 100:14.1f}% {flagged_right * 100:13.1f}%")
+    print(f"\n{lines} lines in {time.perf_counter() - started:.1f} s on {recognizer.device}")
     return results

@@ -23,6 +23,7 @@ from training.charset import in_alphabet, normalise_text
 from training.fonts import Font
 from training.real_lines import RealLine
 from training.render import Augmentation, augment_real_line, fit_text_to_font, render_line
+from training.prose import ProseLines
 from training.texts import FormTextGenerator
 from worker.line_image import fit_line
 
@@ -86,19 +87,44 @@ def _fitted(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(fitted)
 
 
+class LineTexts:
+    """Line texts for synthetic lines: form fields and, ``prose_share`` of the time, English prose."""
+
+    def __init__(self, seed: int, prose_share: float, validation_prose: bool = False) -> None:
+        self.rng = random.Random(seed * 7 + 1)
+        self.forms = FormTextGenerator(seed)
+        self.prose = ProseLines(seed, validation=validation_prose) if prose_share > 0 else None
+        self.prose_share = prose_share
+
+    def line(self) -> str:
+        use_prose = self.prose is not None and self.rng.random() < self.prose_share
+        raw = self.prose.line() if use_prose else self.forms.line()  # type: ignore[union-attr]
+        return "".join(c for c in normalise_text(raw) if in_alphabet(c))
+
+
 def synthetic_samples(
-    fonts: list[Font], count: int, seed: int, height: int, width: int, max_strength: float = 1.0
+    fonts: list[Font],
+    count: int,
+    seed: int,
+    height: int,
+    width: int,
+    max_strength: float = 1.0,
+    prose_share: float = 0.0,
+    validation_prose: bool = False,
 ) -> Iterator[tuple[np.ndarray, str]]:
-    """``count`` rendered form lines in random fonts, augmentation strength uniform in [0, max]."""
+    """``count`` rendered lines in random font families, augmentation strength uniform in [0, max].
+
+    Texts are form fields, with ``prose_share`` English prose (from the held-out book when
+    ``validation_prose``).
+    """
     rng = random.Random(seed)
-    texts = FormTextGenerator(seed)
+    texts = LineTexts(seed, prose_share, validation_prose)
     families = sorted({f.family for f in fonts})
     by_family = {family: [f for f in fonts if f.family == family] for family in families}
     produced = 0
     while produced < count:
         font = rng.choice(by_family[rng.choice(families)])
-        raw = "".join(c for c in normalise_text(texts.line()) if in_alphabet(c))
-        text = fit_text_to_font(raw, font)
+        text = fit_text_to_font(texts.line(), font)
         if not text:
             continue
         pixels = render_line(text, font, rng, height, Augmentation(rng.uniform(0, max_strength)))

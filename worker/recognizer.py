@@ -28,6 +28,7 @@ from PIL import Image
 from transformers import LogitsProcessorList
 from transformers.modeling_outputs import BaseModelOutput
 
+from worker.calibration import Calibration, line_signals
 from worker.line_image import line_to_input
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class LineResult:
     tokens: list[TokenResult] = field(default_factory=list)
     attention: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
     embedding: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    signals: dict[str, float] = field(default_factory=dict)  # what the confidence was computed from
 
 
 @dataclass(frozen=True)
@@ -142,9 +144,11 @@ class Recognizer:
         fit_pad: FitPad | None = None,
         attention_layer: int = -1,
         ctc: CTCHead | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         self.model = model
         self.ctc = ctc
+        self.calibration = calibration or Calibration()
         self.processor = processor
         self.tokenizer = tokenizer
         self.device = device
@@ -176,6 +180,7 @@ class Recognizer:
         preprocessing: Preprocessing = "auto",
         attention_layer: int = -1,
         ctc_weight: float | None = None,
+        calibrated: bool = True,
     ) -> Recognizer:
         """Load a VisionEncoderDecoder checkpoint (local folder or Hub id) with its processor.
 
@@ -186,6 +191,8 @@ class Recognizer:
         its free memory, measured with a worst-case probe batch. A checkpoint that ships a CTC
         head (``inkwell.json``) is decoded jointly with it (see worker.ctc_prefix) at the weight it
         declares, or ``ctc_weight``; ``ctc_weight=0`` decodes with the attention decoder alone.
+        Confidences are calibrated as the checkpoint declares (see worker.calibration) unless
+        ``calibrated=False``.
         """
         from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
 
@@ -201,7 +208,10 @@ class Recognizer:
         # A local folder is named by its folder name (paths differ between machines), a Hub model by its id.
         name = Path(source).name if Path(source).is_dir() else source
         ctc = CTCHead.load(source, target, ctc_weight)
-        recognizer = cls(model, image_processor, tokenizer, target, name, max_new_tokens, batch_size or CPU_BATCH_SIZE, fit_pad, attention_layer, ctc)
+        calibration = load_calibration(source) if calibrated else None
+        recognizer = cls(
+            model, image_processor, tokenizer, target, name, max_new_tokens, batch_size or CPU_BATCH_SIZE, fit_pad, attention_layer, ctc, calibration
+        )
         if batch_size is None and target.type == "cuda":
             recognizer.batch_size = recognizer.measure_batch_size()
             log.info("batch size %d chosen for %s", recognizer.batch_size, target)
@@ -334,18 +344,32 @@ class Recognizer:
                 probe.enabled = False
         attention = probe.take() if probe is not None else None
         sequences = generated.sequences[:, 1:].cpu()  # drop the decoder start token
-        logits = torch.stack(generated.logits, dim=1).float()  # batch x steps x vocab
+        logits = torch.stack(generated.logits, dim=1).float() / self.calibration.temperature  # batch x steps x vocab
         chosen = torch.softmax(logits, dim=-1).gather(-1, sequences[:, : logits.shape[1]].to(logits.device).unsqueeze(-1)).squeeze(-1).cpu()
         embeddings = None
         if capture:
             patches = states[:, self.grid.prefix_tokens :].float()
             embeddings = torch.nn.functional.normalize(patches.mean(dim=1), dim=-1).cpu().numpy()
+        ctc_texts = [self._ctc_text(line.ctc_log_probs) for line in lines] if self.ctc is not None else [None] * len(lines)
         results = []
         for row, region in enumerate(regions):
-            results.append(self._line_result(sequences[row], chosen[row], attention[row] if attention is not None else None, region, embeddings[row] if embeddings is not None else None))
+            results.append(
+                self._line_result(
+                    sequences[row], chosen[row], attention[row] if attention is not None else None, region,
+                    embeddings[row] if embeddings is not None else None, ctc_texts[row],
+                )
+            )
         return results
 
-    def _line_result(self, ids: torch.Tensor, probs: torch.Tensor, attention: torch.Tensor | None, region, embedding) -> LineResult:
+    def _ctc_text(self, log_probs: torch.Tensor) -> str:
+        """The CTC head's greedy reading of one line: best label per frame, repeats merged, blanks dropped."""
+        best = log_probs.argmax(dim=-1).tolist()
+        ids = [token for k, token in enumerate(best) if token != self.ctc.blank_id and (k == 0 or token != best[k - 1])]  # type: ignore[union-attr]
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    def _line_result(
+        self, ids: torch.Tensor, probs: torch.Tensor, attention: torch.Tensor | None, region, embedding, ctc_text: str | None = None
+    ) -> LineResult:
         ids_list = ids.tolist()
         length = len(ids_list)
         ended = False
@@ -363,8 +387,10 @@ class Recognizer:
             tokens.append(TokenResult(text_so_far[len(previous) :], probability))
             previous = text_so_far
         scored = token_probs + ([float(probs[length])] if ended and length < len(probs) else [])
-        confidence = math.exp(sum(math.log(max(p, 1e-12)) for p in scored) / len(scored)) if scored else 0.0
-        result = LineResult(text=previous.strip(), confidence=confidence, tokens=tokens)
+        text = previous.strip()
+        signals = line_signals(scored, text, ctc_text)
+        confidence = self.calibration.line_confidence(signals, scored)
+        result = LineResult(text=text, confidence=confidence, tokens=tokens, signals=signals)
         if attention is not None and attention.numel():
             grid = self.grid
             maps = attention[content, grid.prefix_tokens :].reshape(len(content), grid.rows, grid.cols)
@@ -434,6 +460,14 @@ class CTCHead:
     def log_probs(self, patch_states: torch.Tensor) -> torch.Tensor:
         """batch x patches x vocabulary log-probabilities (on the CPU, where the prefix scorer runs)."""
         return torch.log_softmax(self.projection(patch_states.float()), dim=-1).cpu()
+
+
+def load_calibration(source: str) -> Calibration | None:
+    """The confidence calibration declared in the checkpoint's ``inkwell.json``, if any."""
+    manifest = _checkpoint_file(source, CTCHead.MANIFEST)
+    if manifest is None:
+        return None
+    return Calibration.from_manifest(json.loads(manifest.read_text()).get("calibration"))
 
 
 def _checkpoint_file(source: str, filename: str) -> Path | None:
