@@ -217,3 +217,21 @@ def test_a_calibrated_checkpoint_reads_with_its_calibration(tiny_char_model: Pat
         flatter = [t.confidence for t in result.tokens]
         sharper = [t.confidence for t in before.tokens]
         assert all(f <= s + 1e-6 for f, s in zip(flatter, sharper) if s > 0.5), "a temperature above 1 softens confident tokens"
+
+
+def test_line_texts_are_the_same_in_every_process() -> None:
+    """Validation sets are rendered afresh by each `evaluate`: their texts must not depend on the
+    process's string-hash seed (Faker builds some word lists from sets) or on today's date."""
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib\nfrom training.texts import FormTextGenerator\ng = FormTextGenerator(11)\n"
+        "print(hashlib.sha1(repr([g.line() for _ in range(2000)]).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run([sys.executable, "-c", script], env={"PYTHONHASHSEED": seed, "PATH": ""}, capture_output=True, text=True,
+                       check=True, cwd=Path(__file__).resolve().parents[1]).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(digests) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import random
 import string
 from collections.abc import Callable
@@ -27,6 +28,15 @@ MONTHS = ("January February March April May June July August September October N
 CURRENCIES = ("$", "£", "€", "USD ", "EUR ", "GBP ", "")
 
 
+def _stable_order(faker: Faker) -> None:
+    """Sort provider word lists that Faker builds from sets (it_IT's cities): a set's order changes
+    with each process's string-hash seed, and the same seed must give the same lines everywhere."""
+    for provider in faker.providers:
+        cities = getattr(provider, "cities", None)
+        if isinstance(cities, list):
+            provider.cities = sorted(cities)
+
+
 class FormTextGenerator:
     """Random form-field strings: names, addresses, dates, phones, amounts, e-mails, references, prose."""
 
@@ -35,6 +45,7 @@ class FormTextGenerator:
         self.fakers = [Faker(locale) for locale in LOCALES]
         for index, faker in enumerate(self.fakers):
             faker.seed_instance(seed * 101 + index)
+            _stable_order(faker)
         self.kinds: list[tuple[Callable[[], str], int]] = [
             (self.name, 14), (self.street, 10), (self.city_line, 8), (self.date, 12),
             (self.phone, 7), (self.amount, 7), (self.email, 6), (self.reference, 7),
@@ -84,7 +95,8 @@ class FormTextGenerator:
 
     def date(self) -> str:
         faker = self.faker
-        day = faker.date_between(start_date="-90y", end_date="+5y")
+        # Fixed bounds, not "-90y" from today: the same seed must give the same lines on any day.
+        day = faker.date_between(start_date=datetime.date(1936, 1, 1), end_date=datetime.date(2031, 12, 31))
         formats = (
             "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y-%m-%d", "%d-%m-%y", "%d/%m/%y", "%d %B %Y",
             "%B %d, %Y", "%d %b %Y", "%b %d %Y", "%A %d %B", "%d %b", "%m/%y",
