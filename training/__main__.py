@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     calibrate.add_argument("--model", type=Path, default=BUNDLED_MODEL_DIR)
     calibrate.add_argument("--lines-per-font", type=int, default=30)
     calibrate.add_argument("--threshold", type=float, default=0.8)
-    calibrate.add_argument("--flag-share", type=float, default=0.92, help="share of lines with an error to put under the threshold")
+    calibrate.add_argument("--flag-share", type=float, default=0.91, help="share of lines with an error to put under the threshold")
 
     export = sub.add_parser("export", help="write a run's best checkpoint as a Hugging Face model folder")
     export.add_argument("--run", default="main")

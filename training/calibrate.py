@@ -52,11 +52,11 @@ def fit_temperature(recognizer, sets: list[LineSet], batch_size: int = 32) -> fl
             nll = -torch.log_softmax(scaled, dim=-1).gather(-1, labels.unsqueeze(0).unsqueeze(-1).expand(len(TEMPERATURES), -1, -1, 1)).squeeze(-1)
             totals += (nll * mask.unsqueeze(0)).sum(dim=(1, 2)).double().cpu()
     best = int(totals.argmin())
-    log.info("temperature %.2f (NLL per batch token %.4f at 1.0, %.4f at best)", TEMPERATURES[best], totals[TEMPERATURES.index(1.0)], totals[best])
+    log.info("temperature %.2f (summed NLL of the truth tokens: %.1f at 1.0, %.1f at best)", TEMPERATURES[best], totals[TEMPERATURES.index(1.0)], totals[best])
     return TEMPERATURES[best]
 
 
-def calibrate(model_dir: Path, fonts_dir: Path, lines_per_font: int = 30, threshold: float = DEFAULT_THRESHOLD, flag_share: float = 0.92) -> Calibration:
+def calibrate(model_dir: Path, fonts_dir: Path, lines_per_font: int = 30, threshold: float = DEFAULT_THRESHOLD, flag_share: float = 0.91) -> Calibration:
     """Fit temperature and line model on calibration lines; write them into ``model_dir/inkwell.json``."""
     from worker.recognizer import Recognizer
 
