@@ -296,6 +296,45 @@ def features(files: tuple[Path, ...], layers: tuple[int, ...], pool: str, out: P
     click.echo(f"{len(images)} lines from {len(files)} files: {shapes} -> {out}", err=True)
 
 
+@main.group()
+def model() -> None:
+    """Publish a model folder to the Hugging Face Hub, or fetch one into the local cache."""
+
+
+@model.command("push")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("repo_id")
+@click.option("--private", is_flag=True, help="Create the repository private (an existing one keeps its visibility).")
+def model_push(folder: Path, repo_id: str, private: bool) -> None:
+    """Upload FOLDER (weights, processor, tokenizer, CTC head, handler.py, card) to REPO_ID as one commit."""
+    from inkwell.hub import HubError, plan_push, push
+
+    try:
+        plan = plan_push(folder)
+        click.echo(f"uploading {len(plan.files)} files to {repo_id}: {', '.join(plan.files)}", err=True)
+        click.echo(push(folder, repo_id, private))
+    except HubError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@model.command("pull")
+@click.argument("repo_id")
+@click.option("--revision", default=None, help="Branch, tag or commit (default: main).")
+def model_pull(repo_id: str, revision: str | None) -> None:
+    """Download REPO_ID into the Hugging Face cache and print its folder.
+
+    Afterwards ``INKWELL_MODEL=REPO_ID`` loads it from the cache, also offline (``HF_HUB_OFFLINE=1``);
+    for a revision other than main, point ``INKWELL_MODEL`` at the printed folder.
+    """
+    from inkwell.hub import pull
+
+    try:
+        folder = pull(repo_id, revision)
+    except Exception as error:  # noqa: BLE001 - huggingface_hub's errors (offline, unknown repo, no access) say why
+        raise click.ClickException(f"{repo_id}: {type(error).__name__}: {error}") from None
+    click.echo(str(folder))
+
+
 def _progress(items, unit: str):
     """``items`` with a progress bar on standard error when it is a terminal; silent otherwise."""
     from tqdm import tqdm
