@@ -216,15 +216,18 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
 
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING)
+    from inkwell.progress import echo_above, quiet_libraries_off_terminal
+
+    quiet_libraries_off_terminal()
     recognizer = load_recognizer(settings, model)
     failures = 0
-    for path in files:
+    for path in _progress(files, "files"):
         data = path.read_bytes()
         try:
             checked = check_upload(data, str(path), settings.upload_limits())
             pages = [render_page(data, checked.media_type, i, settings.max_image_pixels, settings.pdf_dpi) for i in range(checked.page_count)]
         except (UploadError, PageDecodeError) as error:
-            click.echo(f"{path}: {error}", err=True)
+            echo_above(f"{path}: {error}", err=True)
             failures += 1
             continue
         lines, page_texts = [], []
@@ -235,9 +238,9 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
             lines += [{"page": number, "text": r.text, "confidence": round(r.confidence, 4), "bbox": list(c.bbox)} for r, c in zip(results, cut)]
         text = "\n\f\n".join(page_texts)
         if as_json:
-            click.echo(json.dumps({"file": str(path), "text": text, "lines": lines}, ensure_ascii=False))
+            echo_above(json.dumps({"file": str(path), "text": text, "lines": lines}, ensure_ascii=False))
         else:
-            click.echo(text if len(files) == 1 else f"{path}: {text}")
+            echo_above(text if len(files) == 1 else f"{path}: {text}")
     if failures:
         sys.exit(1)
 
@@ -266,8 +269,11 @@ def features(files: tuple[Path, ...], layers: tuple[int, ...], pool: str, out: P
     from worker.pipeline import cut_lines
     from worker.runtime import line_finder, load_recognizer
 
+    from inkwell.progress import quiet_libraries_off_terminal
+
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING)
+    quiet_libraries_off_terminal()
     recognizer = load_recognizer(settings, model)
     try:
         for layer in layers:
@@ -336,10 +342,10 @@ def model_pull(repo_id: str, revision: str | None) -> None:
 
 
 def _progress(items, unit: str):
-    """``items`` with a progress bar on standard error when it is a terminal; silent otherwise."""
-    from tqdm import tqdm
+    """``items`` with a progress bar on standard error when it is a terminal (and there are several)."""
+    from inkwell.progress import progress
 
-    return tqdm(items, unit=f" {unit}", disable=None, leave=False, file=sys.stderr) if len(items) > 1 else items
+    return progress(items, unit=f" {unit}", leave=False) if len(items) > 1 else items
 
 
 def _database():
