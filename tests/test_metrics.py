@@ -112,3 +112,41 @@ def test_metrics_of_a_running_service(tmp_path: Path, tiny_char_model: Path) -> 
     assert value(found, "inkwell_pages", status="succeeded") == 4
     # with a review threshold of 1.0 every read line waits for a reviewer
     assert value(found, "inkwell_lines_needing_review") >= 4 and value(found, "inkwell_pages_awaiting_review") == 4
+
+
+@pytest.mark.slow
+def test_workers_elsewhere_serve_their_own_metrics(tmp_path: Path, tiny_char_model: Path) -> None:
+    """Web and workers as on separate machines (a metrics folder each): every worker serves its
+    processes' samples on INKWELL_METRICS_PORT, the web server its own and the service gauges."""
+    port, pages_port, lines_port = free_port(), free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        "INKWELL_DATA_DIR": str(tmp_path / "var"), "INKWELL_MODEL": str(tiny_char_model), "INKWELL_WEB_PORT": str(port),
+        "INKWELL_WEB_WORKERS": "1", "INKWELL_PAGES_CONCURRENCY": "2", "INKWELL_LINES_FLUSH_INTERVAL": "0.3",
+    }
+    web = Processes({**env, "INKWELL_METRICS_DIR": str(tmp_path / "metrics-web")}, tmp_path)
+    pages = Processes({**env, "INKWELL_METRICS_DIR": str(tmp_path / "metrics-pages"), "INKWELL_METRICS_PORT": str(pages_port)}, tmp_path)
+    lines = Processes({**env, "INKWELL_METRICS_DIR": str(tmp_path / "metrics-lines"), "INKWELL_METRICS_PORT": str(lines_port)}, tmp_path)
+    web.run("migrate")
+    try:
+        web.start("web", "web")
+        pages.start("pages", "worker", "-Q", "pages")
+        lines.start("lines", "worker", "-Q", "lines")
+        web.children.update(pages.children)  # so that waiting notices (and logs) any of them
+        web.children.update(lines.children)
+        wait_until_up(f"{base}/readyz", web, timeout=120)
+        auth = create_token(web)
+        files = [("files", (f"line{i}.png", line_png(text), "image/png")) for i, text in enumerate(["hello world", "ink"])]
+        job_id = requests.post(f"{base}/api/v1/jobs", files=files, data={"layout": "page"}, headers=auth, timeout=30).json()["id"]
+        assert wait_for_job(base, job_id, web, auth)["status"] == "succeeded"
+        on_pages = samples(requests.get(f"http://127.0.0.1:{pages_port}/metrics", timeout=10).text)
+        on_lines = samples(requests.get(f"http://127.0.0.1:{lines_port}/metrics", timeout=10).text)
+        on_web = samples(requests.get(f"{base}/metrics", timeout=10).text)
+    finally:
+        web.stop_all()
+    assert value(on_pages, "inkwell_detection_seconds_count") == 2  # in the pages worker's child processes
+    assert not value(on_pages, "inkwell_pages_read_total")
+    assert value(on_lines, "inkwell_pages_read_total") == 2 and value(on_lines, "inkwell_batch_pages_sum") == 2
+    assert not value(on_lines, "inkwell_detection_seconds_count")
+    assert value(on_web, "inkwell_http_requests_total", route="/api/v1/jobs", method="POST", status="202") == 1
+    assert value(on_web, "inkwell_pages", status="succeeded") == 2 and not value(on_web, "inkwell_pages_read_total")
