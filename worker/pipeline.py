@@ -240,9 +240,10 @@ def _read_and_store(db: Database, recognizer: Recognizer, page_ids: list[int]) -
     if not work:
         return
     results = _recognize_isolating_failures(recognizer, work, db)
+    layer = getattr(recognizer, "embedding_layer", None)  # None: the encoder's final output (also for wrappers without it)
     for item in work:
         if item.page_id in results:
-            _store_page_results(db, item, results[item.page_id], recognizer.name, recognizer.embedding_layer)
+            _store_page_results(db, item, results[item.page_id], recognizer.name, layer)
 
 
 def recognize_pages(db: Database, recognizer: Recognizer, page_ids: list[int], max_attempts: int = 3) -> None:
