@@ -50,8 +50,11 @@ def web(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the web server (gunicorn) alone."""
     from gunicorn.app.base import BaseApplication
 
+    from inkwell.metrics import process_exited, use_metrics_dir
+
     settings = get_settings()
     _configure_logging(settings)
+    use_metrics_dir(settings)  # before anything imports prometheus_client
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
@@ -60,6 +63,7 @@ def web(host: str | None, port: int | None, workers: int | None) -> None:
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-")
             self.cfg.set("loglevel", settings.log_level.lower())
+            self.cfg.set("child_exit", lambda _server, child: process_exited(child.pid))
 
         def load(self):
             from webui import create_app
@@ -76,10 +80,16 @@ def web(host: str | None, port: int | None, workers: int | None) -> None:
 @click.option("--beat", is_flag=True, help="Also run the periodic sweeper and purge (run exactly one of these per deployment).")
 def worker(queues: str, concurrency: int | None, beat: bool) -> None:
     """Run a Celery worker for the given queues."""
+    from inkwell.metrics import serve_metrics, use_metrics_dir
+
+    settings = get_settings()
+    use_metrics_dir(settings)  # before the worker's modules import prometheus_client
+
     from inkwell.queue import lines_prefetch_multiplier
     from worker.celery_app import app
 
-    settings = get_settings()
+    if settings.metrics_port:
+        serve_metrics(settings.metrics_port)
     if concurrency is None:
         concurrency = settings.lines_concurrency if queues == "lines" else settings.pages_concurrency
     prefetch = lines_prefetch_multiplier(settings) if "lines" in queues else 1
@@ -129,11 +139,13 @@ def purge(days: int | None) -> None:
 @main.command()
 def serve() -> None:
     """Migrate, then run the web server and both workers until Ctrl-C."""
+    from inkwell.metrics import use_metrics_dir
     from inkwell.migrate import upgrade
 
     settings = get_settings()
     _configure_logging(settings)
     upgrade(settings)
+    use_metrics_dir(settings, empty=True)  # this run owns the folder; its children inherit it
     base = [sys.executable, "-m", "inkwell"]
     commands = {
         "web": base + ["web"],
@@ -141,7 +153,9 @@ def serve() -> None:
         "lines worker": base + ["worker", "-Q", "lines"],
     }
     # Own process groups: Ctrl-C reaches only this process, which then stops the children in order.
-    children = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}
+    # The web server's /metrics shows every process here: no worker serves a port of its own.
+    env = {name: value for name, value in os.environ.items() if name != "INKWELL_METRICS_PORT"}
+    children = {name: subprocess.Popen(cmd, start_new_session=True, env=env) for name, cmd in commands.items()}
     click.echo(f"Inkwell is starting on http://{settings.web_host}:{settings.web_port} (Ctrl-C stops it)")
     if not _has_reviewers():
         click.echo("No reviewer can sign in yet: create one with `.venv/bin/inkwell user create <name>`, "
@@ -202,15 +216,18 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
 
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING)
+    from inkwell.progress import echo_above, quiet_libraries_off_terminal
+
+    quiet_libraries_off_terminal()
     recognizer = load_recognizer(settings, model)
     failures = 0
-    for path in files:
+    for path in _progress(files, "files"):
         data = path.read_bytes()
         try:
             checked = check_upload(data, str(path), settings.upload_limits())
             pages = [render_page(data, checked.media_type, i, settings.max_image_pixels, settings.pdf_dpi) for i in range(checked.page_count)]
         except (UploadError, PageDecodeError) as error:
-            click.echo(f"{path}: {error}", err=True)
+            echo_above(f"{path}: {error}", err=True)
             failures += 1
             continue
         lines, page_texts = [], []
@@ -221,11 +238,114 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
             lines += [{"page": number, "text": r.text, "confidence": round(r.confidence, 4), "bbox": list(c.bbox)} for r, c in zip(results, cut)]
         text = "\n\f\n".join(page_texts)
         if as_json:
-            click.echo(json.dumps({"file": str(path), "text": text, "lines": lines}, ensure_ascii=False))
+            echo_above(json.dumps({"file": str(path), "text": text, "lines": lines}, ensure_ascii=False))
         else:
-            click.echo(text if len(files) == 1 else f"{path}: {text}")
+            echo_above(text if len(files) == 1 else f"{path}: {text}")
     if failures:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--layer", "layers", type=int, multiple=True, required=True,
+              help="Encoder layer (0 = patch embeddings, 1..L = blocks, negative from the end); repeat for several.")
+@click.option("--pool", type=click.Choice(["mean", "cls", "none"]), default="mean", show_default=True,
+              help="mean of the patch states, the CLS token, or none: the whole patch grid.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The .npz file to write.")
+@click.option("--lines", "as_lines", is_flag=True, help="Each page is one text line (skip line detection).")
+@click.option("--model", default=None, help="Model folder or Hub id (default: INKWELL_MODEL, the bundled model).")
+def features(files: tuple[Path, ...], layers: tuple[int, ...], pool: str, out: Path, as_lines: bool, model: str | None) -> None:
+    """Write the encoder's features of every line of FILES at the chosen layers to an .npz file.
+
+    The file holds ``layer_<N>`` (lines x hidden, or lines x rows x cols x hidden with
+    ``--pool none``) for each layer asked for, and per line ``files``, ``pages`` and ``bboxes``
+    (``[x0, y0, x1, y1]`` on the page).
+    """
+    import numpy as np
+
+    from inkwell.intake import UploadError, check_upload
+    from worker.features import encoder_layer_count, resolve_layer
+    from worker.page_image import PageDecodeError, render_page
+    from worker.pipeline import cut_lines
+    from worker.runtime import line_finder, load_recognizer
+
+    from inkwell.progress import quiet_libraries_off_terminal
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.WARNING)
+    quiet_libraries_off_terminal()
+    recognizer = load_recognizer(settings, model)
+    try:
+        for layer in layers:
+            resolve_layer(layer, encoder_layer_count(recognizer))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--layer") from None
+    images, sources, pages, boxes = [], [], [], []
+    for path in _progress(files, "files"):
+        data = path.read_bytes()
+        try:
+            checked = check_upload(data, str(path), settings.upload_limits())
+            for index in range(checked.page_count):
+                page = render_page(data, checked.media_type, index, settings.max_image_pixels, settings.pdf_dpi)
+                for line in cut_lines(page, "line" if as_lines else "page", lambda image: line_finder().find(image)):
+                    images.append(line.image)
+                    sources.append(str(path))
+                    pages.append(index + 1)
+                    boxes.append(list(line.bbox))
+        except (UploadError, PageDecodeError) as error:
+            raise click.ClickException(f"{path}: {error}") from None
+    found = recognizer.features(images, list(layers), pool)  # type: ignore[arg-type]
+    arrays = {f"layer_{layer}": values for layer, values in found.items()}
+    np.savez(out, **arrays, files=np.array(sources, dtype=str), pages=np.array(pages, dtype=np.int32),
+             bboxes=np.array(boxes, dtype=np.int32).reshape(-1, 4))
+    shapes = ", ".join(f"{name} {tuple(values.shape)}" for name, values in arrays.items())
+    click.echo(f"{len(images)} lines from {len(files)} files: {shapes} -> {out}", err=True)
+
+
+@main.group()
+def model() -> None:
+    """Publish a model folder to the Hugging Face Hub, or fetch one into the local cache."""
+
+
+@model.command("push")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("repo_id")
+@click.option("--private", is_flag=True, help="Create the repository private (an existing one keeps its visibility).")
+def model_push(folder: Path, repo_id: str, private: bool) -> None:
+    """Upload FOLDER (weights, processor, tokenizer, CTC head, handler.py, card) to REPO_ID as one commit."""
+    from inkwell.hub import HubError, plan_push, push
+
+    try:
+        plan = plan_push(folder)
+        click.echo(f"uploading {len(plan.files)} files to {repo_id}: {', '.join(plan.files)}", err=True)
+        click.echo(push(folder, repo_id, private))
+    except HubError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@model.command("pull")
+@click.argument("repo_id")
+@click.option("--revision", default=None, help="Branch, tag or commit (default: main).")
+def model_pull(repo_id: str, revision: str | None) -> None:
+    """Download REPO_ID into the Hugging Face cache and print its folder.
+
+    Afterwards ``INKWELL_MODEL=REPO_ID`` loads it from the cache, also offline (``HF_HUB_OFFLINE=1``);
+    for a revision other than main, point ``INKWELL_MODEL`` at the printed folder.
+    """
+    from inkwell.hub import pull
+
+    try:
+        folder = pull(repo_id, revision)
+    except Exception as error:  # noqa: BLE001 - huggingface_hub's errors (offline, unknown repo, no access) say why
+        raise click.ClickException(f"{repo_id}: {type(error).__name__}: {error}") from None
+    click.echo(str(folder))
+
+
+def _progress(items, unit: str):
+    """``items`` with a progress bar on standard error when it is a terminal (and there are several)."""
+    from inkwell.progress import progress
+
+    return progress(items, unit=f" {unit}", leave=False) if len(items) > 1 else items
 
 
 def _database():

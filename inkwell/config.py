@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     ctc_weight: float | None = Field(
         None, ge=0, le=1, description="Weight of the CTC head in joint decoding, for checkpoints that ship one; empty: the checkpoint's; 0: off."
     )
+    embedding_layer: int | None = Field(
+        None, description="Encoder layer whose mean-pooled states are stored as line and page embeddings (0 = patch embeddings, "
+        "1..L = blocks, negative from the end); empty: the encoder's final output. Similar pages compare only the same layer and model."
+    )
     preprocessing: Literal["auto", "processor", "fit-pad"] = Field(
         "auto", description="'processor': the checkpoint's image processor; 'fit-pad': keep aspect and pad; "
         "'auto': what the checkpoint asks for (fit-pad for the bundled model)."
@@ -79,6 +83,11 @@ class Settings(BaseSettings):
         description="Comma-separated networks callbacks are never sent to (link-local and cloud metadata addresses by default).",
     )
     retry_after_seconds: int = Field(2, gt=0, description="Retry-After sent to clients polling a running job.")
+    metrics_dir: Path | None = Field(
+        None, description="Folder where this machine's processes keep their Prometheus metrics; default: data_dir/metrics."
+    )
+    metrics_port: int = Field(0, ge=0, lt=65536, description="A worker serves its processes' metrics on this port (0: none; "
+                              "the web server's /metrics shows them when both share a machine).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level of every process.")
 
     @field_validator("database_url")

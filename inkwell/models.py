@@ -137,6 +137,8 @@ class Page(Base):
     queued_at: Mapped[datetime | None] = _timestamp()  # when its current message was last sent
     line_count: Mapped[int] = mapped_column(Integer, default=0)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # mean of line embeddings, packed array
+    embedding_model: Mapped[str | None] = mapped_column(String(255))  # the model and encoder layer it comes from;
+    embedding_layer: Mapped[int | None] = mapped_column(Integer)  # layer None: the encoder's final output
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = _timestamp()
     reviewed_at: Mapped[datetime | None] = _timestamp()
@@ -182,6 +184,7 @@ class Line(Base):
     tokens: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # [{"text", "confidence"}]
     attention: Mapped[bytes | None] = mapped_column(LargeBinary)  # packed tokens x grid_h x grid_w array
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # packed 1-D array
+    embedding_layer: Mapped[int | None] = mapped_column(Integer)  # encoder layer; None: its final output
     model: Mapped[str | None] = mapped_column(String(255))
     recognized_at: Mapped[datetime | None] = _timestamp()
     corrected_text: Mapped[str | None] = mapped_column(Text)

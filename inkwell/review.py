@@ -143,18 +143,24 @@ def search_lines(session: Session, text: str, token_id: int | None = None, limit
 
 
 def similar_pages(session: Session, page: Page, token_id: int | None = None, limit: int = 10) -> list[SimilarPageOut]:
-    """Other read pages ranked by cosine similarity of their embeddings (mean of the lines' ViT embeddings)."""
+    """Other read pages ranked by cosine similarity of their embeddings (mean of the lines' ViT embeddings).
+
+    Only embeddings of the same model and encoder layer are compared: vectors from another model,
+    or from another depth of the same one, live in other spaces.
+    """
     if page.embedding is None:
         return []
     target = unpack_array(page.embedding).astype(np.float32)
+    layer_matches = Page.embedding_layer.is_(None) if page.embedding_layer is None else Page.embedding_layer == page.embedding_layer
+    model_matches = Page.embedding_model.is_(None) if page.embedding_model is None else Page.embedding_model == page.embedding_model
     statement = (
         select(Page.id, Page.job_id, Page.number, Upload.filename, Page.embedding)
         .join(Upload, Page.upload_id == Upload.id).join(Job, Page.job_id == Job.id)
-        .where(Page.embedding.is_not(None), Page.id != page.id)
+        .where(Page.embedding.is_not(None), Page.id != page.id, layer_matches, model_matches)
     )
     if token_id is not None:
         statement = statement.where(Job.token_id == token_id)
-    # Only embeddings of the same size compare: pages read by another model are left out.
+    # A size check as well: rows written before models were recorded.
     candidates = [(row, unpack_array(row.embedding).astype(np.float32)) for row in session.execute(statement)]
     candidates = [(row, vector) for row, vector in candidates if vector.shape == target.shape]
     if not candidates:

@@ -162,3 +162,13 @@ class SimilarPageOut(Strict):
 class SimilarResult(Strict):
     page_id: int
     similar: list[SimilarPageOut]
+
+
+class EmbeddingOut(Strict):
+    kind: Literal["page", "line"]
+    id: int
+    model: str | None = Field(description="The model whose encoder produced it.")
+    layer: int | None = Field(description="Encoder hidden-state index it was pooled from (0 = patch embeddings, 1..L = blocks); "
+                              "null: the encoder's final output.")
+    dimensions: int
+    embedding: list[float] = Field(description="L2-normalised mean of the encoder's patch states (a page's: the mean of its lines').")

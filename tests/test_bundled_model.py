@@ -82,6 +82,9 @@ def test_the_inference_endpoints_handler(tmp_path: Path) -> None:
     for inputs in (image, buffer.getvalue(), base64.b64encode(buffer.getvalue()).decode()):
         (result,) = handler({"inputs": inputs})
         assert set(result) == {"generated_text", "confidence"} and 0 < result["confidence"] <= 1
+    # as Inference Endpoints send it (base64 and parameters) and return it (JSON): the line's text
+    (answer,) = json.loads(json.dumps(handler({"inputs": base64.b64encode(buffer.getvalue()).decode(), "parameters": {}})))
+    assert answer["generated_text"] == CLEAR_LINES[0][1] and isinstance(answer["confidence"], float)
     many = handler({"inputs": [image, image]})
     assert len(many) == 2 and many[0]["generated_text"] == many[1]["generated_text"]
 

@@ -57,3 +57,39 @@ def test_bad_setting_stops_the_command_with_its_name(tmp_path: Path) -> None:
     env = {"INKWELL_DATA_DIR": str(tmp_path), "INKWELL_WEB_PORT": "not-a-port", "PATH": "/usr/bin:/bin"}
     result = subprocess.run([sys.executable, "-m", "inkwell", "migrate"], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode != 0 and "web_port" in result.stderr
+
+
+def test_recognize_shows_progress_only_on_a_terminal(tmp_path: Path, tiny_char_model: Path) -> None:
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    files = []
+    for index, text in enumerate(("hello world", "Jane Doe", "ink")):
+        (tmp_path / f"{index}.png").write_bytes(line_png(text))
+        files.append(str(tmp_path / f"{index}.png"))
+    args = [sys.executable, "-m", "inkwell", "recognize", "--lines", "--model", str(tiny_char_model), *files]
+    env = {"INKWELL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    quiet = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert quiet.returncode == 0 and "files" not in quiet.stderr and "%|" not in quiet.stderr
+    # standard error on a terminal: a bar counting the files; standard output stays the plain results
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new terminal is 0 columns wide
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=follower, env=env, text=True) as child:
+        os.close(follower)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        stdout = child.stdout.read()
+    os.close(leader)
+    assert child.returncode == 0
+    assert b"/3 [" in drawn and b"files/s" in drawn  # a count of 3 files (tqdm throttles which steps it draws)
+    assert stdout.splitlines() == [f"{files[0]}: hello world", f"{files[1]}: Jane Doe", f"{files[2]}: ink"]

@@ -28,7 +28,7 @@ def _resolved() -> dict:
 
 def test_compose_file_is_valid_and_complete() -> None:
     services = _resolved()["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker-cpu", "worker-gpu", "beat"}
+    assert set(services) == {"postgres", "redis", "migrate", "web", "worker-cpu", "worker-gpu", "beat", "prometheus"}
     assert services["beat"]["command"] == ["inkwell", "beat"]
     assert services["migrate"]["command"] == ["inkwell", "migrate"]
     for name in ("web", "worker-cpu", "worker-gpu", "beat"):
@@ -37,6 +37,22 @@ def test_compose_file_is_valid_and_complete() -> None:
     assert services["worker-gpu"]["command"][-2:] == ["-Q", "lines"]
     (device,) = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+
+
+def test_prometheus_scrapes_the_web_server_and_every_worker() -> None:
+    """prometheus.yml's targets are the services and ports compose really runs."""
+    services = _resolved()["services"]
+    mounts = [v if isinstance(v, dict) else dict(zip(("source", "target"), v.split(":"))) for v in services["prometheus"]["volumes"]]
+    (mount,) = [m for m in mounts if m["target"] == "/etc/prometheus/prometheus.yml"]
+    assert Path(mount["source"]) == ROOT / "prometheus.yml"
+    config = yaml.safe_load((ROOT / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    web_port = services["web"]["command"][services["web"]["command"].index("--port") + 1]
+    assert jobs["inkwell-web"]["static_configs"][0]["targets"] == [f"web:{web_port}"]
+    assert jobs["inkwell-web"]["metrics_path"] == "/metrics"
+    for name in ("worker-cpu", "worker-gpu"):
+        (discovery,) = jobs[f"inkwell-{name}"]["dns_sd_configs"]
+        assert discovery["names"] == [name] and str(discovery["port"]) == services[name]["environment"]["INKWELL_METRICS_PORT"]
 
 
 def test_compose_refuses_to_start_without_a_secret() -> None:

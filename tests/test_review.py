@@ -149,3 +149,54 @@ def test_pages_read_by_another_model_are_not_compared(app: Flask, reviewer: Flas
         session.get(Page, second["id"]).embedding = pack_array(np.ones(768, np.float32), "float32")  # another model's size
     similar = reviewer.get(f"/api/v1/pages/{first['id']}/similar").get_json()["similar"]
     assert second["id"] not in [hit["page_id"] for hit in similar] and similar[0]["page_id"] == duplicate["id"]
+
+
+def test_embeddings_over_the_api(app: Flask, reviewer: FlaskClient, job: dict, recognizer: Recognizer) -> None:
+    import numpy as np
+
+    page = job["pages"][1]
+    line_id = page["lines"][0]["id"]
+    line = reviewer.get(f"/api/v1/lines/{line_id}/embedding").get_json()
+    assert line["kind"] == "line" and line["id"] == line_id and line["layer"] is None and line["model"] == recognizer.name
+    assert line["dimensions"] == len(line["embedding"]) == 64
+    expected = recognizer.recognize([Image.open(io.BytesIO(reviewer.get(f"/api/v1/lines/{line_id}/image").data)).convert("RGB")])[0].embedding
+    np.testing.assert_allclose(line["embedding"], expected, atol=1e-5)
+    npy = reviewer.get(f"/api/v1/lines/{line_id}/embedding?format=npy")
+    assert npy.status_code == 200 and npy.headers["Content-Disposition"].endswith('.npy"')
+    np.testing.assert_array_equal(np.load(io.BytesIO(npy.data)), np.asarray(line["embedding"], np.float32))
+    whole = reviewer.get(f"/api/v1/pages/{page['id']}/embedding").get_json()
+    assert whole["kind"] == "page" and whole["model"] == recognizer.name and whole["layer"] is None
+    np.testing.assert_allclose(whole["embedding"], line["embedding"], atol=1e-6)  # a one-line page: its line's
+    assert reviewer.get(f"/api/v1/pages/{page['id']}/embedding?format=xml").get_json()["error"]["code"] == "invalid_format"
+    assert reviewer.get("/api/v1/lines/999999/embedding").status_code == 404
+    assert api_client(app, ["read"]).get(f"/api/v1/lines/{line_id}/embedding").status_code == 404  # another token's job
+    assert app.test_client().get(f"/api/v1/pages/{page['id']}/embedding").status_code == 401
+
+
+def test_a_page_not_yet_read_has_no_embedding(app: Flask, reviewer: FlaskClient) -> None:
+    files = [(io.BytesIO(line_png("ink")), "a.png")]
+    job_id = reviewer.post("/api/v1/jobs", data={"files": files, "layout": "line"}).get_json()["id"]
+    page_id = reviewer.get(f"/api/v1/jobs/{job_id}").get_json()["pages"][0]["id"]
+    response = reviewer.get(f"/api/v1/pages/{page_id}/embedding")
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+
+
+def test_embeddings_of_another_layer_are_not_compared(app: Flask, reviewer: FlaskClient, tiny_char_model: Path, job: dict) -> None:
+    """A job read with INKWELL_EMBEDDING_LAYER=1 stores that layer, and its pages are compared only among themselves."""
+    at_one = Recognizer.load(tiny_char_model, device="cpu", max_new_tokens=32, embedding_layer=1)
+    files = [(io.BytesIO(line_png(text)), f"{i}.png") for i, text in enumerate(TEXTS)]
+    job_id = reviewer.post("/api/v1/jobs", data={"files": files, "layout": "line"}).get_json()["id"]
+    db: Database = app.extensions["inkwell"]["database"]
+    page_ids = [page["id"] for page in reviewer.get(f"/api/v1/jobs/{job_id}").get_json()["pages"]]
+    for page_id in page_ids:
+        assert prepare_page(db, page_id, PageLimits(10**7, 150), lambda image: [])
+    recognize_pages(db, at_one, page_ids)
+    stored = reviewer.get(f"/api/v1/pages/{page_ids[0]}/embedding").get_json()
+    assert stored["layer"] == 1 and stored["model"] == at_one.name
+    line_id = reviewer.get(f"/api/v1/jobs/{job_id}").get_json()["pages"][0]["lines"][0]["id"]
+    assert reviewer.get(f"/api/v1/lines/{line_id}/embedding").get_json()["layer"] == 1
+    # same model, same vector size, another layer: never mixed in either direction
+    layer_one = {hit["page_id"] for hit in reviewer.get(f"/api/v1/pages/{page_ids[0]}/similar").get_json()["similar"]}
+    assert layer_one == set(page_ids[1:])
+    final = {hit["page_id"] for hit in reviewer.get(f"/api/v1/pages/{job['pages'][0]['id']}/similar").get_json()["similar"]}
+    assert final == {page["id"] for page in job["pages"][1:]}

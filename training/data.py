@@ -7,6 +7,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from inkwell.progress import progress
 from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, fetch_fonts
 from training.real_lines import DEFAULT_REAL_DIR, load_real_lines
 from training.shards import finished_shards, real_samples, synthetic_samples, write_shard
@@ -93,5 +94,5 @@ def build_all(plan: DataPlan) -> None:
         futures = [pool.submit(_real_job, plan, part, real_parts) for part in range(real_parts) if f"real-{part:04d}" not in done]
         shard_count = -(-plan.synthetic_lines // SYNTHETIC_SHARD_LINES)
         futures += [pool.submit(_synthetic_job, plan, i) for i in range(shard_count) if f"synth-{i:04d}" not in done]
-        for future in futures:
+        for future in progress(futures, unit=" shards", desc="data", logs=True):
             log.info("shard done: %d lines", future.result())

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from inkwell.progress import progress
 from inkwell.text_metrics import character_error_rate
 from training.batches import IGNORE_INDEX, Encoder, MixedSampler, validation_batches
 from training.charset import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
@@ -165,6 +166,9 @@ def train(config: TrainConfig) -> None:
     model.train()
     window = {"loss": 0.0, "ce": 0.0, "ctc": 0.0, "n": 0}
     metrics_log = (config.run_dir / "metrics.jsonl").open("a")
+    # The run is bounded by time, so the bar counts training seconds (on a terminal only).
+    bar = progress(total=round(config.hours * 3600), initial=round(state["elapsed"]), desc="training", logs=True,
+                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]")
     while state["elapsed"] < config.hours * 3600:
         started = time.monotonic()
         lr = learning_rate(config, state["elapsed"] / 3600)
@@ -181,6 +185,8 @@ def train(config: TrainConfig) -> None:
         state["step"] += 1
         state["lines"] += config.batch_size
         state["elapsed"] += time.monotonic() - started
+        bar.update(min(round(state["elapsed"]), bar.total) - bar.n)
+        bar.set_postfix(step=state["step"], loss=f"{float(loss.detach()):.3f}", refresh=False)
         window["loss"] += float(loss.detach())
         window["ce"] += parts["ce"]
         window["ctc"] += parts["ctc"]
@@ -209,3 +215,4 @@ def train(config: TrainConfig) -> None:
                 (config.run_dir / "best.pt.tmp").replace(config.run_dir / "best.pt")
             torch.save(snapshot, config.run_dir / "last.pt.tmp")
             (config.run_dir / "last.pt.tmp").replace(checkpoint)
+    bar.close()

@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from webui.api import api
     from webui.auth import init_auth
     from webui.errors import register_error_handlers
+    from webui.metrics import init_metrics
     from webui.state import EXTENSION
     from webui.views import views
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(views)
     register_error_handlers(app)
+    init_metrics(app)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

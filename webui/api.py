@@ -9,16 +9,18 @@ from __future__ import annotations
 import io
 from datetime import datetime
 
+import numpy as np
 from flask import Blueprint, Response, jsonify, request, url_for
 from PIL import Image
 from pydantic import TypeAdapter, ValidationError
 
+from inkwell.arrays import unpack_array
 from inkwell.attention import attention_json, attention_maps, heat_map_png
 from inkwell.exports import export_alto, export_csv, export_page_xml_zip
 from inkwell.models import Job, Line, LineImage, Page
 from inkwell.results import job_out, job_text, line_out, load_job, progress_of
 from inkwell.schemas import (
-    AttentionOut, JobList, JobSummary, LineAcceptance, LineCorrection, LineDetail, LineEditOut, PageReviewed, SearchResult, SimilarResult,
+    AttentionOut, EmbeddingOut, JobList, JobSummary, LineAcceptance, LineCorrection, LineDetail, LineEditOut, PageReviewed, SearchResult, SimilarResult,
 )
 from inkwell.review import JobFilter, ReviewError, accept_line, correct_line, history, list_jobs, mark_page_reviewed, needs_review_counts, search_lines, similar_pages
 from webui.auth import principal, require, visible_or_404
@@ -238,6 +240,41 @@ def similar(page_id: int) -> Response:
         found = similar_pages(session, page, _own_jobs_only())
     body = SimilarResult(page_id=page_id, similar=found)
     return Response(body.model_dump_json(), mimetype="application/json")
+
+
+def _embedding_response(kind: str, row_id: int, blob: bytes | None, model: str | None, layer: int | None) -> Response:
+    """A stored embedding as JSON, or ``?format=npy`` as a NumPy .npy file (float32, 1-D)."""
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "npy"):
+        return api_error(400, "invalid_format", "format must be json or npy")
+    if blob is None:
+        return api_error(404, "not_found", f"this {kind} has no embedding (not read yet, or read without one)")
+    vector = unpack_array(blob).astype("float32").ravel()
+    if fmt == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, vector, allow_pickle=False)
+        return Response(buffer.getvalue(), mimetype="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="inkwell-{kind}-{row_id}-embedding.npy"'})
+    body = EmbeddingOut(kind=kind, id=row_id, model=model, layer=layer, dimensions=int(vector.size), embedding=vector.tolist())
+    return Response(body.model_dump_json(), mimetype="application/json")
+
+
+@api.get("/pages/<row_id:page_id>/embedding")
+@require("read")
+def page_embedding(page_id: int) -> Response:
+    """The page's image embedding (the mean of its lines'), with the model and encoder layer it comes from."""
+    with database().session() as session:
+        page = _visible_page(session, page_id)
+        return _embedding_response("page", page.id, page.embedding, page.embedding_model, page.embedding_layer)
+
+
+@api.get("/lines/<row_id:line_id>/embedding")
+@require("read")
+def line_embedding(line_id: int) -> Response:
+    """The line's image embedding, with the model and encoder layer it comes from."""
+    with database().session() as session:
+        line = _visible_line(session, line_id)
+        return _embedding_response("line", line.id, line.embedding, line.model, line.embedding_layer)
 
 
 @api.get("/search")

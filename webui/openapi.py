@@ -12,7 +12,7 @@ from inkwell import schemas
 REF = "#/components/schemas/{model}"
 MODELS = (
     schemas.ErrorResponse, schemas.JobAccepted, schemas.JobOut, schemas.JobList, schemas.LineDetail, schemas.LineCorrection, schemas.LineAcceptance,
-    schemas.AttentionOut, schemas.PageReviewed, schemas.SearchResult, schemas.SimilarResult,
+    schemas.AttentionOut, schemas.EmbeddingOut, schemas.PageReviewed, schemas.SearchResult, schemas.SimilarResult,
 )
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before polling again.", "schema": {"type": "integer"}}}
 
@@ -55,6 +55,19 @@ def _operation(summary: str, operation_id: str, responses: dict[str, Any], scope
         responses.setdefault("401", _error("No credentials, or a token that is unknown or revoked."))
         responses.setdefault("403", _error(f"The token lacks the `{scope}` scope."))
     return operation
+
+
+EMBEDDING_FORMAT = _query("format", {"type": "string", "enum": ["json", "npy"], "default": "json"},
+                          "json: the vector with its model and layer; npy: a NumPy .npy file (float32, 1-D).")
+
+
+def _embedding_responses(kind: str) -> dict[str, Any]:
+    return {
+        "200": {"description": "The embedding, with the model and encoder layer it comes from.",
+                "content": {"application/json": {"schema": _ref("EmbeddingOut")},
+                            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        "400": _error("Unknown format."), "404": _error(f"No such {kind} (or not the caller's), or it has no embedding yet."),
+    }
 
 
 @lru_cache(maxsize=1)
@@ -140,6 +153,10 @@ def openapi_document() -> dict[str, Any]:
             "400": _error("Unknown format or token index."), "404": _error("No such line, or no attention stored."),
         }, "read", [line_id, _query("format", {"type": "string", "enum": ["json", "png"], "default": "json"}),
                     _query("token", {"type": "integer", "minimum": 0}, "PNG only: this token's map (default: the whole line).")])},
+        "/api/v1/lines/{line_id}/embedding": {"get": _operation("The line's image embedding", "getLineEmbedding", _embedding_responses("line"),
+                                                                "read", [line_id, EMBEDDING_FORMAT])},
+        "/api/v1/pages/{page_id}/embedding": {"get": _operation("The page's image embedding (mean of its lines')", "getPageEmbedding",
+                                                                _embedding_responses("page"), "read", [page_id, EMBEDDING_FORMAT])},
         "/api/v1/pages/{page_id}/review": {"post": _operation("Mark a page reviewed", "reviewPage", {
             "200": _json("PageReviewed", "Marked; says whether the whole job is now reviewed."),
             "404": _error("No such page (or not the caller's)."), "409": _error("The page has not been read."),

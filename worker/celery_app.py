@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from inkwell.config import get_settings
 from inkwell.queue import make_celery
@@ -20,6 +20,14 @@ _heartbeat: Heartbeat | None = None
 def _init_child(**_kwargs: object) -> None:
     logging.getLogger().setLevel(settings.log_level)
     runtime.after_fork()
+
+
+@worker_process_shutdown.connect
+def _child_exited(pid: int | None = None, **_kwargs: object) -> None:
+    from inkwell.metrics import process_exited
+
+    if pid is not None:
+        process_exited(pid)
 
 
 @worker_ready.connect

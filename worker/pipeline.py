@@ -24,6 +24,7 @@ from inkwell.db import Database
 from inkwell.jobs import mark_job_started, refresh_job
 from inkwell.models import Job, Line, Page, PageStatus, Upload, utcnow
 from inkwell.storage import line_images, put_line_image, put_page_image, upload_bytes
+from worker import metrics
 from worker.line_finder import FoundLine, crop_line
 from worker.page_image import PageDecodeError, encode_jpeg, encode_png, render_page
 
@@ -69,8 +70,8 @@ def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn) -> list[
     return [CutLine(inside(found.bbox), found.polygon(), found.score, crop_line(page, found)) for found in find_lines(page)]
 
 
-def fail_page(db: Database, page_id: int, reason: str) -> None:
-    """Mark one page failed with ``reason`` and recount its job."""
+def fail_page(db: Database, page_id: int, reason: str, reason_code: str | None = None) -> None:
+    """Mark one page failed with ``reason`` and recount its job (``reason_code``: its metrics label, if not known from ``reason``)."""
     with db.session() as session:
         page = session.get(Page, page_id)
         if page is None or page.status.finished:
@@ -81,6 +82,7 @@ def fail_page(db: Database, page_id: int, reason: str) -> None:
         page.finished_at = utcnow()
         refresh_job(session, job)
     log.warning("page %s failed: %s", page_id, reason)
+    metrics.page_failed(reason, reason_code)
 
 
 def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: LineFinderFn) -> bool:
@@ -115,7 +117,7 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
         del data
         lines = cut_lines(image, layout, find_lines)
     except PageDecodeError as error:
-        fail_page(db, page_id, str(error))
+        fail_page(db, page_id, str(error), "undecodable")
         return False
     except MemoryError:
         fail_page(db, page_id, "not enough memory to process this page")
@@ -200,7 +202,7 @@ def _recognize_isolating_failures(recognizer: Recognizer, work: list[_PageWork],
     return results
 
 
-def _store_page_results(db: Database, item: _PageWork, results: list[LineResult], model_name: str) -> None:
+def _store_page_results(db: Database, item: _PageWork, results: list[LineResult], model_name: str, embedding_layer: int | None = None) -> None:
     with db.session() as session:
         page = session.get(Page, item.page_id)
         if page is None or page.status != PageStatus.PREPARED:
@@ -218,16 +220,19 @@ def _store_page_results(db: Database, item: _PageWork, results: list[LineResult]
             line.tokens = [{"text": t.text, "confidence": t.confidence} for t in result.tokens]
             line.attention = pack_array(result.attention, "float16") if result.attention.size else None
             line.embedding = pack_array(result.embedding, "float32") if result.embedding.size else None
+            line.embedding_layer = embedding_layer
             line.model = model_name
             line.recognized_at = now
             if result.embedding.size:
                 embeddings.append(result.embedding)
         if embeddings:
             page.embedding = pack_array(np.mean(embeddings, axis=0), "float32")
+            page.embedding_model, page.embedding_layer = model_name, embedding_layer
         page.status = PageStatus.SUCCEEDED
         page.finished_at = now
         job.model = model_name
         refresh_job(session, job)
+    metrics.page_read(len(item.line_ids))
 
 
 def _read_and_store(db: Database, recognizer: Recognizer, page_ids: list[int]) -> None:
@@ -235,9 +240,10 @@ def _read_and_store(db: Database, recognizer: Recognizer, page_ids: list[int]) -
     if not work:
         return
     results = _recognize_isolating_failures(recognizer, work, db)
+    layer = getattr(recognizer, "embedding_layer", None)  # None: the encoder's final output (also for wrappers without it)
     for item in work:
         if item.page_id in results:
-            _store_page_results(db, item, results[item.page_id], recognizer.name)
+            _store_page_results(db, item, results[item.page_id], recognizer.name, layer)
 
 
 def recognize_pages(db: Database, recognizer: Recognizer, page_ids: list[int], max_attempts: int = 3) -> None:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from transformers import LogitsProcessorList
 from transformers.modeling_outputs import BaseModelOutput
 
 from worker.calibration import Calibration, line_signals
+from worker.features import Pool, encoder_features, encoder_layer_count, resolve_layer
 from worker.line_image import line_to_input
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,8 @@ class LineResult:
     ``attention`` is ``tokens x grid_h x grid_w`` float32: for each generated token, the chosen
     decoder layer's cross-attention (mean over heads) over the encoder patches that cover the
     line image, each row summing to 1; stretched over the line image it shows where the model
-    looked. ``embedding`` is the L2-normalised mean of the encoder's last hidden states.
+    looked. ``embedding`` is the L2-normalised mean of the encoder's patch states: of its final
+    output, or of the hidden layer the recognizer's ``embedding_layer`` names (see worker.features).
     """
 
     text: str
@@ -145,6 +148,7 @@ class Recognizer:
         attention_layer: int = -1,
         ctc: CTCHead | None = None,
         calibration: Calibration | None = None,
+        embedding_layer: int | None = None,
     ) -> None:
         self.model = model
         self.ctc = ctc
@@ -168,6 +172,10 @@ class Recognizer:
         self._special_ids |= set(getattr(tokenizer, "all_special_ids", []))
         layers = _cross_attention_modules(model)
         self._probe = _CrossAttentionProbe(layers[attention_layer]) if layers else None
+        # None: embeddings are the encoder's final output; else this hidden-state index (0..layers).
+        self.embedding_layer = None if embedding_layer is None else resolve_layer(embedding_layer, encoder_layer_count(self))
+        # Called after each recognize() with (lines, seconds): the worker's metrics hang here.
+        self.observer: Callable[[int, float], None] | None = None
 
     @classmethod
     def load(
@@ -181,6 +189,7 @@ class Recognizer:
         attention_layer: int = -1,
         ctc_weight: float | None = None,
         calibrated: bool = True,
+        embedding_layer: int | None = None,
     ) -> Recognizer:
         """Load a VisionEncoderDecoder checkpoint (local folder or Hub id) with its processor.
 
@@ -192,7 +201,8 @@ class Recognizer:
         head (``inkwell.json``) is decoded jointly with it (see worker.ctc_prefix) at the weight it
         declares, or ``ctc_weight``; ``ctc_weight=0`` decodes with the attention decoder alone.
         Confidences are calibrated as the checkpoint declares (see worker.calibration) unless
-        ``calibrated=False``.
+        ``calibrated=False``. ``embedding_layer`` picks the encoder layer whose mean-pooled states
+        are the embeddings (numbered as in worker.features; None: the encoder's final output).
         """
         from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
 
@@ -210,7 +220,8 @@ class Recognizer:
         ctc = CTCHead.load(source, target, ctc_weight)
         calibration = load_calibration(source) if calibrated else None
         recognizer = cls(
-            model, image_processor, tokenizer, target, name, max_new_tokens, batch_size or CPU_BATCH_SIZE, fit_pad, attention_layer, ctc, calibration
+            model, image_processor, tokenizer, target, name, max_new_tokens, batch_size or CPU_BATCH_SIZE, fit_pad, attention_layer, ctc,
+            calibration, embedding_layer,
         )
         if batch_size is None and target.type == "cuda":
             recognizer.batch_size = recognizer.measure_batch_size()
@@ -231,6 +242,7 @@ class Recognizer:
         """
         if not images:
             return []
+        started = time.perf_counter()
         order = sorted(range(len(images)), key=lambda i: images[i].width / max(images[i].height, 1))
         results: list[LineResult | None] = [None] * len(images)
         window = self.batch_size * REGROUP_WINDOW_BATCHES  # bounds the encoder outputs held at once
@@ -249,7 +261,17 @@ class Recognizer:
                 chunk = regrouped[s : s + self.batch_size]
                 for k, result in zip(chunk, self._decode([encoded[k] for k in chunk], capture)):
                     results[indices[k]] = result
+        if self.observer is not None:
+            self.observer(len(images), time.perf_counter() - started)
         return [r for r in results if r is not None]
+
+    def features(self, images: Sequence[Image.Image], layers: Sequence[int] = (-1,), pool: Pool = "mean") -> dict[int, np.ndarray]:
+        """The encoder's features of each image at each of ``layers`` (see worker.features).
+
+        Returns ``{layer: array}``: ``images x hidden`` for ``pool='mean'`` or ``'cls'``, the patch
+        grid ``images x rows x cols x hidden`` for ``pool='none'``; float32, in input order.
+        """
+        return encoder_features(self, images, layers, pool)
 
     def measure_batch_size(self, probe: int = 8, share: float = 0.7, cap: int = 512) -> int:
         """Lines per batch that fit the GPU: memory of a worst-case probe batch, scaled to free memory.
@@ -302,12 +324,15 @@ class Recognizer:
     def _encode(self, images: Sequence[Image.Image]) -> list[_EncodedLine]:
         """Run the encoder (and the CTC head, if any) over one batch; split the outputs per line."""
         pixel_values, regions = self.pixel_values(images)
-        states = self.model.encoder(pixel_values=pixel_values).last_hidden_state
+        output = self.model.encoder(pixel_values=pixel_values, output_hidden_states=self.embedding_layer is not None)
+        states = output.last_hidden_state
+        # The states the embedding is pooled from: the final output, or the chosen hidden layer.
+        pooled = states if self.embedding_layer is None else output.hidden_states[self.embedding_layer]
         if self.ctc is None:
-            return [_EncodedLine(states[row], region) for row, region in enumerate(regions)]
+            return [_EncodedLine(states[row], region, embedding_states=pooled[row]) for row, region in enumerate(regions)]
         log_probs = self.ctc.log_probs(states[:, self.grid.prefix_tokens :])
         lengths = _ctc_greedy_lengths(log_probs, self.ctc.blank_id).tolist()
-        return [_EncodedLine(states[row], region, log_probs[row], lengths[row]) for row, region in enumerate(regions)]
+        return [_EncodedLine(states[row], region, log_probs[row], lengths[row], pooled[row]) for row, region in enumerate(regions)]
 
     @torch.inference_mode()
     def _decode(self, lines: Sequence[_EncodedLine], capture: bool, min_new_tokens: int | None = None) -> list[LineResult]:
@@ -348,7 +373,7 @@ class Recognizer:
         chosen = torch.softmax(logits, dim=-1).gather(-1, sequences[:, : logits.shape[1]].to(logits.device).unsqueeze(-1)).squeeze(-1).cpu()
         embeddings = None
         if capture:
-            patches = states[:, self.grid.prefix_tokens :].float()
+            patches = torch.stack([line.embedding_states for line in lines])[:, self.grid.prefix_tokens :].float()
             embeddings = torch.nn.functional.normalize(patches.mean(dim=1), dim=-1).cpu().numpy()
         ctc_texts = [self._ctc_text(line.ctc_log_probs) for line in lines] if self.ctc is not None else [None] * len(lines)
         results = []
@@ -417,6 +442,7 @@ class _EncodedLine:
     region: tuple[int, int, int, int]
     ctc_log_probs: torch.Tensor | None = None  # patches x vocabulary
     predicted_length: int = 0  # tokens in the CTC head's greedy reading
+    embedding_states: torch.Tensor | None = None  # tokens x hidden the embedding is pooled from
 
 
 def _ctc_greedy_lengths(log_probs: torch.Tensor, blank_id: int) -> torch.Tensor:

@@ -26,7 +26,11 @@ def database() -> Database:
 @lru_cache(maxsize=1)
 def recognizer() -> Recognizer:
     """This process's model, loaded on first use and then kept for every later batch."""
-    return load_recognizer(get_settings())
+    from worker.metrics import observe_recognition
+
+    loaded = load_recognizer(get_settings())
+    loaded.observer = observe_recognition
+    return loaded
 
 
 @lru_cache(maxsize=1)
@@ -51,6 +55,7 @@ def load_recognizer(settings: Settings, model: str | None = None) -> Recognizer:
         preprocessing=settings.preprocessing,
         attention_layer=settings.attention_layer,
         ctc_weight=settings.ctc_weight,
+        embedding_layer=settings.embedding_layer,
     )
 
 

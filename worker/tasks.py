@@ -10,7 +10,7 @@ from inkwell.queue import (
 )
 from inkwell.retention import purge as purge_jobs
 from inkwell.sweeper import sweep as sweep_once
-from worker import pipeline, runtime
+from worker import metrics, pipeline, runtime
 from worker.celery_app import app, settings
 
 
@@ -22,7 +22,8 @@ def _callbacks_for(page_ids: list[int]) -> None:
 @app.task(name=TASK_PREPARE_PAGE, acks_late=True)
 def prepare_page(page_id: int) -> None:
     """CPU queue: rasterise the page and cut it into lines, then queue it for reading."""
-    if pipeline.prepare_page(runtime.database(), page_id, runtime.page_limits(settings), lambda image: runtime.line_finder().find(image)):
+    find_lines = metrics.timed_detection(lambda image: runtime.line_finder().find(image))
+    if pipeline.prepare_page(runtime.database(), page_id, runtime.page_limits(settings), find_lines):
         recognize_page.apply_async(args=[page_id], queue=QUEUE_LINES)
     else:
         _callbacks_for([page_id])  # the page failed: its job may have finished with it
@@ -38,6 +39,7 @@ def prepare_page(page_id: int) -> None:
 def recognize_page(requests: list[SimpleRequest]) -> None:
     """Model queue: buffer several pages' messages, read all their lines in one batched run."""
     page_ids = [int(request.args[0]) for request in requests]
+    metrics.observe_batch(len(page_ids))
     pipeline.recognize_pages(runtime.database(), runtime.recognizer(), page_ids, settings.max_page_attempts)
     _callbacks_for(page_ids)
 
