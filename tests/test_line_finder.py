@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageOps
 from tests.documents import image_tiff
 from tests.forms import Form, handwriting_fonts, make_form
 from tests.tiny_models import render_text_line
-from worker.line_finder import FoundLine, LineFinder, _join_fragments, _split_stacked, crop_line, smoothed_if_bilevel
+from worker.line_finder import FoundLine, LineFinder, _join_fragments, _split_stacked, crop_line, ink_mask, smoothed_if_bilevel
 from worker.reading_order import reading_order
 
 
@@ -91,7 +91,7 @@ def test_a_box_over_two_lines_is_split_between_them() -> None:
     draw = ImageDraw.Draw(page)
     draw.rectangle((100, 40, 500, 70), fill=0)
     draw.rectangle((100, 110, 500, 140), fill=0)
-    parts = _split_stacked(FoundLine(_quad(95, 35, 505, 145), 0.9), np.asarray(page), median=35)
+    parts = _split_stacked(FoundLine(_quad(95, 35, 505, 145), 0.9), ink_mask(np.asarray(page)))
     assert len(parts) == 2
     (_, top0, _, bottom0), (_, top1, _, bottom1) = parts[0].bbox, parts[1].bbox
     assert bottom0 <= 110 and top1 >= 70
