@@ -37,6 +37,7 @@ DETECT_SIDE = 1280  # the detector sees the page scaled to this long side (see R
 SPECK_HEIGHT = 0.35  # of the median line height
 JOIN_GAP = 1.2  # fragments closer than this many line heights on one row are one line
 COLUMN_INK = 0.12  # share of a box's height a column needs in ink to count as written
+JOIN_HEIGHTS = 1.6  # ... when the taller is at most this many times the other's height
 ROW_GAP = 1.5  # a blank this many text heights wide inside a box separates two texts on one row
 STACK_RUN = 0.25  # an ink band this share of a box's height (or more) is a line of its own
 FIT_MARGIN = 0.25  # of the text height, kept above and below a piece cut from a box (as the detector pads)
@@ -122,6 +123,7 @@ class LineFinder:
         found = _join_fragments(found, median)
         found = [part for line in found for part in _split_row(line, ink)]
         found = [part for line in found for part in _split_stacked(line, ink)]
+        found = [_fit(line, ink) for line in found]
         found = _merge_nested(found)
         order = reading_order([line.bbox for line in found])
         return [found[i] for i in order]
@@ -153,6 +155,9 @@ def rule_mask(ink: np.ndarray) -> np.ndarray:
     if rules.size == 0:
         return np.zeros_like(ink)
     found = np.where(np.isin(labels, rules), 255, 0).astype(np.uint8)
+    # writing that sits on a rule joins its component: keep only the rule's thin part
+    thick = cv2.morphologyEx(found, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, RULE_THICKNESS + 2)))
+    found &= ~cv2.dilate(thick, np.ones((5, 5), np.uint8))
     found |= _box_edges(ink, cv2.dilate(found, np.ones((7, 7), np.uint8)))
     return cv2.dilate(found, np.ones((3, 3), np.uint8)) & cv2.dilate(ink, np.ones((3, 3), np.uint8))
 
@@ -222,10 +227,12 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _region(line: FoundLine, ink: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """The ink inside the line's box, with the box's top-left corner."""
-    x0, y0, x1, y1 = line.bbox
-    x0, y0 = max(0, x0), max(0, y0)
-    return ink[y0 : max(y0, y1), x0 : max(x0, x1)], x0, y0
+    """The ink inside the line's quad, warped upright (rows and columns are fractions of its height and width)."""
+    width, height = max(1, int(round(line.width))), max(1, int(round(line.height)))
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(line.quad.astype(np.float32), target)
+    upright = cv2.warpPerspective(ink, matrix, (width, height), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return upright, 0, 0
 
 
 def _piece(line: FoundLine, a: float, b: float, along: bool) -> FoundLine:
@@ -293,6 +300,23 @@ def _fit_height(line: FoundLine, ink: np.ndarray) -> FoundLine:
     return _piece(line, top, bottom, along=False)
 
 
+def _fit(line: FoundLine, ink: np.ndarray) -> FoundLine:
+    """``line`` fitted to its ink, with a margin of ``FIT_MARGIN`` text heights all round (never grown).
+
+    The detector pads its boxes by an amount that depends on their size, so small labels came
+    out twice as tall as their text; fitted boxes are comparable from line to line.
+    """
+    line = _fit_height(line, ink)
+    region, _, _ = _region(line, ink)
+    columns = np.flatnonzero(np.count_nonzero(region, axis=0) >= max(2, COLUMN_INK * region.shape[0]))
+    if columns.size == 0:
+        return line
+    margin = FIT_MARGIN * line.height / (1 + 2 * FIT_MARGIN)
+    left = max(0.0, (columns[0] - margin) / region.shape[1])
+    right = min(1.0, (columns[-1] + 1 + margin) / region.shape[1])
+    return _piece(line, left, right, along=True)
+
+
 def _split_stacked(line: FoundLine, ink: np.ndarray) -> list[FoundLine]:
     """Split a box holding several lines at the blank bands between them (never through letters).
 
@@ -335,7 +359,10 @@ def _merge_nested(lines: list[FoundLine]) -> list[FoundLine]:
 
 
 def _join_fragments(lines: list[FoundLine], median: float) -> list[FoundLine]:
-    """Join boxes that sit on one row with less than ``JOIN_GAP`` line heights between them."""
+    """Join boxes of similar height that sit on one row with less than ``JOIN_GAP`` line heights between them.
+
+    A label and the (much larger or smaller) value written after it are not joined.
+    """
     lines = sorted(lines, key=lambda line: line.bbox[0])
     joined: list[FoundLine] = []
     for line in lines:
@@ -345,7 +372,8 @@ def _join_fragments(lines: list[FoundLine], median: float) -> list[FoundLine]:
             overlap = min(y1, oy1) - max(y0, oy0)
             height = min(y1 - y0, oy1 - oy0)
             gap = x0 - ox1
-            if overlap >= 0.6 * height and -0.5 * median <= gap <= JOIN_GAP * min(line.height, other.height):
+            similar = max(line.height, other.height) <= JOIN_HEIGHTS * min(line.height, other.height)
+            if similar and overlap >= 0.6 * height and -0.5 * median <= gap <= JOIN_GAP * min(line.height, other.height):
                 points = np.concatenate([other.quad, line.quad])
                 score = (other.score * other.width + line.score * line.width) / max(other.width + line.width, 1e-6)
                 joined[index] = FoundLine(_ordered_corners(points), score)
