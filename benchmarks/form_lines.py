@@ -9,7 +9,8 @@ CPU time of line finding per page.
 A found line matches a true line when its box covers at least 80% of the true line's ink box and
 that ink box fills at least 35% of it (the detector pads its boxes; a box over a label and its
 value, or half a value, matches neither), one to one, best IoU first. Recall: true lines matched; precision: found lines matched. Duplicated text: a true line
-of which two or more found lines each cover at least a quarter.
+of which two or more found lines (their tilted quadrilaterals, not their upright boxes) each
+cover at least a quarter.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from tests.form_set import EVAL_SEEDS, EvalForm, eval_hands, label_fonts, make_eval_form
@@ -54,11 +56,17 @@ def match_lines(truth: list[tuple[float, float, float, float]], found: list[tupl
     return matched
 
 
-def duplicated(truth: list[tuple[float, float, float, float]], found: list[tuple[float, float, float, float]]) -> int:
-    """True lines covered (a quarter or more each) by two or more found lines."""
+def _polygon_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    area, _ = cv2.intersectConvexConvex(np.asarray(a, np.float32), np.asarray(b, np.float32))
+    return float(area)
+
+
+def duplicated(truth: list[np.ndarray], found: list[np.ndarray]) -> int:
+    """True lines (as tilted on the page) of which two or more found lines each cover a quarter or more."""
     count = 0
     for t in truth:
-        covering = [f for f in found if _intersection(t, f) >= COVER_SHARE * _area(t)]
+        area = abs(cv2.contourArea(np.asarray(t, np.float32)))
+        covering = [f for f in found if _polygon_overlap(t, f) >= COVER_SHARE * area]
         count += len(covering) >= 2
     return count
 
@@ -83,15 +91,16 @@ class Tally:
                 f"duplicated text {self.duplicates}")
 
 
-def score_form(form: EvalForm, found_boxes: list, tally: Tally, text_types: list[str] | None = None,
+def score_form(form: EvalForm, found_quads: list[np.ndarray], tally: Tally, text_types: list[str] | None = None,
                fields: list[tuple[int, list[int]]] | None = None) -> dict[int, int]:
-    """Add one form's figures to ``tally``; returns its true -> found line matching."""
+    """Add one form's figures to ``tally`` (found lines as their four corners); returns its true -> found line matching."""
+    found_boxes = [(*np.min(q, axis=0), *np.max(q, axis=0)) for q in found_quads]
     truth = [form.page_bbox(line) for line in form.lines]
     matched = match_lines(truth, found_boxes)
     tally.truth += len(truth)
     tally.found += len(found_boxes)
     tally.matched += len(matched)
-    tally.duplicates += duplicated(truth, found_boxes)
+    tally.duplicates += duplicated([form.page_quad(line) for line in form.lines], found_quads)
     tally.misses += [f"seed {form.seed}: {form.lines[i].text!r}" for i in range(len(truth)) if i not in matched]
     if text_types is not None:
         for i, j in matched.items():
@@ -126,10 +135,9 @@ def main() -> None:
         started = time.process_time()
         found = finder.find(form.image)
         tally.seconds.append(time.process_time() - started)
-        boxes = [line.bbox for line in found]
         fax_pages += form.fax
         for target in (tally, fax_tally) if form.fax else (tally,):
-            score_form(form, boxes, target)
+            score_form(form, [line.quad for line in found], target)
         if args.write:
             args.write.mkdir(parents=True, exist_ok=True)
             name = f"form-{seed}.png"

@@ -36,9 +36,9 @@ log = logging.getLogger(__name__)
 DETECT_SIDE = 1280  # the detector sees the page scaled to this long side (see README, "Line finding")
 SPECK_HEIGHT = 0.35  # of the median line height
 JOIN_GAP = 1.2  # fragments closer than this many line heights on one row are one line
-COLUMN_INK = 0.12  # share of a box's height a column needs in ink to count as written
 JOIN_HEIGHTS = 1.6  # ... when the taller is at most this many times the other's height
 ROW_GAP = 1.5  # a blank this many text heights wide inside a box separates two texts on one row
+STACK_GAP = 0.08  # ... and the blank between two lines at least this share
 STACK_RUN = 0.25  # an ink band this share of a box's height (or more) is a line of its own
 FIT_MARGIN = 0.25  # of the text height, kept above and below a piece cut from a box (as the detector pads)
 NEST_SHARE = 0.6  # two boxes sharing this much of the smaller one's area are one line
@@ -219,6 +219,9 @@ def crop_line(image: Image.Image, line: FoundLine, pad: float = LINE_CROP_PAD) -
     return Image.fromarray(pixels)
 
 
+VERTICAL_3 = np.ones((3, 1), np.uint8)
+
+
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     """(start, end) of each run of True in ``flags``."""
     padded = np.concatenate([[False], flags.astype(bool), [False]])
@@ -246,12 +249,12 @@ def _piece(line: FoundLine, a: float, b: float, along: bool) -> FoundLine:
 
 
 def _ink_height(region: np.ndarray) -> int:
-    rows = np.flatnonzero(np.count_nonzero(region, axis=1) >= 2)
+    rows = np.flatnonzero(region.any(axis=1))
     return int(rows[-1] - rows[0] + 1) if rows.size else 0
 
 
 def _ink_width(region: np.ndarray) -> int:
-    columns = np.flatnonzero(np.count_nonzero(region, axis=0) >= 2)
+    columns = np.flatnonzero(region.any(axis=0))
     return int(columns[-1] - columns[0] + 1) if columns.size else 0
 
 
@@ -265,8 +268,9 @@ def _split_row(line: FoundLine, ink: np.ndarray) -> list[FoundLine]:
     region, _, _ = _region(line, ink)
     if region.shape[1] < 4 or region.shape[0] < 2:
         return [line]
-    # a lone pixel is noise, and a column crossed only by a ruled line's few pixels is blank
-    columns = np.count_nonzero(region, axis=0) >= max(2, COLUMN_INK * region.shape[0])
+    # strokes at most two pixels tall (what is left of a dotted or dashed rule, specks) join nothing
+    region = cv2.morphologyEx(region, cv2.MORPH_OPEN, VERTICAL_3)
+    columns = np.count_nonzero(region, axis=0) >= max(2, 0.12 * region.shape[0])
     inked = np.flatnonzero(columns)
     if inked.size == 0:
         return [line]
@@ -308,7 +312,7 @@ def _fit(line: FoundLine, ink: np.ndarray) -> FoundLine:
     """
     line = _fit_height(line, ink)
     region, _, _ = _region(line, ink)
-    columns = np.flatnonzero(np.count_nonzero(region, axis=0) >= max(2, COLUMN_INK * region.shape[0]))
+    columns = np.flatnonzero(np.count_nonzero(region, axis=0) >= max(2, 0.12 * region.shape[0]))
     if columns.size == 0:
         return line
     margin = FIT_MARGIN * line.height / (1 + 2 * FIT_MARGIN)
@@ -329,9 +333,11 @@ def _split_stacked(line: FoundLine, ink: np.ndarray) -> list[FoundLine]:
         return [line]
     rows = np.count_nonzero(region, axis=1) >= 2
     runs = [(a, b) for a, b in _runs(rows) if b - a >= STACK_RUN * len(rows)]
-    if len(runs) < 2:
+    # a band as thin as a painted-out rule is where the rule crossed the writing, not between lines
+    least = max(RULE_THICKNESS + 2, STACK_GAP * len(rows))
+    cuts = [(a_end + b_start) // 2 for (_, a_end), (b_start, _) in zip(runs, runs[1:]) if b_start - a_end >= least]
+    if not cuts:
         return [line]
-    cuts = [(a_end + b_start) // 2 for (_, a_end), (b_start, _) in zip(runs, runs[1:])]
     fractions = [0.0] + [c / len(rows) for c in cuts] + [1.0]
     return [_piece(line, a, b, along=False) for a, b in zip(fractions, fractions[1:])]
 
