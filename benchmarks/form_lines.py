@@ -1,6 +1,7 @@
 """Line finding, text type and fields on the generated form set (tests/form_set.py): prints line
-recall and precision, duplicated text, the printed/handwritten accuracy, field pairing and the
-CPU time of line finding per page.
+recall and precision, duplicated text, the printed/handwritten accuracy, field pairing, whether
+each value is read right after its label, and the CPU time of line finding per page (which
+includes the text-type classifier).
 
     python -m benchmarks.form_lines              # the whole set (60 A4 pages at 200 dpi)
     python -m benchmarks.form_lines --forms 10   # the first 10
@@ -10,7 +11,8 @@ A found line matches a true line when its box covers at least 80% of the true li
 that ink box fills at least 35% of it (the detector pads its boxes; a box over a label and its
 value, or half a value, matches neither), one to one, best IoU first. Recall: true lines matched; precision: found lines matched. Duplicated text: a true line
 of which two or more found lines (their tilted quadrilaterals, not their upright boxes) each
-cover at least a quarter.
+cover at least a quarter. Text type: right on found lines that match a true line. A field is
+paired right when its label's found line is paired with exactly its value's found line.
 """
 
 from __future__ import annotations
@@ -108,12 +110,11 @@ def score_form(form: EvalForm, found_quads: list[np.ndarray], tally: Tally, text
             tally.typed_right += text_types[j] == form.lines[i].kind
     if fields is not None:
         pairs = {key: values for key, values in fields}
-        position = {j: n for n, j in enumerate(range(len(found_boxes)))}
         for truth_field in form.fields:
             tally.fields += 1
             key, value = matched.get(truth_field.key), matched.get(truth_field.value)
             tally.fields_right += key is not None and value is not None and pairs.get(key) == [value]
-            tally.order_kept += key is not None and value is not None and position[value] == position[key] + 1
+            tally.order_kept += key is not None and value is not None and value == key + 1  # found lines come in reading order
     return matched
 
 
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args()
 
+    from inkwell.fields import pair_fields
     from worker.line_finder import LineFinder
 
     finder = LineFinder()
@@ -136,8 +138,10 @@ def main() -> None:
         found = finder.find(form.image)
         tally.seconds.append(time.process_time() - started)
         fax_pages += form.fax
+        kinds = [line.text_type for line in found]
+        fields = [(pair.key, pair.values) for pair in pair_fields([line.bbox for line in found], kinds)]
         for target in (tally, fax_tally) if form.fax else (tally,):
-            score_form(form, [line.quad for line in found], target)
+            score_form(form, [line.quad for line in found], target, kinds, fields)
         if args.write:
             args.write.mkdir(parents=True, exist_ok=True)
             name = f"form-{seed}.png"
@@ -153,6 +157,10 @@ def main() -> None:
     print(f"{len(seconds)} generated forms (A4, 200 dpi), {fax_pages} of them fax pages")
     print(tally.line())
     print(f"fax pages only: {fax_tally.line()}")
+    print(f"text type right: {tally.typed_right / max(tally.typed, 1):.4f} ({tally.typed_right}/{tally.typed} found lines that match a true one); "
+          f"fax pages only: {fax_tally.typed_right / max(fax_tally.typed, 1):.4f}")
+    print(f"fields paired right: {tally.fields_right / max(tally.fields, 1):.4f} ({tally.fields_right}/{tally.fields}); "
+          f"value read right after its label: {tally.order_kept}/{tally.fields}")
     print(f"line finding CPU per page: median {np.median(seconds):.2f} s, max {seconds.max():.2f} s")
     if args.show_misses:
         print("\n".join(tally.misses))

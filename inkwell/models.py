@@ -177,6 +177,8 @@ class Line(Base):
     bbox: Mapped[list[int]] = mapped_column(JSON)  # [x0, y0, x1, y1] in page pixels
     polygon: Mapped[list[list[int]] | None] = mapped_column(JSON)
     detection_confidence: Mapped[float | None] = mapped_column(Float)
+    text_type: Mapped[str | None] = mapped_column(String(16))  # "printed" or "handwritten" (None: not classified)
+    text_type_confidence: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str | None] = mapped_column(Text)
     confidence: Mapped[float | None] = mapped_column(Float)
     tokens: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # [{"text", "confidence"}]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -30,6 +30,7 @@ from PIL import Image, ImageFilter
 
 from inkwell.geometry import LINE_CROP_PAD
 from worker.reading_order import reading_order
+from worker.text_type import WEIGHTS, TextTypeClassifier, features, with_page_context
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class FoundLine:
 
     quad: np.ndarray  # 4 x 2 float32, page pixels
     score: float
+    text_type: str | None = None  # "printed" or "handwritten", once classified
+    text_type_confidence: float | None = None
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
@@ -98,6 +101,7 @@ class LineFinder:
         }
         self._detector = RapidOCR(params=params)._load_det_model()
         self._lock = threading.Lock()  # the ONNX session is shared; one page at a time per process
+        self._classifier = TextTypeClassifier.bundled() if WEIGHTS.exists() else None
 
     def detect(self, grey: np.ndarray) -> list[FoundLine]:
         """Raw detector output on a greyscale page (page pixels)."""
@@ -125,8 +129,25 @@ class LineFinder:
         found = [part for line in found for part in _split_stacked(line, ink)]
         found = [_fit(line, ink) for line in found]
         found = _merge_nested(found)
-        order = reading_order([line.bbox for line in found])
+        found = self.classify(found, ink)
+        order = reading_order([line.bbox for line in found], [line.text_type for line in found])
         return [found[i] for i in order]
+
+    def classify(self, lines: list[FoundLine], ink: np.ndarray) -> list[FoundLine]:
+        """``lines`` with their text type (printed or handwritten) and its confidence."""
+        if self._classifier is None or not lines:
+            return lines
+        batch = line_features(lines, ink)
+        return [replace(line, text_type=kind.text_type, text_type_confidence=round(kind.confidence, 4))
+                for line, kind in zip(lines, self._classifier.classify(batch))]
+
+
+def line_features(lines: list[FoundLine], ink: np.ndarray) -> np.ndarray:
+    """The text-type features of each line (see worker/text_type.py), from the page's ink mask."""
+    regions = [_region(line, ink)[0] for line in lines]
+    heights = [_ink_height(region) for region in regions]
+    median = float(np.median([h for h in heights if h] or [1]))
+    return with_page_context(np.stack([features(region, median) for region in regions]))
 
 
 def ink_mask(grey: np.ndarray) -> np.ndarray:

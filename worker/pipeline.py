@@ -55,6 +55,8 @@ class CutLine:
     polygon: list[list[int]] | None
     detection_confidence: float | None
     image: Image.Image
+    text_type: str | None = None
+    text_type_confidence: float | None = None
 
 
 def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn) -> list[CutLine]:
@@ -66,7 +68,8 @@ def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn) -> list[
         x0, y0, x1, y1 = box
         return max(0, x0), max(0, y0), min(page.width, x1), min(page.height, y1)
 
-    return [CutLine(inside(found.bbox), found.polygon(), found.score, crop_line(page, found)) for found in find_lines(page)]
+    return [CutLine(inside(found.bbox), found.polygon(), found.score, crop_line(page, found), found.text_type, found.text_type_confidence)
+            for found in find_lines(page)]
 
 
 def fail_page(db: Database, page_id: int, reason: str) -> None:
@@ -129,7 +132,8 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
         job = session.get(Job, page.job_id, with_for_update=True)
         session.execute(delete(Line).where(Line.page_id == page_id))
         for number, (line, png) in enumerate(zip(lines, encoded), start=1):
-            row = Line(page_id=page_id, number=number, bbox=list(line.bbox), polygon=line.polygon, detection_confidence=line.detection_confidence)
+            row = Line(page_id=page_id, number=number, bbox=list(line.bbox), polygon=line.polygon, detection_confidence=line.detection_confidence,
+                       text_type=line.text_type, text_type_confidence=line.text_type_confidence)
             session.add(row)
             session.flush()
             put_line_image(session, row, png)
