@@ -2,8 +2,8 @@
 
 A value is the handwritten line to the label's right on the same row (the nearest, with no other
 label between them), or else the handwritten line just below the label (starting within a few
-label heights of its left edge, with nothing printed between them); handwritten lines stacked
-directly under that value continue it. Each handwritten line belongs to at most one label,
+label heights of its left edge, its top below the label's middle, with nothing between them);
+handwritten lines of the same size stacked right under that value continue it. Each handwritten line belongs to at most one label,
 a value on the label's row first. Printed lines with no value (titles, blank fields) are not fields.
 
 Pure Python over boxes and text types: the worker uses it to keep each label next to its value
@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 Box = tuple[float, float, float, float]
 
-ROW_OVERLAP = 0.5  # of the label's height that a value on its row must share
+ROW_OVERLAP = 0.5  # of the smaller height that a label and a value on its row must share
 BELOW_GAP = 2.5  # label heights: how far below the label its value may start
 BELOW_INDENT = 4.0  # label heights: how far right of the label's left edge a value below may start
-CONTINUE_GAP = 0.8  # value heights: a handwritten line this close under a value continues it
+CONTINUE_GAP = 0.5  # value heights: a handwritten line this close under a value continues it ...
+CONTINUE_HEIGHTS = 1.5  # ... when written at about the same size
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,10 @@ def pair_fields(boxes: Sequence[Box], kinds: Sequence[str | None]) -> list[Field
         for value, v in enumerate(boxes):
             if kinds[value] != "handwritten":
                 continue
-            if _vertical_overlap(k, v) >= ROW_OVERLAP * height and v[0] >= k[2] - 0.5 * height:
+            if _vertical_overlap(k, v) >= ROW_OVERLAP * min(height, _height(v)) and v[0] >= k[2] - 0.5 * height:
                 if not _between_on_row(boxes, kinds, key, value):
                     candidates.append((0, v[0] - k[2], key, value))
-            elif v[1] >= k[3] - 0.3 * height and v[1] - k[3] <= BELOW_GAP * height and k[0] - 2 * height <= v[0] <= k[0] + BELOW_INDENT * height:
+            elif v[1] >= (k[1] + k[3]) / 2 and v[1] - k[3] <= BELOW_GAP * height and k[0] - 2 * height <= v[0] <= k[0] + BELOW_INDENT * height:
                 if not _between_below(boxes, kinds, key, value):
                     candidates.append((1, v[1] - k[3], key, value))
     paired: dict[int, list[int]] = {}
@@ -87,7 +88,8 @@ def pair_fields(boxes: Sequence[Box], kinds: Sequence[str | None]) -> list[Field
         while True:
             last = boxes[values[-1]]
             below = [i for i, b in enumerate(boxes) if kinds[i] == "handwritten" and i not in taken
-                     and 0 <= b[1] - last[3] <= CONTINUE_GAP * _height(last) and abs(b[0] - last[0]) <= _height(last)]
+                     and 0 <= b[1] - last[3] <= CONTINUE_GAP * _height(last) and abs(b[0] - last[0]) <= _height(last)
+                     and max(_height(b), _height(last)) <= CONTINUE_HEIGHTS * min(_height(b), _height(last))]
             if not below:
                 break
             nearest = min(below, key=lambda i: boxes[i][1])

@@ -137,6 +137,7 @@ class Page(Base):
     queued_at: Mapped[datetime | None] = _timestamp()  # when its current message was last sent
     line_count: Mapped[int] = mapped_column(Integer, default=0)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # mean of line embeddings, packed array
+    timings: Mapped[dict[str, float] | None] = mapped_column(JSON)  # seconds per stage (worker/pipeline.py)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = _timestamp()
     reviewed_at: Mapped[datetime | None] = _timestamp()

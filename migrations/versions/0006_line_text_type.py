@@ -1,4 +1,4 @@
-"""Lines carry their text type (printed or handwritten) and its confidence
+"""Lines carry their text type (printed or handwritten) and its confidence; pages their stage timings
 
 Revision ID: 0006
 Revises: 0005
@@ -6,7 +6,9 @@ Create Date: 2026-11-29
 
 Set by the line finder's printed/handwritten classifier when a page is cut into lines; lines
 stored before this revision have none (NULL), and are treated as handwritten by the review
-list and the fields (they were all read as handwriting).
+list and the fields (they were all read as handwriting). ``pages.timings`` holds the seconds
+each stage took for the page (queue waits, decoding, line finding, reading, database writes),
+for the throughput benchmark and for operators.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ def upgrade() -> None:
     with op.batch_alter_table("lines") as batch:
         batch.add_column(sa.Column("text_type", sa.String(length=16), nullable=True))
         batch.add_column(sa.Column("text_type_confidence", sa.Float(), nullable=True))
+    with op.batch_alter_table("pages") as batch:
+        batch.add_column(sa.Column("timings", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("pages") as batch:
+        batch.drop_column("timings")
     with op.batch_alter_table("lines") as batch:
         batch.drop_column("text_type_confidence")
         batch.drop_column("text_type")
