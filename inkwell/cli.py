@@ -119,7 +119,7 @@ def sweep() -> None:
     from inkwell.sweeper import sweep as sweep_once
 
     settings = get_settings()
-    report = sweep_once(_database(), make_celery(settings), settings.stale_after_seconds)
+    report = sweep_once(_database(), make_celery(settings), settings.stale_after_seconds, settings.pages_in_flight_per_job)
     click.echo(f"sent again: {len(report.prepare)} pages to prepare, {len(report.recognize)} to read, {len(report.callbacks)} callbacks")
 
 

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     lines_flush_every: int = Field(8, gt=0, description="Pages the recognition worker gathers before one batched run.")
     lines_flush_interval: float = Field(1.0, gt=0, description="Seconds before a partial batch of pages is run anyway.")
     pages_concurrency: int = Field(2, gt=0, description="Processes of a worker serving the 'pages' queue.")
+    pages_in_flight_per_job: int = Field(4, gt=0, description="Pages of one job on the 'pages' queue at a time: later jobs' pages queue between them (fair scheduling).")
     lines_concurrency: int = Field(1, gt=0, description="Processes of a worker serving the 'lines' queue (one per GPU).")
     task_time_limit: int = Field(900, gt=0, description="Hard limit for one task, in seconds.")
     broker_visibility_timeout: int = Field(3600, gt=0, description="Seconds before an unacknowledged message is redelivered.")

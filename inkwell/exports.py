@@ -129,19 +129,45 @@ def words(line: Line) -> list[Word]:
 
 # -- CSV -----------------------------------------------------------------------------------------
 
-CSV_COLUMNS = ("page", "line", "x0", "y0", "x1", "y1", "text", "confidence", "corrected", "file", "file_page")
+CSV_COLUMNS = ("page", "line", "x0", "y0", "x1", "y1", "text", "confidence", "corrected", "file", "file_page",
+               "text_type", "text_type_confidence")
+FIELDS_CSV_COLUMNS = ("page", "key", "value", "confidence", "corrected", "key_line", "value_lines", "x0", "y0", "x1", "y1", "file", "file_page")
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def export_csv(job: Job) -> str:
-    """One row per line: page, line, bounding box, final text, confidence, whether corrected."""
+    """One row per line: page, line, bounding box, final text, confidence, whether corrected, text type."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for page in finished_pages(job):
         for line in page.lines:
-            confidence = "" if line.confidence is None else f"{line.confidence:.4f}"
-            writer.writerow([page.number, line.number, *line.bbox, line.final_text, confidence,
-                             "yes" if line.corrected_text is not None else "no", page.upload.filename, page.source_index + 1])
+            writer.writerow([page.number, line.number, *line.bbox, line.final_text, _number(line.confidence),
+                             "yes" if line.corrected_text is not None else "no", page.upload.filename, page.source_index + 1,
+                             line.text_type or "", _number(line.text_type_confidence)])
+    return buffer.getvalue()
+
+
+def export_fields_csv(job: Job) -> str:
+    """One row per field (a printed label and its handwritten value), page by page in reading order.
+
+    ``key_line`` and ``value_lines`` are line numbers within the page (as in the lines CSV),
+    the value lines separated by spaces.
+    """
+    from inkwell.results import page_fields
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(FIELDS_CSV_COLUMNS)
+    for page in finished_pages(job):
+        numbers = {line.id: line.number for line in page.lines}
+        for field in page_fields(page):
+            writer.writerow([page.number, field.key, field.value, _number(field.confidence), "yes" if field.corrected else "no",
+                             numbers[field.key_line_id], " ".join(str(numbers[i]) for i in field.value_line_ids), *field.bbox,
+                             page.upload.filename, page.source_index + 1])
     return buffer.getvalue()
 
 
@@ -173,6 +199,11 @@ def export_alto(job: Job) -> bytes:
     software = ET.SubElement(step, q("processingSoftware"))
     ET.SubElement(software, q("softwareName")).text = SOFTWARE
     ET.SubElement(software, q("softwareVersion")).text = inkwell.__version__
+    kinds = sorted({line.text_type for page in finished_pages(job) for line in page.lines if line.text_type})
+    if kinds:  # the text type of each line, as ALTO tags a line refers to
+        tags = ET.SubElement(root, q("Tags"))
+        for kind in kinds:
+            ET.SubElement(tags, q("OtherTag"), {"ID": f"TYPE_{kind}", "TYPE": "text type", "LABEL": kind})
     layout = ET.SubElement(root, q("Layout"))
     for page in finished_pages(job):
         pid = f"P{page.number}"
@@ -186,6 +217,8 @@ def export_alto(job: Job) -> bytes:
             polygon = line_polygon(line)
             xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
             attributes = {"ID": f"{pid}_L{line.number}", **_box_attributes((min(xs), min(ys), max(xs), max(ys)))}
+            if line.text_type:
+                attributes["TAGREFS"] = f"TYPE_{line.text_type}"
             line_el = ET.SubElement(block, q("TextLine"), attributes)
             shape = ET.SubElement(line_el, q("Shape"))
             ET.SubElement(shape, q("Polygon"), {"POINTS": _points(polygon)})
@@ -209,6 +242,19 @@ def _text_equiv(parent: ET.Element, text: str, confidence: float | None) -> None
     ET.SubElement(equiv, q("Unicode")).text = text
 
 
+def _page_line_attributes(line: Line) -> dict[str, str]:
+    """A TextLine's id and text type: PAGE's ``production`` for printed lines (its handwritten values
+    tell cursive from print script, which the classifier does not), and for every line a ``custom``
+    textType entry with the classifier's answer and confidence."""
+    attributes = {"id": f"r1_l{line.number}"}
+    if line.text_type:
+        if line.text_type == "printed":
+            attributes["production"] = "printed"
+        confidence = f"; confidence:{line.text_type_confidence:.4f}" if line.text_type_confidence is not None else ""
+        attributes["custom"] = f"textType {{type:{line.text_type}{confidence};}}"
+    return attributes
+
+
 def export_page_xml(job: Job, page: Page) -> bytes:
     """One read page as a PAGE XML 2019 document: a text region, its lines and words, with confidences."""
     ET.register_namespace("", PAGE_NS)
@@ -226,7 +272,7 @@ def export_page_xml(job: Job, page: Page) -> bytes:
         region = ET.SubElement(page_el, q("TextRegion"), {"id": "r1", "type": "paragraph"})
         ET.SubElement(region, q("Coords"), {"points": _points([(0, 0), (page.width or 0, 0), (page.width or 0, page.height or 0), (0, page.height or 0)])})
         for line in page.lines:
-            line_el = ET.SubElement(region, q("TextLine"), {"id": f"r1_l{line.number}"})
+            line_el = ET.SubElement(region, q("TextLine"), _page_line_attributes(line))
             ET.SubElement(line_el, q("Coords"), {"points": _points(line_polygon(line))})
             for index, word in enumerate(words(line), start=1):
                 word_el = ET.SubElement(line_el, q("Word"), {"id": f"r1_l{line.number}_w{index}"})

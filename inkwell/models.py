@@ -139,6 +139,7 @@ class Page(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # mean of line embeddings, packed array
     embedding_model: Mapped[str | None] = mapped_column(String(255))  # the model and encoder layer it comes from;
     embedding_layer: Mapped[int | None] = mapped_column(Integer)  # layer None: the encoder's final output
+    timings: Mapped[dict[str, float] | None] = mapped_column(JSON)  # seconds per stage (worker/pipeline.py)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = _timestamp()
     reviewed_at: Mapped[datetime | None] = _timestamp()
@@ -179,6 +180,8 @@ class Line(Base):
     bbox: Mapped[list[int]] = mapped_column(JSON)  # [x0, y0, x1, y1] in page pixels
     polygon: Mapped[list[list[int]] | None] = mapped_column(JSON)
     detection_confidence: Mapped[float | None] = mapped_column(Float)
+    text_type: Mapped[str | None] = mapped_column(String(16))  # "printed" or "handwritten" (None: not classified)
+    text_type_confidence: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str | None] = mapped_column(Text)
     confidence: Mapped[float | None] = mapped_column(Float)
     tokens: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # [{"text", "confidence"}]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from inkwell.fields import label_text, pair_fields
 from inkwell.models import Job, Line, Page, PageStatus
-from inkwell.schemas import JobOut, LineOut, PageOut, Progress, TokenOut
+from inkwell.schemas import FieldOut, JobOut, LineOut, PageOut, Progress, TokenOut
 
 
 def load_job(session: Session, job_id: str) -> Job | None:
@@ -29,9 +30,33 @@ def line_out(line: Line) -> LineOut:
         bbox=list(line.bbox),
         polygon=line.polygon,
         detection_confidence=line.detection_confidence,
+        text_type=line.text_type,
+        text_type_confidence=line.text_type_confidence,
         tokens=[TokenOut(**token) for token in line.tokens] if line.tokens is not None else None,
         reviewed=line.reviewed_at is not None,
     )
+
+
+def page_fields(page: Page) -> list[FieldOut]:
+    """The page's fields: its printed labels paired with their handwritten values (inkwell/fields.py).
+
+    Computed from the stored lines each time, so a value a reviewer corrects is the field's value.
+    """
+    lines = list(page.lines)
+    pairs = pair_fields([tuple(map(float, line.bbox)) for line in lines], [line.text_type for line in lines])
+    fields = []
+    for pair in pairs:
+        key, values = lines[pair.key], [lines[i] for i in pair.values]
+        boxes = [key.bbox] + [line.bbox for line in values]
+        confidences = [1.0 if line.corrected_text is not None else line.confidence for line in values]
+        fields.append(FieldOut(
+            page=page.number, key=label_text(key.final_text), value=" ".join(line.final_text for line in values),
+            confidence=None if any(c is None for c in confidences) else round(min(confidences), 4),
+            key_line_id=key.id, value_line_ids=[line.id for line in values],
+            bbox=[min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)],
+            corrected=any(line.corrected_text is not None for line in values),
+        ))
+    return fields  # in the labels' reading order
 
 
 def page_text(page: Page) -> str:
@@ -53,6 +78,7 @@ def page_out(page: Page) -> PageOut:
         text=page_text(page) if done else None,
         reviewed=page.reviewed_at is not None,
         lines=[line_out(line) for line in page.lines] if done else [],
+        fields=page_fields(page) if done else [],
     )
 
 
@@ -64,6 +90,7 @@ def progress_of(job: Job) -> Progress:
 
 
 def job_out(job: Job) -> JobOut:
+    pages = [page_out(page) for page in job.pages]
     return JobOut(
         id=job.id,
         status=job.status.value,
@@ -73,7 +100,8 @@ def job_out(job: Job) -> JobOut:
         error=job.error,
         reviewed=job.reviewed_at is not None,
         progress=progress_of(job),
-        pages=[page_out(page) for page in job.pages],
+        pages=pages,
+        fields=[field for page in pages for field in page.fields],
     )
 
 

@@ -44,8 +44,22 @@ class LineOut(Strict):
     bbox: list[int] = Field(description="[x0, y0, x1, y1] in page pixels.", min_length=4, max_length=4)
     polygon: list[list[int]] | None = Field(description="Corner points [[x, y], ...] in page pixels, when the line was detected.")
     detection_confidence: float | None = Field(description="How sure the line detector was that this is text.")
+    text_type: Literal["printed", "handwritten"] | None = Field(
+        description="Printed (a form's labels) or handwritten, as the line finder's classifier judged; null for lines found before it existed.")
+    text_type_confidence: float | None = Field(description="The classifier's probability for that text type (0.5-1).")
     tokens: list[TokenOut] | None
     reviewed: bool = Field(description="A reviewer accepted or corrected it.")
+
+
+class FieldOut(Strict):
+    page: int = Field(description="1-based page number within the job.")
+    key: str = Field(description="The printed label, without its colon.")
+    value: str = Field(description="The handwritten value: its lines' final text (a reviewer's correction where there is one), joined by spaces.")
+    confidence: float | None = Field(description="The lowest confidence of the value's lines (a corrected line counts as 1).")
+    key_line_id: int
+    value_line_ids: list[int]
+    bbox: list[int] = Field(description="[x0, y0, x1, y1] around the label and its value, in page pixels.", min_length=4, max_length=4)
+    corrected: bool = Field(description="A reviewer corrected a line of the value.")
 
 
 class PageOut(Strict):
@@ -60,6 +74,7 @@ class PageOut(Strict):
     text: str | None = Field(description="The page's lines in reading order, once read.")
     reviewed: bool
     lines: list[LineOut]
+    fields: list[FieldOut] = Field(description="Printed labels paired with their handwritten values, in reading order.")
 
 
 class Progress(Strict):
@@ -80,6 +95,7 @@ class JobOut(Strict):
     reviewed: bool = Field(description="Every read page has been marked reviewed.")
     progress: Progress
     pages: list[PageOut]
+    fields: list[FieldOut] = Field(description="Every read page's fields, page by page (each page's are also in its `fields`).")
 
 
 class JobSummary(Strict):

@@ -44,14 +44,18 @@ class Form:
     def text(self) -> str:
         return "\n".join(line.text for line in self.lines)
 
-    def page_bbox(self, line: FormLine) -> tuple[float, float, float, float]:
-        """The line's box on the scanned (rotated) page."""
+    def page_quad(self, line: FormLine) -> np.ndarray:
+        """The line's four corners on the scanned (rotated) page."""
         x0, y0, x1, y1 = line.bbox
         cx, cy = self.image.width / 2, self.image.height / 2
         angle = np.deg2rad(self.rotation)
         corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64) - (cx, cy)
         # PIL rotates counter-clockwise on screen, i.e. clockwise in y-down maths
-        rotated = corners @ np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) + (cx, cy)
+        return corners @ np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) + (cx, cy)
+
+    def page_bbox(self, line: FormLine) -> tuple[float, float, float, float]:
+        """The line's box on the scanned (rotated) page."""
+        rotated = self.page_quad(line)
         return (*rotated.min(axis=0), *rotated.max(axis=0))
 
 

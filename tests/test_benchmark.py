@@ -27,3 +27,12 @@ def test_the_capture_cost_benchmark_prints_its_figure() -> None:
     command = [sys.executable, "-m", "benchmarks.capture_cost", "--lines", "2", "--pairs", "2", "--batch-size", "2"]
     output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=300).stdout
     assert re.search(r"^capture costs [+-]\d+\.\d% time \(median of 2 alternating pairs", output, re.M), output
+
+
+def test_the_form_set_benchmark_prints_its_figures(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "benchmarks.form_lines", "--forms", "2", "--write", str(tmp_path)]
+    output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=300).stdout
+    assert re.search(r"^lines: recall [01]\.\d{4} \(\d+/\d+\), precision [01]\.\d{4} \(\d+/\d+\), duplicated text \d+$", output, re.M), output
+    assert re.search(r"^text type right: [01]\.\d{4}", output, re.M) and re.search(r"^fields paired right: [01]\.\d{4}", output, re.M)
+    assert re.search(r"^line finding CPU per page: median [\d.]+ s, max [\d.]+ s$", output, re.M)
+    assert (tmp_path / "truth.json").exists() and len(list(tmp_path.glob("form-*.png"))) == 2

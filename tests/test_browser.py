@@ -1,8 +1,9 @@
 """The review UI in a real browser: Debian's Chromium driven by Playwright, against real processes.
 
 Sign in, upload a form, wait for it to be read, open the review page, check that the line
-outlines and the attention heat map are drawn (screenshots go to test-artifacts/), correct a
-line with the keyboard alone, see its history, and find the correction in the export.
+outlines and the attention heat map are drawn (screenshots go to test-artifacts/), see printed
+labels hidden until asked for and the fields panel, correct a value in place there, correct a
+line with the keyboard alone, see its history, and find the corrections in the exports.
 """
 
 from __future__ import annotations
@@ -93,7 +94,13 @@ def test_review_a_form_end_to_end(service, browser, tmp_path: Path) -> None:
         expect(outlines).to_have_count(len(form.lines), timeout=20_000)
         lines = page.locator(".review-line")
         expect(lines).to_have_count(len(form.lines))
-        first_input = page.locator(".review-line input.line-text").first
+        # printed labels are hidden by default, one click shows them
+        visible = page.locator(".review-line:not([hidden])")
+        assert 0 < visible.count() < len(form.lines), "printed lines start hidden"
+        page.check("#show-printed")
+        expect(visible).to_have_count(len(form.lines))
+        page.uncheck("#show-printed")
+        first_input = page.locator(".review-line:not([hidden]) input.line-text").first
         first_input.click()
         first_input.press("End")
         page.wait_for_function("() => { const c = document.getElementById('page-heat'); "
@@ -104,7 +111,18 @@ def test_review_a_form_end_to_end(service, browser, tmp_path: Path) -> None:
         assert line_heat > 0, "the line's heat map is drawn"
         page.screenshot(path=str(ARTIFACTS / "review-page.png"), full_page=True)
 
+        # the fields panel pairs labels with values; a value corrected there updates its line and field
+        expect(page.locator("#fields")).to_be_visible()
+        assert page.locator("#field-list dt").count() >= 3
+        field_input = page.locator("#field-list input.field-input").first
+        line_id = field_input.get_attribute("data-line-id")
+        field_input.fill("Fixed in the field")
+        field_input.press("Enter")
+        expect(page.locator(f"#line-{line_id} input.line-text")).to_have_value("Fixed in the field")
+        page.screenshot(path=str(ARTIFACTS / "review-fields.png"), full_page=True)
+
         # keyboard only: go to the second line, replace its text, save with Enter
+        first_input.click()
         page.keyboard.press("ArrowDown")
         focused_id = page.evaluate("() => document.activeElement.closest('li').id")
         page.keyboard.press("Control+a")
@@ -112,7 +130,9 @@ def test_review_a_form_end_to_end(service, browser, tmp_path: Path) -> None:
         page.keyboard.press("Enter")
         second = page.locator(f"#{focused_id}")
         expect(second.locator(".badge")).to_contain_text("corrected")
-        assert page.evaluate("() => document.activeElement.closest('li').id") != focused_id, "Enter moves on to the next line"
+        # Enter moves on to the next line once saved (this line may already show "corrected", from the fields panel)
+        page.wait_for_function(f"() => {{ const li = document.activeElement.closest('li'); return li && li.id !== '{focused_id}'; }}", timeout=20_000)
+        expect(second.locator("input.line-text")).to_have_value("Corrected by keyboard")
 
         # F8 jumps to the next low-confidence line; Ctrl+Shift+Enter marks the page reviewed
         page.keyboard.press("F8")
@@ -127,6 +147,12 @@ def test_review_a_form_end_to_end(service, browser, tmp_path: Path) -> None:
         job_id = job_url.rstrip("/").rsplit("/", 1)[1]
         exported = context.request.get(f"{base}/api/v1/jobs/{job_id}/result?format=txt")
         assert exported.ok and "Corrected by keyboard" in exported.text()
+        job_json = context.request.get(f"{base}/api/v1/jobs/{job_id}").json()
+        # the line corrected with the keyboard is the first field's value (corrected in the panel before): the field follows
+        assert job_json["fields"][0]["value_line_ids"] == [int(line_id)] and focused_id == f"line-{line_id}"
+        assert job_json["fields"][0]["value"] == "Corrected by keyboard" and job_json["fields"][0]["corrected"]
+        fields_csv = context.request.get(f"{base}/api/v1/jobs/{job_id}/result?format=fields").text()
+        assert ",Corrected by keyboard," in fields_csv
         csv_text = context.request.get(f"{base}/api/v1/jobs/{job_id}/result?format=csv").text()
         assert "Corrected by keyboard,," in csv_text or ",Corrected by keyboard," in csv_text
 

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from inkwell.db import Database
-from inkwell.exports import export_alto, export_csv, export_page_xml_zip, words
+from inkwell.exports import export_alto, export_csv, export_fields_csv, export_page_xml_zip, words
 from inkwell.jobs import AcceptedFile, create_job, refresh_job
 from inkwell.models import Job, Line, PageStatus
 from inkwell.results import load_job
@@ -22,9 +22,10 @@ def _finished_job(db: Database) -> str:
         first, second, third = job.pages
         session.add_all([
             Line(page_id=first.id, number=1, bbox=[100, 100, 500, 140], polygon=[[100, 102], [500, 98], [501, 138], [101, 142]],
-                 detection_confidence=0.9, text="Name: Jane Doe", confidence=0.8,
+                 detection_confidence=0.9, text="Name: Jane Doe", confidence=0.8, text_type="printed", text_type_confidence=0.97,
                  tokens=[{"text": c, "confidence": 0.5 if c == "J" else 0.9} for c in "Name: Jane Doe"]),
             Line(page_id=first.id, number=2, bbox=[100, 200, 300, 240], text="Paris & <Lyon>", confidence=0.6,
+                 text_type="handwritten", text_type_confidence=0.88,
                  tokens=[{"text": "Paris & <Lyon>", "confidence": 0.6}], corrected_text="Paris & \"Lyon\""),
             Line(page_id=third.id, number=1, bbox=[0, 0, 600, 80], text="", confidence=0.1, tokens=[]),
         ])
@@ -48,6 +49,15 @@ def test_csv_has_a_row_per_line_with_the_final_text(job: Job) -> None:
     assert [(r["page"], r["line"], r["text"], r["corrected"]) for r in rows] == [
         ("1", "1", "Name: Jane Doe", "no"), ("1", "2", 'Paris & "Lyon"', "yes"), ("3", "1", "", "no")]
     assert rows[0]["x0"] == "100" and rows[0]["confidence"] == "0.8000" and rows[2]["file"] == "note.png"
+    assert [(r["text_type"], r["text_type_confidence"]) for r in rows] == [("printed", "0.9700"), ("handwritten", "0.8800"), ("", "")]
+
+
+def test_fields_csv_pairs_each_label_with_its_corrected_value(job: Job) -> None:
+    rows = list(csv.DictReader(io.StringIO(export_fields_csv(job))))
+    assert [(r["page"], r["key"], r["value"], r["corrected"], r["key_line"], r["value_lines"]) for r in rows] == [
+        ("1", "Name: Jane Doe", 'Paris & "Lyon"', "yes", "1", "2")]
+    assert rows[0]["confidence"] == "1.0000"  # a corrected line counts as certain
+    assert [rows[0][c] for c in ("x0", "y0", "x1", "y1")] == ["100", "100", "500", "240"]
 
 
 def test_words_follow_the_line_polygon_and_token_confidences(job: Job) -> None:
@@ -65,6 +75,7 @@ def test_alto_is_valid_v4(job: Job, xml_schemas) -> None:
     text = document.decode()
     assert 'CONTENT="Jane"' in text and 'CONTENT="&quot;Lyon&quot;"' in text and 'WC="' in text
     assert text.count("<Page ") == 2  # the failed page is left out
+    assert 'TAGREFS="TYPE_printed"' in text and 'TAGREFS="TYPE_handwritten"' in text and 'LABEL="handwritten"' in text
 
 
 def test_page_xml_is_valid_2019_one_file_per_page(job: Job, xml_schemas) -> None:
@@ -74,6 +85,8 @@ def test_page_xml_is_valid_2019_one_file_per_page(job: Job, xml_schemas) -> None
         xml_schemas["page"].validate(archive.read(name).decode())
     first = archive.read("page-0001.xml").decode()
     assert 'imageFilename="form.pdf#page=1"' in first and "<Unicode>Jane</Unicode>" in first and "&lt;" not in first
+    assert 'production="printed" custom="textType {type:printed; confidence:0.9700;}"' in first
+    assert 'custom="textType {type:handwritten; confidence:0.8800;}"' in first
 
 
 def test_word_boxes_follow_the_attention_when_there_is_some(database: Database) -> None:

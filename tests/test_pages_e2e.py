@@ -77,3 +77,63 @@ def _png(image: Image.Image) -> bytes:
     from tests.images import encode
 
     return encode(image)
+
+
+def test_a_form_with_large_handwriting_comes_back_as_fields_in_every_export(tmp_path) -> None:
+    """A generated form (tests/form_set.py) whose tall values the old line finder cut into strips:
+    each value is one line, lines carry their text type, and the fields are in the JSON, the
+    fields CSV, the lines CSV, ALTO and PAGE XML."""
+    import csv
+    import io
+    import zipfile
+
+    from benchmarks.form_lines import match_lines
+    from tests.form_set import eval_hands, label_fonts, make_eval_form
+
+    form = make_eval_form(1004, eval_hands(), label_fonts(), fax=False)
+    assert max(line.bbox[3] - line.bbox[1] for line in form.lines if line.kind == "handwritten") >= 90, "a tall value"
+    port = free_port()
+    env = {"INKWELL_DATA_DIR": str(tmp_path / "var"), "INKWELL_WEB_PORT": str(port),
+           "INKWELL_WEB_WORKERS": "1", "INKWELL_LINES_FLUSH_INTERVAL": "0.5"}
+    processes = Processes(env, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        processes.run("migrate")
+        auth = create_token(processes)
+        processes.start_service(base)
+        response = requests.post(f"{base}/api/v1/jobs", files=[("files", ("form.png", _png(form.image), "image/png"))], headers=auth, timeout=60)
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+        body = wait_for_job(base, job_id, processes, auth, timeout=600)
+        exports = {fmt: requests.get(f"{base}/api/v1/jobs/{job_id}/result", params={"format": fmt}, headers=auth, timeout=60)
+                   for fmt in ("csv", "fields", "alto", "pagexml")}
+    finally:
+        processes.stop_all()
+
+    assert body["status"] == "succeeded"
+    page = body["pages"][0]
+    lines = page["lines"]
+    matched = match_lines([form.page_bbox(line) for line in form.lines], [line["bbox"] for line in lines])
+    assert len(matched) >= len(form.lines) - 1 and len(lines) <= len(form.lines) + 1, "no strips, nothing lost"
+    typed = [lines[j]["text_type"] == form.lines[i].kind for i, j in matched.items()]
+    assert sum(typed) >= 0.9 * len(typed)
+    fields = body["fields"]
+    assert fields == page["fields"] and len(fields) >= 0.8 * len(form.fields)
+    by_id = {line["id"]: line for line in lines}
+    for field in fields:
+        assert by_id[field["key_line_id"]]["text_type"] == "printed"
+        assert field["value"] == " ".join(by_id[i]["text"] for i in field["value_line_ids"])
+        numbers = [line["number"] for line in lines]
+        key_number = by_id[field["key_line_id"]]["number"]
+        assert by_id[field["value_line_ids"][0]]["number"] == numbers[numbers.index(key_number) + 1], "the value is read right after its label"
+    print(f"\nform over HTTP: {len(lines)} lines for {len(form.lines)} texts, {len(fields)} fields of {len(form.fields)}")
+
+    assert all(response.status_code == 200 for response in exports.values())
+    rows = list(csv.DictReader(io.StringIO(exports["csv"].text)))
+    assert {row["text_type"] for row in rows} <= {"printed", "handwritten"} and len(rows) == len(lines)
+    field_rows = list(csv.DictReader(io.StringIO(exports["fields"].text)))
+    assert [(row["key"], row["value"]) for row in field_rows] == [(field["key"], field["value"]) for field in fields]
+    assert 'TAGREFS="TYPE_handwritten"' in exports["alto"].text and 'LABEL="printed"' in exports["alto"].text
+    with zipfile.ZipFile(io.BytesIO(exports["pagexml"].content)) as archive:
+        xml = archive.read(archive.namelist()[0]).decode()
+    assert "textType {type:handwritten" in xml and 'production="printed"' in xml

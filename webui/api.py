@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from inkwell.arrays import unpack_array
 from inkwell.attention import attention_json, attention_maps, heat_map_png
-from inkwell.exports import export_alto, export_csv, export_page_xml_zip
+from inkwell.exports import export_alto, export_csv, export_fields_csv, export_page_xml_zip
 from inkwell.models import Job, Line, LineImage, Page
 from inkwell.results import job_out, job_text, line_out, load_job, progress_of
 from inkwell.schemas import (
@@ -36,6 +36,7 @@ RESULT_FORMATS = {
     "json": ("application/json", lambda job: job_out(job).model_dump_json(), None),
     "txt": ("text/plain; charset=utf-8", job_text, "txt"),
     "csv": ("text/csv; charset=utf-8", export_csv, "csv"),
+    "fields": ("text/csv; charset=utf-8", export_fields_csv, "fields.csv"),
     "alto": ("application/xml", export_alto, "alto.xml"),
     "pagexml": ("application/zip", export_page_xml_zip, "pagexml.zip"),
 }
@@ -114,7 +115,7 @@ def get_job(job_id: str) -> Response:
 @api.get("/jobs/<job_id>/result")
 @require("read")
 def get_result(job_id: str) -> Response:
-    """The finished job's result: JSON (default), txt, csv, alto (ALTO XML v4) or pagexml (a ZIP of PAGE XML 2019)."""
+    """The finished job's result: JSON (default), txt, csv, fields (CSV of label/value pairs), alto (ALTO XML v4) or pagexml (a ZIP of PAGE XML 2019)."""
     fmt = request.args.get("format", "json")
     if fmt not in RESULT_FORMATS:
         return api_error(400, "invalid_format", f"format must be one of {', '.join(RESULT_FORMATS)}")

@@ -119,7 +119,7 @@ def openapi_document() -> dict[str, Any]:
         }, "read", [job_id])},
         "/api/v1/jobs/{job_id}/result": {"get": _operation("The finished job's result", "getJobResult", {
             "200": {
-                "description": "json: the job; txt: pages separated by form feeds; csv: a row per line; "
+                "description": "json: the job; txt: pages separated by form feeds; csv: a row per line; fields: a row per field (label, value); "
                 "alto: ALTO XML v4; pagexml: a ZIP of PAGE XML 2019 files, one per page.",
                 "content": {
                     "application/json": {"schema": _ref("JobOut")},
@@ -131,7 +131,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "400": _error("Unknown format."), "404": _error("No such job (or not the caller's)."),
             "409": _error("The job has not finished yet."),
-        }, "read", [job_id, _query("format", {"type": "string", "enum": ["json", "txt", "csv", "alto", "pagexml"], "default": "json"})])},
+        }, "read", [job_id, _query("format", {"type": "string", "enum": ["json", "txt", "csv", "fields", "alto", "pagexml"], "default": "json"})])},
         "/api/v1/lines/{line_id}": {
             "get": _operation("A line with its tokens and correction history", "getLine", {
                 "200": _json("LineDetail", "The line."), "404": _error("No such line (or not the caller's)."),

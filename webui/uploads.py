@@ -11,15 +11,15 @@ import hashlib
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
 
 from inkwell.callbacks import CallbackRefused, check_callback_url, denied_networks
 from inkwell.intake import UploadError, check_upload
 from inkwell.jobs import AcceptedFile, create_job
-from inkwell.models import Job, Page, utcnow
-from inkwell.queue import enqueue_pages
+from inkwell.models import Job
+from inkwell.scheduling import send_next_pages
 from webui.state import celery_app, database, settings
 
 UPLOAD_FIELDS = ("files", "file")
@@ -129,10 +129,8 @@ def accept_upload(submission: Submission) -> Accepted:
         if scoped_key and (earlier := _replay(scoped_key, fingerprint)):
             return earlier
         raise
-    # Only now, with the rows committed, may a worker see the ids.
-    if enqueue_pages(celery_app(), page_ids):
-        with database().session() as session:
-            session.execute(update(Page).where(Page.id.in_(page_ids)).values(queued_at=utcnow()))
-    else:
+    # Only now, with the rows committed, may a worker see the ids; a job's first few pages go on the
+    # queue, the rest follow one by one as those are done (fair scheduling, inkwell/scheduling.py).
+    if not send_next_pages(database(), celery_app(), job_id, config.pages_in_flight_per_job):
         current_app.logger.warning("job %s stored but not queued (broker unreachable); the sweeper will send it", job_id)
     return Accepted(job_id, len(page_ids), replayed=False)

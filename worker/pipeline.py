@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -56,6 +57,8 @@ class CutLine:
     polygon: list[list[int]] | None
     detection_confidence: float | None
     image: Image.Image
+    text_type: str | None = None
+    text_type_confidence: float | None = None
 
 
 def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn) -> list[CutLine]:
@@ -67,7 +70,8 @@ def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn) -> list[
         x0, y0, x1, y1 = box
         return max(0, x0), max(0, y0), min(page.width, x1), min(page.height, y1)
 
-    return [CutLine(inside(found.bbox), found.polygon(), found.score, crop_line(page, found)) for found in find_lines(page)]
+    return [CutLine(inside(found.bbox), found.polygon(), found.score, crop_line(page, found), found.text_type, found.text_type_confidence)
+            for found in find_lines(page)]
 
 
 def fail_page(db: Database, page_id: int, reason: str, reason_code: str | None = None) -> None:
@@ -99,6 +103,7 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
             return True
         job = session.get(Job, page.job_id, with_for_update=True)
         mark_job_started(job)
+        waited = _since(page.queued_at)
         # Counted before the work, committed: if the work kills the process, the next delivery knows.
         page.attempts += 1
         attempts = page.attempts
@@ -112,10 +117,13 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
     if data is None:
         fail_page(db, page_id, "the page's file is missing")
         return False
+    started = time.perf_counter()
     try:
         image = render_page(data, media_type, index, limits.max_pixels, limits.dpi)
         del data
+        decoded = time.perf_counter()
         lines = cut_lines(image, layout, find_lines)
+        found = time.perf_counter()
     except PageDecodeError as error:
         fail_page(db, page_id, str(error), "undecodable")
         return False
@@ -131,7 +139,8 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
         job = session.get(Job, page.job_id, with_for_update=True)
         session.execute(delete(Line).where(Line.page_id == page_id))
         for number, (line, png) in enumerate(zip(lines, encoded), start=1):
-            row = Line(page_id=page_id, number=number, bbox=list(line.bbox), polygon=line.polygon, detection_confidence=line.detection_confidence)
+            row = Line(page_id=page_id, number=number, bbox=list(line.bbox), polygon=line.polygon, detection_confidence=line.detection_confidence,
+                       text_type=line.text_type, text_type_confidence=line.text_type_confidence)
             session.add(row)
             session.flush()
             put_line_image(session, row, png)
@@ -139,6 +148,8 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
         page.width, page.height = image.size
         page.line_count = len(lines)
         page.status = PageStatus.PREPARED
+        page.timings = {"pages_queue": round(waited, 4), "decode": round(decoded - started, 4), "detection": round(found - decoded, 4),
+                        "store_lines": round(time.perf_counter() - found, 4)}  # (PNG encoding and the rows, before the commit)
         page.attempts = 0  # the reading stage counts its own attempts
         page.queued_at = utcnow()  # its message for the "lines" queue is sent right after this commit
         refresh_job(session, job)
@@ -150,6 +161,7 @@ class _PageWork:
     page_id: int
     line_ids: list[int]
     images: list[Image.Image]
+    read_seconds: float = 0.0  # its share of the batched model run (by line count)
 
 
 def _claim(db: Database, page_ids: list[int], max_attempts: int) -> list[tuple[int, int]]:
@@ -184,8 +196,12 @@ def _load_work(db: Database, page_ids: list[int]) -> list[_PageWork]:
 def _recognize_isolating_failures(recognizer: Recognizer, work: list[_PageWork], db: Database) -> dict[int, list[LineResult]]:
     """Read every page's lines in one call; if that call fails, retry page by page so one bad page fails alone."""
     images = [image for item in work for image in item.images]
+    started = time.perf_counter()
     try:
         flat = recognizer.recognize(images)
+        elapsed = time.perf_counter() - started
+        for item in work:
+            item.read_seconds = elapsed * len(item.images) / max(len(images), 1)
     except Exception:  # noqa: BLE001 - any model failure: find the page that causes it
         log.exception("batched recognition of %d pages failed; retrying page by page", len(work))
         results: dict[int, list[LineResult]] = {}
@@ -203,10 +219,12 @@ def _recognize_isolating_failures(recognizer: Recognizer, work: list[_PageWork],
 
 
 def _store_page_results(db: Database, item: _PageWork, results: list[LineResult], model_name: str, embedding_layer: int | None = None) -> None:
+    started = time.perf_counter()
     with db.session() as session:
         page = session.get(Page, item.page_id)
         if page is None or page.status != PageStatus.PREPARED:
             return  # deleted meanwhile, or already written by another delivery
+        waited = _since(page.queued_at)
         job = session.get(Job, page.job_id, with_for_update=True)
         lines = {line.id: line for line in session.scalars(select(Line).where(Line.page_id == item.page_id))}
         now = utcnow()
@@ -230,6 +248,8 @@ def _store_page_results(db: Database, item: _PageWork, results: list[LineResult]
             page.embedding_model, page.embedding_layer = model_name, embedding_layer
         page.status = PageStatus.SUCCEEDED
         page.finished_at = now
+        page.timings = {**(page.timings or {}), "lines_queue": round(max(0.0, waited - item.read_seconds), 4),
+                        "reading": round(item.read_seconds, 4), "store_results": round(time.perf_counter() - started, 4)}
         job.model = model_name
         refresh_job(session, job)
     metrics.page_read(len(item.line_ids))
@@ -258,6 +278,15 @@ def recognize_pages(db: Database, recognizer: Recognizer, page_ids: list[int], m
     for page_id, attempts in claimed:
         if attempts > 1:
             _read_and_store(db, recognizer, [page_id])
+
+
+def _since(moment) -> float:
+    """Seconds from ``moment`` (a stored timestamp, naive on SQLite) to now; 0 without one."""
+    if moment is None:
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=utcnow().tzinfo)
+    return max(0.0, (utcnow() - moment).total_seconds())
 
 
 def finished_jobs_with_pending_callbacks(db: Database, page_ids: list[int]) -> list[str]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from inkwell.fields import pair_fields
+
 
 @dataclass(frozen=True)
 class Box:
@@ -96,14 +98,27 @@ def _order(boxes: list[Box], gutter: float, min_rows: int) -> list[int]:
     return ordered
 
 
-def reading_order(extents: Sequence[tuple[float, float, float, float]], gutter_heights: float = 4.0, min_rows: int = 3) -> list[int]:
+def reading_order(extents: Sequence[tuple[float, float, float, float]], kinds: Sequence[str | None] | None = None,
+                  gutter_heights: float = 4.0, min_rows: int = 3) -> list[int]:
     """Indices of ``extents`` (x0, y0, x1, y1) in reading order.
 
     The gutter width is ``gutter_heights`` times the median line height, so the rule scales
-    with the scan's resolution.
+    with the scan's resolution. With the lines' text types (``kinds``: printed or handwritten),
+    each label is followed directly by its value (inkwell/fields.py), wherever the rows put it.
     """
     if not extents:
         return []
     boxes = [Box(i, *map(float, e)) for i, e in enumerate(extents)]
     median_height = float(np.median([b.height for b in boxes])) or 1.0
-    return _order(boxes, gutter_heights * median_height, min_rows)
+    order = _order(boxes, gutter_heights * median_height, min_rows)
+    if kinds is None:
+        return order
+    values = {pair.key: pair.values for pair in pair_fields([tuple(map(float, e)) for e in extents], kinds)}
+    owned = {value for pair_values in values.values() for value in pair_values}
+    ordered: list[int] = []
+    for index in order:
+        if index in owned:
+            continue  # read with its label
+        ordered.append(index)
+        ordered.extend(values.get(index, []))
+    return ordered

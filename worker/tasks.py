@@ -9,6 +9,7 @@ from inkwell.queue import (
     QUEUE_LINES, TASK_PREPARE_PAGE, TASK_PURGE, TASK_RECOGNIZE_PAGE, TASK_SEND_CALLBACK, TASK_SWEEP, enqueue_callback,
 )
 from inkwell.retention import purge as purge_jobs
+from inkwell.scheduling import send_next_pages_of_page
 from inkwell.sweeper import sweep as sweep_once
 from worker import metrics, pipeline, runtime
 from worker.celery_app import app, settings
@@ -27,6 +28,8 @@ def prepare_page(page_id: int) -> None:
         recognize_page.apply_async(args=[page_id], queue=QUEUE_LINES)
     else:
         _callbacks_for([page_id])  # the page failed: its job may have finished with it
+    # one page of the job done: the next one joins the queue behind other jobs' pages (fair scheduling)
+    send_next_pages_of_page(runtime.database(), app, page_id, settings.pages_in_flight_per_job)
 
 
 @app.task(
@@ -59,7 +62,7 @@ def send_callback(self, job_id: str) -> str:
 @app.task(name=TASK_SWEEP)
 def sweep() -> None:
     """Periodic (Celery beat): send again pages and callbacks whose messages went missing."""
-    sweep_once(runtime.database(), app, settings.stale_after_seconds)
+    sweep_once(runtime.database(), app, settings.stale_after_seconds, settings.pages_in_flight_per_job)
 
 
 @app.task(name=TASK_PURGE)

@@ -1,4 +1,4 @@
-// Polls the job's API resource and renders progress, then each page with its text.
+// Polls the job's API resource and renders progress, then each page with its fields and text.
 import { el, fetchJSON } from "./dom.js";
 
 (function () {
@@ -41,6 +41,14 @@ import { el, fetchJSON } from "./dom.js";
     if (page.status === "succeeded") {
       const review = el("a", { class: "review-link", href: imageBase + "/pages/" + page.number + "/review" }, page.reviewed ? "Review again" : "Review this page");
       card.appendChild(review);
+    }
+    if (page.fields && page.fields.length) {
+      const fields = el("dl", { class: "job-fields", "aria-label": "fields of page " + page.number });
+      page.fields.forEach(function (field) {
+        fields.appendChild(el("dt", {}, field.key));
+        fields.appendChild(el("dd", { class: confidenceClass(field.confidence) }, field.value || "∅"));
+      });
+      card.appendChild(fields);
     }
     page.lines.forEach(function (line) {
       const item = el("li", { class: "line " + confidenceClass(line.confidence) });

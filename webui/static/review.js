@@ -15,6 +15,10 @@ import { el, fetchJSON } from "./dom.js";
   const overlay = document.getElementById("page-overlay");
   const stripToggle = document.getElementById("strip-toggle");
   const pageState = document.getElementById("page-state");
+  const showPrinted = document.getElementById("show-printed");
+  const printedHint = document.getElementById("printed-hint");
+  const fieldsEl = document.getElementById("fields");
+  const fieldList = document.getElementById("field-list");
   const SVG = "http://www.w3.org/2000/svg";
   const attentionCache = new Map();
   const rows = []; // {line, li, input, chips, canvas, img, polygon}
@@ -189,12 +193,54 @@ import { el, fetchJSON } from "./dom.js";
     row.history.appendChild(list);
   }
 
+  // ----- printed lines (a form's labels) are hidden until asked for; F8 never stops on them -----
+  function isPrinted(line) { return line.text_type === "printed"; }
+
+  function applyPrintedFilter() {
+    const hidden = !showPrinted.checked;
+    rows.forEach((row) => { row.li.hidden = hidden && isPrinted(row.line); });
+    overlay.querySelectorAll("polygon").forEach((shape) => {
+      shape.classList.toggle("printed-hidden", hidden && isPrinted(rows[Number(shape.dataset.index)].line));
+    });
+    const count = rows.filter((row) => isPrinted(row.line)).length;
+    printedHint.hidden = count === 0;
+    printedHint.textContent = hidden ? `${count} printed line${count === 1 ? "" : "s"} hidden` : `${count} printed line${count === 1 ? "" : "s"} shown`;
+  }
+
+  // ----- fields: each label with its value, the value corrected in place -----
+  function renderFields() {
+    const fields = page.fields || [];
+    fieldsEl.hidden = fields.length === 0;
+    fieldList.replaceChildren();
+    fields.forEach((field) => {
+      fieldList.appendChild(el("dt", { class: "field-key" }, field.key));
+      const dd = el("dd", { class: "field-value" });
+      field.value_line_ids.forEach((lineId) => {
+        const row = rows.find((r) => r.line.id === lineId);
+        if (!row) return;
+        const input = el("input", { class: "field-input", type: "text", value: row.saved, "data-line-id": String(lineId),
+          "aria-label": `${field.key}: value` + (field.value_line_ids.length > 1 ? ` (line ${row.line.number})` : "") });
+        input.addEventListener("keydown", async (event) => {
+          if (event.key !== "Enter") return;
+          event.preventDefault();
+          row.input.value = input.value;
+          if (await save(row)) { input.value = row.saved; input.classList.add("saved"); }
+        });
+        input.addEventListener("focus", () => { current = rows.indexOf(row); highlight(); });
+        row.fieldInput = input;
+        dd.appendChild(input);
+      });
+      fieldList.appendChild(dd);
+    });
+  }
+
   function buildRow(line, index) {
-    const li = el("li", { id: "line-" + line.id, class: "review-line" });
+    const li = el("li", { id: "line-" + line.id, class: "review-line" + (isPrinted(line) ? " printed" : "") });
     const head = el("div", { class: "line-head" });
     head.appendChild(el("span", { class: "line-number" }, String(line.number)));
     const badge = el("span", { class: "badge" });
     head.appendChild(badge);
+    if (line.text_type) head.appendChild(el("span", { class: "text-type", title: `${percent(line.text_type_confidence)} sure` }, line.text_type));
     li.appendChild(head);
     const figure = el("div", { class: "line-figure" });
     const img = el("img", { src: apiBase + line.id + "/image", alt: "line " + line.number, loading: "lazy" });
@@ -229,9 +275,15 @@ import { el, fetchJSON } from "./dom.js";
     overlay.querySelectorAll("polygon").forEach((shape) => shape.classList.toggle("current", Number(shape.dataset.index) === current));
   }
 
+  function visibleFrom(index, step) {
+    for (let i = index; i >= 0 && i < rows.length; i += step) if (!rows[i].li.hidden) return i;
+    return -1;
+  }
+
   function focusRow(index) {
     if (index < 0 || index >= rows.length) return;
     const row = rows[index];
+    if (row.li.hidden) { showPrinted.checked = true; applyPrintedFilter(); }
     row.input.focus();
     row.li.scrollIntoView({ block: "nearest" });
   }
@@ -245,6 +297,7 @@ import { el, fetchJSON } from "./dom.js";
       row.saved = body.text;
       row.input.value = body.text;
       row.li.classList.remove("dirty");
+      if (row.fieldInput) row.fieldInput.value = body.text;
       row.status.textContent = changed ? "saved" : "accepted";
       renderBadges(row);
       if (row.history.open) renderHistory(row, body.history);
@@ -266,6 +319,7 @@ import { el, fetchJSON } from "./dom.js";
       const i = current + step * k;
       if (i < 0 || i >= rows.length) break;
       const line = rows[i].line;
+      if (isPrinted(line)) continue;
       if (!line.reviewed && (line.confidence === null || line.confidence < threshold)) return i;
     }
     return -1;
@@ -289,11 +343,11 @@ import { el, fetchJSON } from "./dom.js";
     if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") { event.preventDefault(); await saveAll(); return; }
     if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key === "Enter") { event.preventDefault(); await markReviewed(); return; }
     if (!row || document.activeElement !== row.input) return;
-    if (event.key === "ArrowDown") { event.preventDefault(); focusRow(current + 1); }
-    else if (event.key === "ArrowUp") { event.preventDefault(); focusRow(current - 1); }
+    if (event.key === "ArrowDown") { event.preventDefault(); focusRow(visibleFrom(current + 1, 1)); }
+    else if (event.key === "ArrowUp") { event.preventDefault(); focusRow(visibleFrom(current - 1, -1)); }
     else if (event.key === "Enter" && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
       event.preventDefault();
-      if (await save(row)) focusRow(Math.min(current + 1, rows.length - 1));
+      if (await save(row)) { const next = visibleFrom(current + 1, 1); if (next >= 0) focusRow(next); }
     } else if (event.key === "Escape") {
       row.input.value = row.saved; row.li.classList.remove("dirty"); row.status.textContent = "changes undone";
     }
@@ -304,9 +358,13 @@ import { el, fetchJSON } from "./dom.js";
   window.addEventListener("beforeunload", (event) => { if (rows.some((row) => row.input.value !== row.saved)) event.preventDefault(); });
 
   page.lines.forEach((line, index) => rows.push(buildRow(line, index)));
-  const draw = () => { drawOutlines(); if (rows[current]) showAttention(rows[current], tokenAtCaret(rows[current])); };
+  renderFields();
+  showPrinted.addEventListener("change", applyPrintedFilter);
+  applyPrintedFilter();
+  const draw = () => { drawOutlines(); applyPrintedFilter(); if (rows[current]) showAttention(rows[current], tokenAtCaret(rows[current])); };
   if (pageImage.complete) draw(); else pageImage.addEventListener("load", draw);
   window.addEventListener("resize", draw);
   const wanted = window.location.hash.startsWith("#line-") ? rows.findIndex((row) => "line-" + row.line.id === window.location.hash.slice(1)) : -1;
-  if (rows.length) focusRow(wanted >= 0 ? wanted : Math.max(0, nextNeedingReview(1)));
+  const first = nextNeedingReview(1) >= 0 ? nextNeedingReview(1) : Math.max(0, visibleFrom(0, 1));
+  if (rows.length) focusRow(wanted >= 0 ? wanted : first);
 })();
