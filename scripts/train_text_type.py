@@ -3,7 +3,7 @@
     python -m scripts.train_text_type [--forms 80]
 
 The forms are made like the evaluation set (tests/form_set.py) but from other seeds and written
-in the training hands (training/fonts.py TRAINING_FONTS), never the evaluation hands; the lines
+in the 39 families the bundled model trained on (training/fonts.py LEGACY_TRAINING_FAMILIES), never the evaluation hands; the lines
 are those the line finder finds, labelled by the form they match. Writes
 worker/models/text_type.json and prints the accuracy on the training lines; the figure that
 counts is the one ``python -m benchmarks.form_lines`` prints on the evaluation set.

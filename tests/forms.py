@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from training.fonts import HELDOUT_FONTS, Font, fetch_fonts
+from training.fonts import LEGACY_HELDOUT_FAMILIES, Font, fetch_fonts
 
 FONT_CACHE = Path(__file__).resolve().parents[1] / "var" / "cache" / "fonts"
 PAGE_SIZE = (1240, 1754)  # A4 at 150 dpi
@@ -60,7 +60,7 @@ class Form:
 
 
 def handwriting_fonts() -> list[Font]:
-    return fetch_fonts(FONT_CACHE, list(HELDOUT_FONTS))
+    return fetch_fonts(FONT_CACHE, list(LEGACY_HELDOUT_FAMILIES))
 
 
 def _printed(size: int) -> ImageFont.FreeTypeFont:

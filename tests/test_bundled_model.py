@@ -19,17 +19,19 @@ from PIL import Image
 
 from inkwell.config import BUNDLED_MODEL
 from inkwell.text_metrics import character_error_rate
-from training.fonts import HELDOUT_FONTS, fetch_fonts
+from training.fonts import LEGACY_HELDOUT_FAMILIES, fetch_fonts
 from training.render import Augmentation, fit_text_to_font, render_line
 from tests.forms import FONT_CACHE
 
 pytestmark = pytest.mark.slow
 
-# Clear form-like lines in each held-out font, rendered without augmentation. The model reads
+# Clear form-like lines in five clear held-out fonts (the ones earlier models were validated on; all
+# 40 held-out families, calligraphic scripts included, are measured by `python -m training evaluate`),
+# rendered without augmentation. The model reads
 # most of them exactly; the bounds below sit a margin under what the committed model measures
 # (the model card gives the figures on the full validation sets).
 CLEAR_TEXTS = ["John Smith", "12 Main Street", "London", "Yes", "Mary Jones", "01/04/1987", "Leeds LS1 4AP", "No"]
-CLEAR_LINES = [(family, text) for i, family in enumerate(HELDOUT_FONTS) for text in CLEAR_TEXTS[i % 2 :: 2]]
+CLEAR_LINES = [(family, text) for i, family in enumerate(LEGACY_HELDOUT_FAMILIES) for text in CLEAR_TEXTS[i % 2 :: 2]]
 MAX_CLEAR_CER = 0.05  # measured 0.000 (0.017 with the previous export: 3 lines of 20 with one character wrong)
 MIN_EXACT_SHARE = 0.75  # measured 1.00 (20 of 20; 0.85 with the previous export)
 
@@ -104,6 +106,6 @@ def test_clear_lines_in_unseen_fonts_are_read_offline(tmp_path: Path) -> None:
     cer = character_error_rate(pairs)
     exact = sum(got == want for got, want in pairs) / len(pairs)
     misread = [(want, got) for got, want in pairs if got != want]
-    print(f"\nclear lines in {len(HELDOUT_FONTS)} unseen fonts: CER {cer:.3f}, read exactly {exact:.0%}, misread {misread}")
+    print(f"\nclear lines in {len(LEGACY_HELDOUT_FAMILIES)} unseen fonts: CER {cer:.3f}, read exactly {exact:.0%}, misread {misread}")
     assert cer <= MAX_CLEAR_CER
     assert exact >= MIN_EXACT_SHARE
