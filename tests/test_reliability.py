@@ -302,3 +302,20 @@ def test_readyz_needs_database_broker_and_a_worker_per_queue(app: Flask, tmp_pat
     settings = app.extensions["inkwell"]["settings"]
     broker_down = create_app(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}))
     assert broker_down.test_client().get("/readyz").get_json()["checks"]["broker"].startswith("unreachable")
+
+
+# -- the database down ---------------------------------------------------------------------------
+
+def test_the_api_answers_503_with_retry_after_while_the_database_is_down(tmp_path: Path) -> None:
+    """No PostgreSQL answers on this port: every request that needs the database says so, as 503."""
+    from tests.processes import free_port
+
+    down = Settings(data_dir=tmp_path, secret_key="x", database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/inkwell")
+    client = create_app(down).test_client()
+    for path in ("/api/v1/jobs", "/api/v1/jobs/abc", "/api/v1/search?q=x"):
+        response = client.get(path, headers={"Authorization": "Bearer ink_anything"})
+        assert response.status_code == 503, (path, response.status_code)
+        assert response.get_json()["error"]["code"] == "database_unavailable" and int(response.headers["Retry-After"]) > 0
+    page = client.get("/sign-in")
+    assert page.status_code == 503 and page.headers["Retry-After"] and "database" in page.get_data(as_text=True)
+    assert client.get("/healthz").status_code == 200  # the web process itself is fine

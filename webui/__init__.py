@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from webui.api import api
     from webui.auth import init_auth
     from webui.errors import register_error_handlers
+    from webui.input_guard import init_input_guard
     from webui.state import EXTENSION
     from webui.views import views
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         "database": Database(settings),
         "celery": make_celery(settings),
     }
+    init_input_guard(app)  # first: refuse what no check after it should ever see
     csrf.init_app(app)
     init_auth(app)
     csrf.exempt(api)  # API clients send no browser cookies, so CSRF does not apply to them

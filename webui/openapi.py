@@ -14,6 +14,7 @@ MODELS = (
     schemas.ErrorResponse, schemas.JobAccepted, schemas.JobOut, schemas.JobList, schemas.LineDetail, schemas.LineCorrection, schemas.LineAcceptance,
     schemas.AttentionOut, schemas.PageReviewed, schemas.SearchResult, schemas.SimilarResult,
 )
+NO_NUL = "^[^\\x00]*$"  # text holds no NUL character (refused with 400: the database cannot store it)
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before polling again.", "schema": {"type": "integer"}}}
 
 
@@ -34,7 +35,7 @@ def _error(description: str) -> dict[str, Any]:
 
 def _path(name: str) -> dict[str, Any]:
     if name == "job_id":
-        return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": NO_NUL}}
     return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
 
 
@@ -54,6 +55,8 @@ def _operation(summary: str, operation_id: str, responses: dict[str, Any], scope
         operation["description"] = f"Needs the `{scope}` scope (or a signed-in reviewer)."
         responses.setdefault("401", _error("No credentials, or a token that is unknown or revoked."))
         responses.setdefault("403", _error(f"The token lacks the `{scope}` scope."))
+        responses.setdefault("400", _error("Unusable input: a NUL character, text that is not valid Unicode, a number out of range."))
+        responses.setdefault("503", {**_error("The database cannot be reached; try again after Retry-After seconds."), "headers": RETRY_AFTER})
     return operation
 
 
@@ -149,7 +152,7 @@ def openapi_document() -> dict[str, Any]:
         }, "read", [page_id])},
         "/api/v1/search": {"get": _operation("Lines containing every word of q, as read or as corrected", "search", {
             "200": _json("SearchResult", "Matching lines, newest jobs first."), "400": _error("No query."),
-        }, "read", [{"name": "q", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1}}])},
+        }, "read", [{"name": "q", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1, "pattern": NO_NUL}}])},
         "/api/v1/openapi.json": {"get": _operation("This document", "getOpenAPI", {
             "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}, None)},
     }

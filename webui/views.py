@@ -86,7 +86,7 @@ def job(job_id: str) -> str:
     return render_template("job.html", job=found)
 
 
-@views.get("/jobs/<job_id>/pages/<int:number>/review")
+@views.get("/jobs/<job_id>/pages/<row_id:number>/review")
 @login_required
 def review(job_id: str, number: int) -> str:
     with database().session() as db:
@@ -98,7 +98,7 @@ def review(job_id: str, number: int) -> str:
     return render_template("review.html", job=body, page=page, threshold=settings().review_threshold)
 
 
-@views.get("/jobs/<job_id>/pages/<int:number>/image")
+@views.get("/jobs/<job_id>/pages/<row_id:number>/image")
 @login_required
 def page_image(job_id: str, number: int) -> Response:
     """The page as the workers see it (upright, PDFs rasterised), or the upload itself before that."""
