@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(3600, gt=0, description="Seconds before an unacknowledged message is redelivered.")
     review_threshold: float = Field(0.8, ge=0, le=1, description="Lines and tokens read with less confidence are flagged for review.")
     session_hours: float = Field(8.0, gt=0, description="A reviewer's sign-in lasts this long without activity.")
+    sign_in_max_failures: int = Field(5, gt=0, description="Failed sign-ins for one account within the lockout window before it is locked.")
+    sign_in_max_failures_per_address: int = Field(20, gt=0, description="Failed sign-ins from one address within the window before it is locked.")
+    sign_in_lockout_seconds: int = Field(900, gt=0, description="Window (and longest lockout) for counting failed sign-ins, in seconds.")
     secure_cookies: bool = Field(False, description="Send session cookies over HTTPS only (set it when serving over HTTPS).")
     max_page_attempts: int = Field(3, gt=0, description="Deliveries a page may crash a worker in before it fails (e.g. out of memory).")
     stale_after_seconds: int = Field(600, gt=0, description="A page waiting this long since its message was sent is sent again by the sweeper.")
@@ -77,6 +80,9 @@ class Settings(BaseSettings):
     callback_denied_networks: str = Field(
         "169.254.0.0/16,fe80::/10,100.100.100.200/32,fd00:ec2::254/128,0.0.0.0/8,224.0.0.0/4,ff00::/8",
         description="Comma-separated networks callbacks are never sent to (link-local and cloud metadata addresses by default).",
+    )
+    callback_allowed_networks: str = Field(
+        "", description="Comma-separated non-public networks callbacks may reach (internal receivers); by default only public addresses."
     )
     retry_after_seconds: int = Field(2, gt=0, description="Retry-After sent to clients polling a running job.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level of every process.")
@@ -108,7 +114,7 @@ class Settings(BaseSettings):
             raise ValueError("INKWELL_MAX_FILE_BYTES cannot exceed INKWELL_MAX_REQUEST_BYTES")
         return self
 
-    @field_validator("callback_denied_networks")
+    @field_validator("callback_denied_networks", "callback_allowed_networks")
     @classmethod
     def _networks(cls, value: str) -> str:
         import ipaddress
@@ -117,7 +123,7 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(part, strict=False)
             except ValueError:
-                raise ValueError(f"INKWELL_CALLBACK_DENIED_NETWORKS: {part!r} is not a network") from None
+                raise ValueError(f"{part!r} is not a network") from None
         return value
 
     def upload_limits(self):  # -> inkwell.intake.Limits

@@ -16,7 +16,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
 
-from inkwell.callbacks import CallbackFailed, CallbackRefused, check_callback_url, deliver, deliver_job_callback, denied_networks
+from inkwell.callbacks import (
+    AddressPolicy, CallbackFailed, CallbackRefused, check_callback_url, deliver, deliver_job_callback, denied_networks, refusal,
+)
 from inkwell.config import Settings
 from inkwell.db import Database
 from inkwell.jobs import AcceptedFile, create_job, refresh_job
@@ -31,13 +33,22 @@ from tests.images import line_png
 from webui import create_app
 from worker.pipeline import PageLimits, prepare_page, recognize_pages
 
-DEFAULT_DENIED = denied_networks(Settings.model_fields["callback_denied_networks"].default)
+DEFAULT_DENIED = AddressPolicy(tuple(denied_networks(Settings.model_fields["callback_denied_networks"].default)))
+# the tests' receivers listen on the loopback interface: an internal receiver, explicitly allowed
+LOOPBACK_ALLOWED = AddressPolicy(DEFAULT_DENIED.denied, tuple(denied_networks("127.0.0.0/8")))
 
 
 @pytest.fixture
 def app(backend_settings: Settings) -> Flask:
     upgrade(backend_settings)
     return create_app(backend_settings)
+
+
+@pytest.fixture
+def loopback_app(backend_settings: Settings) -> Flask:
+    """The app with the loopback network allowed for callbacks (where the tests' receivers listen)."""
+    upgrade(backend_settings)
+    return create_app(backend_settings.model_copy(update={"callback_allowed_networks": "127.0.0.0/8"}))
 
 
 def _db(app: Flask) -> Database:
@@ -104,6 +115,32 @@ def test_callback_urls_that_are_refused(url: str) -> None:
         check_callback_url(url, DEFAULT_DENIED)
 
 
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "127.1.2.3", "::1", "10.0.0.5", "172.16.3.4", "192.168.1.1", "100.64.0.1", "169.254.169.254", "0.0.0.0", "::",
+    "fd00::1", "fe80::1%eth0", "224.0.0.1", "100.100.100.200", "fd00:ec2::254",
+    # IPv6 forms of the metadata address and of loopback: mapped, compatible, NAT64, 6to4, Teredo
+    "::ffff:169.254.169.254", "::ffff:a9fe:a9fe", "::169.254.169.254", "64:ff9b::a9fe:a9fe", "64:ff9b::169.254.169.254",
+    "64:ff9b:1::a9fe:a9fe", "2002:a9fe:a9fe::", "2002:a9fe:a9fe:1::1", "2002:7f00:1::", "::ffff:127.0.0.1", "::127.0.0.1",
+    "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo whose client is 169.254.169.254 (obfuscated: 0x5601 = ~0xa9fe)
+])
+def test_callback_addresses_that_are_refused_in_every_form(address: str) -> None:
+    assert refusal(address, DEFAULT_DENIED) is not None
+    bracketed = f"[{address.split('%')[0]}]" if ":" in address else address
+    with pytest.raises(CallbackRefused):
+        check_callback_url(f"http://{bracketed}:8080/hook", DEFAULT_DENIED)
+
+
+def test_public_addresses_are_allowed_and_internal_ones_only_when_listed() -> None:
+    for public in ("93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c", "::ffff:93.184.215.14", "2002:5db8:d70e::1", "64:ff9b::5db8:d70e"):
+        assert refusal(public, DEFAULT_DENIED) is None, public
+    internal = AddressPolicy(DEFAULT_DENIED.denied, tuple(denied_networks("10.1.0.0/16,127.0.0.0/8")))
+    assert refusal("10.1.2.3", internal) is None and refusal("::ffff:10.1.2.3", internal) is None and refusal("127.0.0.1", internal) is None
+    assert refusal("10.2.0.1", internal) is not None, "only the listed networks"
+    everything = AddressPolicy(DEFAULT_DENIED.denied, tuple(denied_networks("0.0.0.0/0,::/0")))
+    assert refusal("169.254.169.254", everything) is not None, "the denied networks win over the allow-list"
+    assert refusal("64:ff9b::a9fe:a9fe", everything) is not None
+
+
 def test_callback_url_is_checked_at_submission(app: Flask) -> None:
     client = api_client(app, ["submit"])
     refused = client.post("/api/v1/jobs", data={**_files("x"), "callback_url": "http://169.254.169.254/"})
@@ -157,10 +194,10 @@ def _finished_job_with_callback(app: Flask, url: str) -> tuple[str, str]:
     return job_id, secret
 
 
-def test_callbacks_are_signed_and_delivered_once(app: Flask, receiver: _Receiver) -> None:
-    job_id, secret = _finished_job_with_callback(app, receiver.url)
-    assert deliver_job_callback(_db(app), job_id, DEFAULT_DENIED, 5, 3) == "delivered"
-    assert deliver_job_callback(_db(app), job_id, DEFAULT_DENIED, 5, 3) == "delivered"  # redelivered message: no second POST
+def test_callbacks_are_signed_and_delivered_once(loopback_app: Flask, receiver: _Receiver) -> None:
+    job_id, secret = _finished_job_with_callback(loopback_app, receiver.url)
+    assert deliver_job_callback(_db(loopback_app), job_id, LOOPBACK_ALLOWED, 5, 3) == "delivered"
+    assert deliver_job_callback(_db(loopback_app), job_id, LOOPBACK_ALLOWED, 5, 3) == "delivered"  # redelivered message: no second POST
     (headers, body), = receiver.requests
     stamp, mac = dict(part.split("=", 1) for part in headers["X-Inkwell-Signature"].split(","))["t"], headers["X-Inkwell-Signature"].split("v1=")[1]
     assert hmac.compare_digest(mac, hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest())
@@ -168,26 +205,28 @@ def test_callbacks_are_signed_and_delivered_once(app: Flask, receiver: _Receiver
     assert summary["event"] == "job.finished" and summary["job"]["id"] == job_id and summary["job"]["status"] == "succeeded"
 
 
-def test_failing_receivers_are_retried_then_given_up(app: Flask, receiver: _Receiver) -> None:
+def test_failing_receivers_are_retried_then_given_up(loopback_app: Flask, receiver: _Receiver) -> None:
     receiver.status = 503
-    job_id, _ = _finished_job_with_callback(app, receiver.url)
+    job_id, _ = _finished_job_with_callback(loopback_app, receiver.url)
     for _ in range(2):
         with pytest.raises(CallbackFailed):
-            deliver_job_callback(_db(app), job_id, DEFAULT_DENIED, 5, 3)
-    assert deliver_job_callback(_db(app), job_id, DEFAULT_DENIED, 5, 3) == "failed"
+            deliver_job_callback(_db(loopback_app), job_id, LOOPBACK_ALLOWED, 5, 3)
+    assert deliver_job_callback(_db(loopback_app), job_id, LOOPBACK_ALLOWED, 5, 3) == "failed"
     assert len(receiver.requests) == 3
-    with _db(app).session() as session:
+    with _db(loopback_app).session() as session:
         job = session.get(Job, job_id)
         assert job.callback_state == "failed" and job.callback_attempts == 3 and "503" in job.callback_error
     receiver.status = 302
     with pytest.raises(CallbackFailed, match="302"):
-        deliver(receiver.url, b"{}", "s", DEFAULT_DENIED, 5)
+        deliver(receiver.url, b"{}", "s", LOOPBACK_ALLOWED, 5)
 
 
 def test_names_that_resolve_to_denied_addresses_are_refused_at_delivery(receiver: _Receiver) -> None:
-    loopback_denied = denied_networks("127.0.0.0/8,::1/128")
+    loopback_denied = AddressPolicy(tuple(denied_networks("127.0.0.0/8,::1/128")), LOOPBACK_ALLOWED.allowed)
     with pytest.raises(CallbackRefused):
         deliver(receiver.url.replace("127.0.0.1", "localhost"), b"{}", "s", loopback_denied, 5)
+    with pytest.raises(CallbackRefused, match="not a public address"):  # the default: no internal receivers
+        deliver(receiver.url.replace("127.0.0.1", "localhost"), b"{}", "s", DEFAULT_DENIED, 5)
     assert receiver.requests == []
 
 
@@ -200,7 +239,7 @@ def test_unreachable_receivers_fail_within_the_timeout() -> None:
         port = closed.getsockname()[1]
     started = time.monotonic()
     with pytest.raises(CallbackFailed):
-        deliver(f"http://127.0.0.1:{port}/", b"{}", "s", DEFAULT_DENIED, 2)
+        deliver(f"http://127.0.0.1:{port}/", b"{}", "s", LOOPBACK_ALLOWED, 2)
     assert time.monotonic() - started < 5
 
 

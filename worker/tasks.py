@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery_batches import Batches, SimpleRequest
 
-from inkwell.callbacks import CallbackFailed, deliver_job_callback, denied_networks
+from inkwell.callbacks import AddressPolicy, CallbackFailed, deliver_job_callback
 from inkwell.queue import (
     QUEUE_LINES, TASK_PREPARE_PAGE, TASK_PURGE, TASK_RECOGNIZE_PAGE, TASK_SEND_CALLBACK, TASK_SWEEP, enqueue_callback,
 )
@@ -47,7 +47,7 @@ def send_callback(self, job_id: str) -> str:
     """POST a finished job's summary to its callback URL; retried with exponential backoff."""
     try:
         return deliver_job_callback(
-            runtime.database(), job_id, denied_networks(settings.callback_denied_networks),
+            runtime.database(), job_id, AddressPolicy.from_settings(settings),
             settings.callback_timeout_seconds, settings.callback_max_attempts,
         )
     except CallbackFailed as error:
