@@ -57,6 +57,9 @@ def web(host: str | None, port: int | None, workers: int | None) -> None:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host or settings.web_host}:{port or settings.web_port}")
             self.cfg.set("workers", workers or settings.web_workers)
+            self.cfg.set("worker_class", "webui.server.InkwellWorker")  # threaded, slow clients time out (see there)
+            self.cfg.set("threads", settings.web_threads)
+            self.cfg.set("keepalive", 5)
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-")
             self.cfg.set("loglevel", settings.log_level.lower())

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address the web server listens on.")
     web_port: int = Field(8000, gt=0, lt=65536, description="Port the web server listens on.")
     web_workers: int = Field(2, gt=0, le=64, description="Web server (gunicorn) worker processes.")
+    web_threads: int = Field(16, gt=0, le=256, description="Threads of each web server process (each serves one request at a time).")
+    web_read_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="A client that sends nothing for this long while its request is read (or its answer written) is dropped."
+    )
     secret_key: SecretStr | None = Field(None, description="Signs sessions and CSRF tokens; default: generated into data_dir.")
 
     max_request_bytes: int = Field(100 * 2**20, gt=0, description="Largest upload request accepted, in bytes.")

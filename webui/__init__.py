@@ -12,15 +12,10 @@ from werkzeug.routing import BaseConverter, ValidationError
 from inkwell.config import Settings, get_settings
 from inkwell.db import Database
 from inkwell.queue import make_celery
+from webui.headers import SECURITY_HEADERS
 
 csrf = CSRFProtect()
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-}
 
 
 class RowIdConverter(BaseConverter):

@@ -59,6 +59,14 @@ def register_error_handlers(app: Flask) -> None:
             return api_error(503, "database_unavailable", message, headers)
         return render_template("error.html", status=503, message=message), 503, headers
 
+    @app.errorhandler(TimeoutError)
+    def _client_too_slow(error: TimeoutError):
+        # The web server's read timeout fired while the body was being read: the client stalled.
+        app.logger.warning("client stalled during %s %s", request.method, request.path)
+        if _wants_json():
+            return api_error(408, "request_timeout", "the request was not received in time")
+        return render_template("error.html", status=408, message="The request was not received in time."), 408
+
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
