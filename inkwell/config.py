@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(False, description="Send session cookies over HTTPS only (set it when serving over HTTPS).")
     max_page_attempts: int = Field(3, gt=0, description="Deliveries a page may crash a worker in before it fails (e.g. out of memory).")
     stale_after_seconds: int = Field(600, gt=0, description="A page waiting this long since its message was sent is sent again by the sweeper.")
+    stall_after_seconds: int = Field(300, gt=0, description="/readyz fails when pages have waited this long on a queue and none moved on meanwhile.")
     sweep_interval_seconds: int = Field(60, gt=0, description="How often the sweeper (Celery beat) runs.")
     retention_days: int = Field(0, ge=0, description="Delete jobs (files, images, results) this many days old; 0 keeps them.")
     callback_timeout_seconds: float = Field(10.0, gt=0, description="Time limit of one callback request.")

@@ -293,18 +293,23 @@ def test_a_page_that_keeps_killing_workers_fails_alone(database: Database, tiny_
     with database.session() as session:
         session.get(Page, page_ids[2]).attempts = 2
     batches: list[list[str]] = []
+    charged: list[list[int]] = []  # every page's attempts while each model call runs
     real = Recognizer.load(tiny_char_model, device="cpu", max_new_tokens=32)
 
     class Recording:
         name = real.name
 
         def recognize(self, images, capture=True):
+            with database.session() as session:
+                charged.append([session.get(Page, page_id).attempts for page_id in page_ids])
             results = real.recognize(images, capture)
             batches.append([r.text for r in results])
             return results
 
     recognize_pages(database, Recording(), page_ids, max_attempts=3)
     assert batches == [["yes", "ink"], ["Jane Doe"]], "the suspect page is read on its own, after the others"
+    # only the pages being read carry an attempt: the suspect waiting for its turn is charged when its turn comes
+    assert charged == [[1, 1, 2], [1, 1, 3]]
     with database.session() as session:
         session.get(Page, page_ids[2]).status = PageStatus.PREPARED
         session.get(Page, page_ids[2]).attempts = 3
@@ -339,6 +344,7 @@ def test_readyz_needs_database_broker_and_a_worker_per_queue(app: Flask, tmp_pat
         session.execute(update(WorkerHeartbeat).values(seen_at=utcnow() - timedelta(minutes=5)))
     assert client.get("/readyz").status_code == 503
     settings = app.extensions["inkwell"]["settings"]
+    _readyz_fails_when_work_waits_and_nothing_moves(app)
     broker_down = create_app(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}))
     assert broker_down.test_client().get("/readyz").get_json()["checks"]["broker"].startswith("unreachable")
 
@@ -358,3 +364,27 @@ def test_the_api_answers_503_with_retry_after_while_the_database_is_down(tmp_pat
     page = client.get("/sign-in")
     assert page.status_code == 503 and page.headers["Retry-After"] and "database" in page.get_data(as_text=True)
     assert client.get("/healthz").status_code == 200  # the web process itself is fine
+
+
+def _readyz_fails_when_work_waits_and_nothing_moves(app: Flask) -> None:
+    """Live heartbeats are not enough: a queue whose pages wait while none moves on is stalled."""
+    client, db = app.test_client(), _db(app)
+    with db.session() as session:
+        session.execute(update(WorkerHeartbeat).values(seen_at=utcnow()))
+    assert client.get("/readyz").status_code == 200
+    job_id = api_client(app, ["submit"]).post("/api/v1/jobs", data=_files("yes", "ink")).get_json()["id"]
+    long_ago = utcnow() - timedelta(minutes=10)
+    with db.session() as session:
+        first, second = session.scalars(select(Page).where(Page.job_id == job_id).order_by(Page.number)).all()
+        first.status, first.queued_at = PageStatus.PREPARED, long_ago  # waiting to be read for 10 minutes
+        second.status, second.queued_at = PageStatus.PREPARED, long_ago
+    stalled = client.get("/readyz")
+    assert stalled.status_code == 503 and stalled.get_json()["checks"]["progress:lines"].startswith("stalled")
+    assert "progress:pages" not in stalled.get_json()["checks"]
+    with db.session() as session:  # one page read a moment ago: the queue moves, it is only busy
+        page = session.get(Page, first.id)
+        page.status, page.finished_at = PageStatus.SUCCEEDED, utcnow()
+    assert client.get("/readyz").status_code == 200
+    with db.session() as session:
+        session.execute(update(Page).values(status=PageStatus.QUEUED, queued_at=long_ago, finished_at=None))
+    assert "progress:pages" in client.get("/readyz").get_json()["checks"]

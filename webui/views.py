@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from inkwell.accounts import authenticate
 from inkwell.models import Job, Page, Upload, User, WorkerHeartbeat, utcnow
+from inkwell.progress import stalled_queues
 from inkwell.queue import QUEUE_LINES, QUEUE_PAGES
 from inkwell.results import job_out, load_job
 from inkwell.review import search_lines, similar_pages
@@ -165,16 +166,20 @@ HEARTBEAT_FRESH_SECONDS = 60
 
 @views.get("/readyz")
 def readyz() -> Response:
-    """Ready to work: the database and the broker answer, and a worker of each queue was seen lately."""
+    """Ready to work: the database and the broker answer, a worker of each queue was seen lately,
+    and no queue has work waiting with nothing moving (see inkwell.progress)."""
     checks: dict[str, str] = {}
     try:
         with database().session() as db:
             db.execute(select(1))
             cutoff = utcnow() - timedelta(seconds=HEARTBEAT_FRESH_SECONDS)
             queues = {q for row in db.scalars(select(WorkerHeartbeat.queues).where(WorkerHeartbeat.seen_at >= cutoff)) for q in row.split(",")}
+            stalled = stalled_queues(db, settings().stall_after_seconds)
         checks["database"] = "ok"
         for queue in (QUEUE_PAGES, QUEUE_LINES):
             checks[f"worker:{queue}"] = "ok" if queue in queues else f"no worker seen in the last {HEARTBEAT_FRESH_SECONDS} s"
+            if queue in stalled:
+                checks[f"progress:{queue}"] = f"stalled: {stalled[queue]}"
     except Exception as error:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unreachable: {type(error).__name__}"
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery_batches import Batches, SimpleRequest
+from celery_batches import SimpleRequest
 
 from inkwell.callbacks import AddressPolicy, CallbackFailed, deliver_job_callback
 from inkwell.queue import (
@@ -11,6 +11,7 @@ from inkwell.queue import (
 from inkwell.retention import purge as purge_jobs
 from inkwell.sweeper import sweep as sweep_once
 from worker import pipeline, runtime
+from worker.batching import RequeueingBatches
 from worker.celery_app import app, settings
 
 
@@ -30,7 +31,7 @@ def prepare_page(page_id: int) -> None:
 
 @app.task(
     name=TASK_RECOGNIZE_PAGE,
-    base=Batches,
+    base=RequeueingBatches,
     acks_late=True,
     flush_every=settings.lines_flush_every,
     flush_interval=settings.lines_flush_interval,
