@@ -29,7 +29,7 @@ class RequeueingBatches(Batches):
 
     def flush(self, requests: Collection[Request]) -> Any:
         """celery-batches' flush, plus an error callback that requeues the batch's late-acknowledged messages."""
-        acks_early, acks_late = partition(lambda r: bool(r.task.acks_late), requests)
+        acks_early, acks_late = (list(group) for group in partition(lambda r: bool(r.task.acks_late), requests))  # lists: read twice
         serializable_requests = ([SimpleRequest.from_request(r) for r in requests],)
 
         def on_accepted(pid: int, time_accepted: float) -> None:
