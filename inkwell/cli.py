@@ -79,15 +79,16 @@ def web(host: str | None, port: int | None, workers: int | None) -> None:
 @click.option("--beat", is_flag=True, help="Also run the periodic sweeper and purge (run exactly one of these per deployment).")
 def worker(queues: str, concurrency: int | None, beat: bool) -> None:
     """Run a Celery worker for the given queues."""
-    from inkwell.queue import lines_prefetch_multiplier
+    from inkwell.queue import QUEUE_MAINTENANCE, lines_prefetch_multiplier
     from worker.celery_app import app
 
     settings = get_settings()
     if concurrency is None:
         concurrency = settings.lines_concurrency if queues == "lines" else settings.pages_concurrency
     prefetch = lines_prefetch_multiplier(settings) if "lines" in queues else 1
+    consumed = queues + (f",{QUEUE_MAINTENANCE}" if "pages" in queues else "")  # the sweeper's own queue
     argv = [
-        "worker", "-Q", queues, "-c", str(concurrency), "--prefetch-multiplier", str(prefetch),
+        "worker", "-Q", consumed, "-c", str(concurrency), "--prefetch-multiplier", str(prefetch),
         "-n", f"{queues.replace(',', '+')}.{os.getpid()}@%h", "--loglevel", settings.log_level,
         "--without-gossip", "--without-mingle",
     ]

@@ -1,8 +1,9 @@
 """The safety net behind the queues: pages whose message went missing are sent again.
 
 A page is sent again when it has waited ``stale_after`` since its message was sent (or was never
-sent: the broker was down when the job was accepted). Sending twice is harmless, every step is
-idempotent. Finished jobs that still owe their callback get it sent again too.
+sent: the broker was down when the job was accepted) and the broker no longer holds its message
+(Redis: neither waiting in the queue nor delivered and unacknowledged), so a backlog is never
+sent twice. Sending twice would be harmless all the same: every step is idempotent. Finished jobs that still owe their callback get it sent again too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from sqlalchemy import or_, select, update
 
 from inkwell.db import Database
 from inkwell.models import Job, JobStatus, Page, PageStatus, utcnow
-from inkwell.queue import enqueue_callback, enqueue_pages, enqueue_recognition
+from inkwell.broker_contents import held_arguments
+from inkwell.queue import QUEUE_LINES, QUEUE_PAGES, TASK_PREPARE_PAGE, TASK_RECOGNIZE_PAGE, enqueue_callback, enqueue_pages, enqueue_recognition
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +30,35 @@ class SweepReport:
     callbacks: list[str]
 
 
+def _lost(page_ids: list[int], celery: Celery, queue: str, task: str) -> list[int]:
+    """The pages among ``page_ids`` whose message the broker no longer holds (all of them when it cannot tell)."""
+    if not page_ids:
+        return []
+    held = held_arguments(celery, queue, task)
+    return page_ids if held is None else [page_id for page_id in page_ids if page_id not in held]
+
+
+def _still_waiting(session, page_ids: list[int], status: PageStatus, cutoff) -> list[int]:
+    if not page_ids:
+        return []
+    return list(session.scalars(select(Page.id).where(
+        Page.id.in_(page_ids), Page.status == status, or_(Page.queued_at.is_(None), Page.queued_at < cutoff)).order_by(Page.id)))
+
+
 def sweep(db: Database, celery: Celery, stale_after: float) -> SweepReport:
-    """Send again what has been waiting too long; returns what was sent."""
+    """Send again what has been waiting too long and whose message is gone; returns what was sent."""
     cutoff = utcnow() - timedelta(seconds=stale_after)
     waiting = or_(Page.queued_at.is_(None), Page.queued_at < cutoff)
     with db.session() as session:
         prepare = list(session.scalars(select(Page.id).where(Page.status == PageStatus.QUEUED, waiting).order_by(Page.id)))
         recognize = list(session.scalars(select(Page.id).where(Page.status == PageStatus.PREPARED, waiting).order_by(Page.id)))
+    # A page still in the broker (waiting behind a backlog, or delivered and being worked on) is not lost.
+    prepare = _lost(prepare, celery, QUEUE_PAGES, TASK_PREPARE_PAGE)
+    recognize = _lost(recognize, celery, QUEUE_LINES, TASK_RECOGNIZE_PAGE)
+    with db.session() as session:
+        # only what is still waiting now: a message may have been worked on while the broker was read
+        prepare = _still_waiting(session, prepare, PageStatus.QUEUED, cutoff)
+        recognize = _still_waiting(session, recognize, PageStatus.PREPARED, cutoff)
         callbacks = list(session.scalars(select(Job.id).where(
             Job.callback_state == "pending", Job.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.PARTIAL]),
             or_(Job.finished_at.is_(None), Job.finished_at < cutoff),

@@ -388,3 +388,32 @@ def _readyz_fails_when_work_waits_and_nothing_moves(app: Flask) -> None:
     with db.session() as session:
         session.execute(update(Page).values(status=PageStatus.QUEUED, queued_at=long_ago, finished_at=None))
     assert "progress:pages" in client.get("/readyz").get_json()["checks"]
+
+
+def test_the_sweeper_sends_again_only_pages_whose_message_is_lost(database: Database, redis_url: str, tmp_path: Path) -> None:
+    """On Redis the sweeper looks in the queue and among delivered, unacknowledged messages: a
+    page waiting there behind a backlog, however long, is not sent a second time."""
+    from inkwell.broker_contents import _first_argument
+    from inkwell.queue import TASK_PREPARE_PAGE, enqueue_pages
+
+    celery = make_celery(Settings(data_dir=tmp_path, broker_url=redis_url))
+    with database.session() as session:
+        job = create_job(session, [AcceptedFile(f"{i}.png", "image/png", line_png("x")) for i in range(4)], "api", "line")
+        waiting, delivered, lost, prepared_lost = (page.id for page in job.pages)
+    assert enqueue_pages(celery, [delivered, waiting, lost])
+    with database.session() as session:
+        session.execute(update(Page).values(queued_at=utcnow() - timedelta(hours=1)))
+        session.get(Page, prepared_lost).status = PageStatus.PREPARED  # its "lines" message was never sent
+    with celery.connection_for_write() as connection:
+        client = connection.default_channel.client
+        for raw in client.lrange(QUEUE_PAGES, 0, -1):  # "lost" loses its message (Redis restarted without it, say)
+            if _first_argument(raw, TASK_PREPARE_PAGE) == lost:
+                client.lrem(QUEUE_PAGES, 1, raw)
+        consumer = connection.SimpleQueue(QUEUE_PAGES)  # a worker holds one message, not acknowledged yet
+        held = consumer.get(timeout=5)
+        assert held.payload[0] == [delivered]
+        report = sweep(database, celery, stale_after=600)
+        assert report.prepare == [lost] and report.recognize == [prepared_lost]
+        assert sweep(database, celery, stale_after=600).prepare == [], "sent again a moment ago"
+        held.ack()
+        consumer.close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery_batches import SimpleRequest
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from inkwell.callbacks import AddressPolicy, CallbackFailed, deliver_job_callback
 from inkwell.queue import (
@@ -14,13 +17,21 @@ from worker import pipeline, runtime
 from worker.batching import RequeueingBatches
 from worker.celery_app import app, settings
 
+log = logging.getLogger(__name__)
+
 
 def _callbacks_for(page_ids: list[int]) -> None:
     for job_id in pipeline.finished_jobs_with_pending_callbacks(runtime.database(), page_ids):
         enqueue_callback(app, job_id)
 
 
-@app.task(name=TASK_PREPARE_PAGE, acks_late=True)
+# The database down or restarting: retry with exponential backoff (jittered, at most a minute
+# apart) instead of acknowledging the message and leaving the page to the sweeper.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_RETRY = {"autoretry_for": DATABASE_ERRORS, "retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": None}
+
+
+@app.task(name=TASK_PREPARE_PAGE, acks_late=True, **DATABASE_RETRY)
 def prepare_page(page_id: int) -> None:
     """CPU queue: rasterise the page and cut it into lines, then queue it for reading."""
     if pipeline.prepare_page(runtime.database(), page_id, runtime.page_limits(settings), lambda image: runtime.line_finder().find(image)):
@@ -39,8 +50,17 @@ def prepare_page(page_id: int) -> None:
 def recognize_page(requests: list[SimpleRequest]) -> None:
     """Model queue: buffer several pages' messages, read all their lines in one batched run."""
     page_ids = [int(request.args[0]) for request in requests]
-    pipeline.recognize_pages(runtime.database(), runtime.recognizer(), page_ids, settings.max_page_attempts)
-    _callbacks_for(page_ids)
+    try:
+        pipeline.recognize_pages(runtime.database(), runtime.recognizer(), page_ids, settings.max_page_attempts)
+        _callbacks_for(page_ids)
+    except DATABASE_ERRORS:
+        # A batch cannot be retried as one task: send each page again, later (pages already
+        # stored are skipped when they come back). Backoff grows with the attempts counted so far.
+        attempts = max((request.kwargs or {}).get("db_retries", 0) for request in requests)
+        delay = min(60, 2 ** (attempts + 1))
+        log.warning("database error while reading %d pages; sending them again in %d s", len(page_ids), delay, exc_info=True)
+        for page_id in dict.fromkeys(page_ids):
+            recognize_page.apply_async(args=[page_id], kwargs={"db_retries": attempts + 1}, queue=QUEUE_LINES, countdown=delay)
 
 
 @app.task(name=TASK_SEND_CALLBACK, bind=True, acks_late=True, max_retries=None)
