@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from inkwell.db import Database
 from inkwell.models import Job, JobStatus, Page, PageStatus, utcnow
@@ -38,17 +38,23 @@ def _lost(page_ids: list[int], celery: Celery, queue: str, task: str) -> list[in
     return page_ids if held is None else [page_id for page_id in page_ids if page_id not in held]
 
 
+def _waited_since(cutoff):
+    # Never sent counts only once the page is older than the cutoff too: a job just accepted is
+    # committed a moment before the web process sends its messages, and is not lost meanwhile.
+    return or_(and_(Page.queued_at.is_(None), Page.created_at < cutoff), Page.queued_at < cutoff)
+
+
 def _still_waiting(session, page_ids: list[int], status: PageStatus, cutoff) -> list[int]:
     if not page_ids:
         return []
     return list(session.scalars(select(Page.id).where(
-        Page.id.in_(page_ids), Page.status == status, or_(Page.queued_at.is_(None), Page.queued_at < cutoff)).order_by(Page.id)))
+        Page.id.in_(page_ids), Page.status == status, _waited_since(cutoff)).order_by(Page.id)))
 
 
 def sweep(db: Database, celery: Celery, stale_after: float) -> SweepReport:
     """Send again what has been waiting too long and whose message is gone; returns what was sent."""
     cutoff = utcnow() - timedelta(seconds=stale_after)
-    waiting = or_(Page.queued_at.is_(None), Page.queued_at < cutoff)
+    waiting = _waited_since(cutoff)
     with db.session() as session:
         prepare = list(session.scalars(select(Page.id).where(Page.status == PageStatus.QUEUED, waiting).order_by(Page.id)))
         recognize = list(session.scalars(select(Page.id).where(Page.status == PageStatus.PREPARED, waiting).order_by(Page.id)))

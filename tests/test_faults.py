@@ -285,3 +285,51 @@ def test_a_batch_killed_three_times_is_requeued_without_a_restart(tmp_path, tiny
         wrongly_charged = {n: a for n, a in attempts.items() if a != 1 + exposed.get(n, 0)}
         assert wrongly_charged == {}, f"attempts must be the kills a page was being read in, plus its last read: {wrongly_charged} (exposed {exposed})"
         print(f"\n3 batch kills without restart, pages exposed {exposed}: {counts}")
+
+
+def _task_runs(deployment: Deployment, worker: str, task: str) -> int:
+    log = (deployment.processes.log_dir / f"{worker}.log").read_text()
+    return sum(1 for line in log.splitlines() if f"Task {task}[" in line and "succeeded" in line)
+
+
+def test_a_backlog_is_prepared_once_while_the_sweeper_runs(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
+    """Pages that wait behind a backlog longer than the stale limit are still in the broker: the
+    sweeper (on its own queue, so it does run meanwhile) sends none of them again."""
+    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_PAGES_CONCURRENCY="1",
+                    INKWELL_STALE_AFTER_SECONDS="3", INKWELL_SWEEP_INTERVAL_SECONDS="1") as deployment:
+        started = time.monotonic()
+        job_id = deployment.submit(_pages(150))
+        (body,) = deployment.wait_finished([job_id], timeout=400)
+        took = time.monotonic() - started
+        assert body["status"] == "succeeded", body
+        _assert_each_page_read_once(deployment, 150)
+        sweeps = _task_runs(deployment, "pages", "inkwell.sweep")
+        assert took > 6 and sweeps >= 3, f"the backlog must outlast the stale limit with the sweeper running ({took:.0f} s, {sweeps} sweeps)"
+        prepare_runs = _task_runs(deployment, "pages", "inkwell.prepare_page")
+        assert prepare_runs == 150, f"{prepare_runs} prepare runs for 150 pages"
+        print(f"\n150 pages in {took:.0f} s, {sweeps} sweeps meanwhile, {prepare_runs} prepare runs")
+
+
+def test_a_database_outage_answers_503_then_completes_without_the_sweeper(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
+    """PostgreSQL stopped mid-job: the API answers 503 with Retry-After, tasks retry with backoff,
+    and the job completes once it is back, long before the sweeper (set an hour out) would act."""
+    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_STALE_AFTER_SECONDS="3600",
+                    INKWELL_PAGES_CONCURRENCY="1") as deployment:
+        job_id = deployment.submit(_pages(80))
+        deadline = time.monotonic() + 60
+        while deployment.counts()["succeeded"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        postgres_server.stop()
+        try:
+            time.sleep(1)
+            down = requests.get(f"{deployment.base}/api/v1/jobs/{job_id}", headers=deployment.auth, timeout=30)
+            assert down.status_code == 503 and int(down.headers["Retry-After"]) > 0, down.text
+            assert down.json()["error"]["code"] == "database_unavailable"
+            time.sleep(5)
+        finally:
+            postgres_server.start()
+        started = time.monotonic()
+        (body,) = deployment.wait_finished([job_id], timeout=240)
+        assert body["status"] == "succeeded", body
+        counts = _assert_each_page_read_once(deployment, 80)
+        print(f"\ndatabase down 6 s mid-job; finished {time.monotonic() - started:.0f} s after it came back: {counts}")

@@ -255,6 +255,9 @@ def test_jobs_accepted_while_the_broker_is_down_are_sent_by_the_sweeper(backend_
     with db.session() as session:
         assert set(session.scalars(select(Page.queued_at))) == {None}
     working = make_celery(backend_settings.model_copy(update={"broker_url": f"sqla+sqlite:///{tmp_path / 'broker.db'}"}))
+    assert sweep(db, working, stale_after=600).prepare == [], "accepted a moment ago: its messages may still be on their way"
+    with db.session() as session:
+        session.execute(update(Page).values(created_at=utcnow() - timedelta(hours=1)))
     report = sweep(db, working, stale_after=600)
     assert len(report.prepare) == 2
     assert sorted(_drain(working, QUEUE_PAGES)) == sorted(report.prepare)
