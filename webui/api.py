@@ -29,6 +29,7 @@ from webui.state import database, settings
 from webui.uploads import Submission, accept_upload, submitted_files
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
+MAX_TOKEN_INDEX = 100_000
 LINE_PATCH = TypeAdapter(LineCorrection | LineAcceptance)
 
 RESULT_FORMATS = {
@@ -203,9 +204,11 @@ def line_attention(line_id: int) -> Response:
         if not maps.size or stored is None:
             return api_error(404, "not_found", "this line has no attention map")
         try:
-            token = bounded_int(request.args.get("token"), "token", -1, 0, maps.shape[0] - 1)
+            token = bounded_int(request.args.get("token"), "token", -1, 0, MAX_TOKEN_INDEX)
         except ValueError:
-            return api_error(400, "invalid_token_index", f"token is an index from 0 to {maps.shape[0] - 1}")
+            return api_error(400, "invalid_token_index", f"token is a whole number, an index from 0 to {maps.shape[0] - 1}")
+        if token >= maps.shape[0]:  # a well-formed index this line does not have
+            return api_error(404, "not_found", f"this line has {maps.shape[0]} tokens: token is an index from 0 to {maps.shape[0] - 1}")
         png = heat_map_png(Image.open(io.BytesIO(stored.data)), maps, token if token >= 0 else None)
         return Response(png, mimetype="image/png")
 

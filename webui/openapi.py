@@ -140,9 +140,10 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/lines/{line_id}/attention": {"get": _operation("Where the model looked for each token", "getLineAttention", {
             "200": {"description": "JSON maps, or a PNG heat map over the line image.",
                     "content": {"application/json": {"schema": _ref("AttentionOut")}, "image/png": {"schema": {"type": "string", "format": "binary"}}}},
-            "400": _error("Unknown format or token index."), "404": _error("No such line, or no attention stored."),
+            "400": _error("Unknown format, or a token index that is not a whole number."),
+            "404": _error("No such line, no attention stored, or no such token in this line."),
         }, "read", [line_id, _query("format", {"type": "string", "enum": ["json", "png"], "default": "json"}),
-                    _query("token", {"type": "integer", "minimum": 0}, "PNG only: this token's map (default: the whole line).")])},
+                    _query("token", {"type": "integer", "minimum": 0, "maximum": 100_000}, "PNG only: this token's map (default: the whole line).")])},
         "/api/v1/pages/{page_id}/review": {"post": _operation("Mark a page reviewed", "reviewPage", {
             "200": _json("PageReviewed", "Marked; says whether the whole job is now reviewed."),
             "404": _error("No such page (or not the caller's)."), "409": _error("The page has not been read."),
