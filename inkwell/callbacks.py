@@ -3,10 +3,13 @@
 The body is signed with HMAC-SHA256 using the submitting token's webhook secret:
 ``X-Inkwell-Signature: t=<unix time>,v1=<hex hmac of "<t>.<body>">``, so a receiver can check
 both that Inkwell sent it and that it is fresh. Only http(s) URLs are accepted, and every address
-the host name resolves to is checked against the denied networks (link-local and cloud metadata
-addresses by default) right before connecting, to that very address: a name that resolves to a
-harmless address at submission cannot be pointed at the metadata service later. Redirects are
-not followed.
+the host name resolves to is checked right before connecting, to that very address: a name that
+resolves to a harmless address at submission cannot be pointed at the metadata service later.
+Only public addresses are allowed by default: loopback, private, link-local, shared and reserved
+ones need ``INKWELL_CALLBACK_ALLOWED_NETWORKS`` (for internal receivers), and the denied networks
+(cloud metadata, multicast) are never reached. IPv6 addresses that carry an IPv4 address
+(IPv4-mapped and -compatible, NAT64, 6to4, Teredo) are judged by that address too. Redirects
+are not followed.
 """
 
 from __future__ import annotations
@@ -36,18 +39,65 @@ class CallbackFailed(Exception):
     """The receiver could not be reached or did not answer 2xx; worth retrying."""
 
 
-def denied_networks(spec: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def denied_networks(spec: str) -> list[Network]:
     return [ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip()]
 
 
-def _is_denied(address: str, networks) -> bool:
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Where callbacks may connect: never to ``denied``; to a non-public address (loopback,
+    private, link-local, shared, reserved) only when it is in ``allowed`` (internal receivers)."""
+
+    denied: tuple[Network, ...]
+    allowed: tuple[Network, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings) -> AddressPolicy:  # settings: inkwell.config.Settings
+        return cls(tuple(denied_networks(settings.callback_denied_networks)), tuple(denied_networks(settings.callback_allowed_networks)))
+
+
+def address_forms(ip: Address) -> list[Address]:
+    """Every address ``ip`` stands for: itself and any IPv4 address it carries.
+
+    ``::ffff:a.b.c.d`` (IPv4-mapped) and ``::a.b.c.d`` (IPv4-compatible) are the IPv4 address
+    itself; NAT64 (``64:ff9b::a.b.c.d``), 6to4 (``2002:AABB:CCDD::``) and Teredo addresses reach
+    the IPv4 address they embed through a translator, so both forms are judged.
+    """
+    if isinstance(ip, ipaddress.IPv4Address):
+        return [ip]
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if int(ip) >> 32 == 0 and int(ip) > 1:  # IPv4-compatible (deprecated, still routed by some stacks); not :: or ::1
+        return [low]
+    forms: list[Address] = [ip]
+    if any(ip in prefix for prefix in NAT64_PREFIXES):
+        forms.append(low)
+    if ip.sixtofour is not None:
+        forms.append(ip.sixtofour)
+    if ip.teredo is not None:
+        forms.append(ip.teredo[1])
+    return forms
+
+
+def refusal(address: str, policy: AddressPolicy) -> str | None:
+    """Why a callback may not connect to ``address`` (an IP literal), or None when it may."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if getattr(ip, "ipv4_mapped", None):
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in networks if network.version == ip.version)
+    for form in address_forms(ip):
+        if any(form in network for network in policy.denied if network.version == form.version):
+            return f"{ip} is in a denied network"
+        if not form.is_global and not any(form in network for network in policy.allowed if network.version == form.version):
+            return f"{ip} is not a public address (allow internal receivers with INKWELL_CALLBACK_ALLOWED_NETWORKS)"
+    return None
 
 
-def check_callback_url(url: str, networks) -> str:
+def check_callback_url(url: str, policy: AddressPolicy) -> str:
     """The URL if it may be used as a callback; resolving names is left for delivery time."""
     if len(url) > MAX_URL_LENGTH:
         raise CallbackRefused(f"callback_url is longer than {MAX_URL_LENGTH} characters")
@@ -60,11 +110,11 @@ def check_callback_url(url: str, networks) -> str:
     if host in METADATA_HOSTS:
         raise CallbackRefused("callback_url must not point at a cloud metadata service")
     try:
-        literal = _is_denied(host.strip("[]"), networks)
+        refused = refusal(host.strip("[]"), policy)
     except ValueError:
-        literal = False  # a name, not an address: checked when it is resolved
-    if literal:
-        raise CallbackRefused(f"callback_url must not point at {host} (a denied network)")
+        refused = None  # a name, not an address: checked when it is resolved
+    if refused:
+        raise CallbackRefused(f"callback_url must not point at {host}: {refused}")
     try:
         parts.port
     except ValueError:
@@ -101,9 +151,9 @@ class Delivery:
     status: int
 
 
-def deliver(url: str, body: bytes, secret: str, networks, timeout: float) -> Delivery:
+def deliver(url: str, body: bytes, secret: str, policy: AddressPolicy, timeout: float) -> Delivery:
     """POST ``body`` to ``url`` (signed), connecting only to an allowed address; raise CallbackFailed otherwise."""
-    check_callback_url(url, networks)
+    check_callback_url(url, policy)
     parts = urlsplit(url)
     host = parts.hostname
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -111,9 +161,10 @@ def deliver(url: str, body: bytes, secret: str, networks, timeout: float) -> Del
         addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
     except socket.gaierror as error:
         raise CallbackFailed(f"cannot resolve {host}: {error}") from None
-    allowed = [a for a in addresses if not _is_denied(a, networks)]
-    if not allowed or len(allowed) != len(addresses):
-        raise CallbackRefused(f"{host} resolves to a denied address ({', '.join(addresses)})")
+    refused = [reason for reason in (refusal(a, policy) for a in addresses) if reason]
+    if refused or not addresses:
+        raise CallbackRefused(f"{host} resolves to an address callbacks may not reach: {'; '.join(refused) or 'none'}")
+    allowed = addresses
     timestamp = int(time.time())
     headers = {
         "Host": parts.netloc.rsplit("@", 1)[-1],
@@ -140,7 +191,7 @@ def deliver(url: str, body: bytes, secret: str, networks, timeout: float) -> Del
     return Delivery(response.status)
 
 
-def deliver_job_callback(db, job_id: str, networks, timeout: float, attempts_allowed: int, base_url: str = "") -> str:
+def deliver_job_callback(db, job_id: str, policy: AddressPolicy, timeout: float, attempts_allowed: int, base_url: str = "") -> str:
     """Send a finished job's callback once; returns the new state ('delivered', 'pending' or 'failed').
 
     Raises CallbackFailed when another try should follow (the caller schedules it with backoff).
@@ -159,7 +210,7 @@ def deliver_job_callback(db, job_id: str, networks, timeout: float, attempts_all
         attempt = job.callback_attempts
         url, secret, body = job.callback_url, token.webhook_secret, payload(job, base_url)
     try:
-        deliver(url, body, secret, networks, timeout)
+        deliver(url, body, secret, policy, timeout)
     except (CallbackFailed, CallbackRefused) as error:
         final = isinstance(error, CallbackRefused) or attempt >= attempts_allowed
         with db.session() as session:

@@ -60,6 +60,9 @@ def web(host: str | None, port: int | None, workers: int | None) -> None:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host or settings.web_host}:{port or settings.web_port}")
             self.cfg.set("workers", workers or settings.web_workers)
+            self.cfg.set("worker_class", "webui.server.InkwellWorker")  # threaded, slow clients time out (see there)
+            self.cfg.set("threads", settings.web_threads)
+            self.cfg.set("keepalive", 5)
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-")
             self.cfg.set("loglevel", settings.log_level.lower())
@@ -85,7 +88,7 @@ def worker(queues: str, concurrency: int | None, beat: bool) -> None:
     settings = get_settings()
     use_metrics_dir(settings)  # before the worker's modules import prometheus_client
 
-    from inkwell.queue import lines_prefetch_multiplier
+    from inkwell.queue import QUEUE_MAINTENANCE, lines_prefetch_multiplier
     from worker.celery_app import app
 
     if settings.metrics_port:
@@ -93,8 +96,9 @@ def worker(queues: str, concurrency: int | None, beat: bool) -> None:
     if concurrency is None:
         concurrency = settings.lines_concurrency if queues == "lines" else settings.pages_concurrency
     prefetch = lines_prefetch_multiplier(settings) if "lines" in queues else 1
+    consumed = queues + (f",{QUEUE_MAINTENANCE}" if "pages" in queues else "")  # the sweeper's own queue
     argv = [
-        "worker", "-Q", queues, "-c", str(concurrency), "--prefetch-multiplier", str(prefetch),
+        "worker", "-Q", consumed, "-c", str(concurrency), "--prefetch-multiplier", str(prefetch),
         "-n", f"{queues.replace(',', '+')}.{os.getpid()}@%h", "--loglevel", settings.log_level,
         "--without-gossip", "--without-mingle",
     ]

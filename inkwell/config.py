@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address the web server listens on.")
     web_port: int = Field(8000, gt=0, lt=65536, description="Port the web server listens on.")
     web_workers: int = Field(2, gt=0, le=64, description="Web server (gunicorn) worker processes.")
+    web_threads: int = Field(16, gt=0, le=256, description="Threads of each web server process (each serves one request at a time).")
+    web_read_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="A client that sends nothing for this long while its request is read (or its answer written) is dropped."
+    )
     secret_key: SecretStr | None = Field(None, description="Signs sessions and CSRF tokens; default: generated into data_dir.")
 
     max_request_bytes: int = Field(100 * 2**20, gt=0, description="Largest upload request accepted, in bytes.")
@@ -72,9 +76,13 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(3600, gt=0, description="Seconds before an unacknowledged message is redelivered.")
     review_threshold: float = Field(0.8, ge=0, le=1, description="Lines and tokens read with less confidence are flagged for review.")
     session_hours: float = Field(8.0, gt=0, description="A reviewer's sign-in lasts this long without activity.")
+    sign_in_max_failures: int = Field(5, gt=0, description="Failed sign-ins for one account within the lockout window before it is locked.")
+    sign_in_max_failures_per_address: int = Field(20, gt=0, description="Failed sign-ins from one address within the window before it is locked.")
+    sign_in_lockout_seconds: int = Field(900, gt=0, description="Window (and longest lockout) for counting failed sign-ins, in seconds.")
     secure_cookies: bool = Field(False, description="Send session cookies over HTTPS only (set it when serving over HTTPS).")
     max_page_attempts: int = Field(3, gt=0, description="Deliveries a page may crash a worker in before it fails (e.g. out of memory).")
     stale_after_seconds: int = Field(600, gt=0, description="A page waiting this long since its message was sent is sent again by the sweeper.")
+    stall_after_seconds: int = Field(300, gt=0, description="/readyz fails when pages have waited this long on a queue and none moved on meanwhile.")
     sweep_interval_seconds: int = Field(60, gt=0, description="How often the sweeper (Celery beat) runs.")
     retention_days: int = Field(0, ge=0, description="Delete jobs (files, images, results) this many days old; 0 keeps them.")
     callback_timeout_seconds: float = Field(10.0, gt=0, description="Time limit of one callback request.")
@@ -82,6 +90,9 @@ class Settings(BaseSettings):
     callback_denied_networks: str = Field(
         "169.254.0.0/16,fe80::/10,100.100.100.200/32,fd00:ec2::254/128,0.0.0.0/8,224.0.0.0/4,ff00::/8",
         description="Comma-separated networks callbacks are never sent to (link-local and cloud metadata addresses by default).",
+    )
+    callback_allowed_networks: str = Field(
+        "", description="Comma-separated non-public networks callbacks may reach (internal receivers); by default only public addresses."
     )
     retry_after_seconds: int = Field(2, gt=0, description="Retry-After sent to clients polling a running job.")
     metrics_dir: Path | None = Field(
@@ -118,7 +129,7 @@ class Settings(BaseSettings):
             raise ValueError("INKWELL_MAX_FILE_BYTES cannot exceed INKWELL_MAX_REQUEST_BYTES")
         return self
 
-    @field_validator("callback_denied_networks")
+    @field_validator("callback_denied_networks", "callback_allowed_networks")
     @classmethod
     def _networks(cls, value: str) -> str:
         import ipaddress
@@ -127,7 +138,7 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(part, strict=False)
             except ValueError:
-                raise ValueError(f"INKWELL_CALLBACK_DENIED_NETWORKS: {part!r} is not a network") from None
+                raise ValueError(f"{part!r} is not a network") from None
         return value
 
     def upload_limits(self):  # -> inkwell.intake.Limits

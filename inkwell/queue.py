@@ -1,7 +1,8 @@
 """Celery configuration shared by the web side (which only sends tasks, by name) and the workers.
 
 Two queues: ``pages`` for CPU work (decoding, finding lines) and ``lines`` for the model (GPU
-where there is one). Messages carry only ids; everything else is read from the database.
+where there is one); a third, ``maintenance``, for the sweeper and the purge, served by every
+``pages`` worker beside its pages, so that a backlog of pages never delays the sweeper. Messages carry only ids; everything else is read from the database.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_PAGES = "pages"
 QUEUE_LINES = "lines"
+QUEUE_MAINTENANCE = "maintenance"  # the sweeper and the purge: never stuck behind a backlog of pages
 TASK_PREPARE_PAGE = "inkwell.prepare_page"
 TASK_RECOGNIZE_PAGE = "inkwell.recognize_page"
 TASK_SEND_CALLBACK = "inkwell.send_callback"
@@ -32,11 +34,12 @@ def make_celery(settings: Settings, include: Iterable[str] = ()) -> Celery:
         settings.ensure_data_dir()
     app = Celery("inkwell", broker=settings.broker_url, include=list(include))
     app.conf.update(
-        task_queues=(Queue(QUEUE_PAGES), Queue(QUEUE_LINES)),
+        task_queues=(Queue(QUEUE_PAGES), Queue(QUEUE_LINES), Queue(QUEUE_MAINTENANCE)),
         task_default_queue=QUEUE_PAGES,
         task_routes={
             TASK_PREPARE_PAGE: {"queue": QUEUE_PAGES}, TASK_RECOGNIZE_PAGE: {"queue": QUEUE_LINES},
-            TASK_SEND_CALLBACK: {"queue": QUEUE_PAGES}, TASK_SWEEP: {"queue": QUEUE_PAGES}, TASK_PURGE: {"queue": QUEUE_PAGES},
+            TASK_SEND_CALLBACK: {"queue": QUEUE_PAGES},
+            TASK_SWEEP: {"queue": QUEUE_MAINTENANCE}, TASK_PURGE: {"queue": QUEUE_MAINTENANCE},
         },
         beat_schedule={
             "sweep": {"task": TASK_SWEEP, "schedule": float(settings.sweep_interval_seconds)},

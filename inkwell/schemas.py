@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 JobStatusName = Literal["queued", "processing", "succeeded", "failed", "partial"]
 PageStatusName = Literal["queued", "prepared", "succeeded", "failed"]
 
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands timestamps back without their zone; they were stored in UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_aware)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -88,8 +95,8 @@ class Progress(Strict):
 class JobOut(Strict):
     id: str
     status: JobStatusName
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: Timestamp
+    finished_at: Timestamp | None
     model: str | None
     error: str | None
     reviewed: bool = Field(description="Every read page has been marked reviewed.")
@@ -101,8 +108,8 @@ class JobOut(Strict):
 class JobSummary(Strict):
     id: str
     status: JobStatusName
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: Timestamp
+    finished_at: Timestamp | None
     reviewed: bool
     needs_review: int = Field(description="Lines below the review threshold that no one has accepted or corrected.")
     progress: Progress
@@ -116,7 +123,7 @@ class LineEditOut(Strict):
     text: str
     previous: str
     author: str
-    at: datetime
+    at: Timestamp
 
 
 class LineDetail(LineOut):
@@ -126,7 +133,7 @@ class LineDetail(LineOut):
 class LineCorrection(Strict):
     """Set the line's text (a correction; the history keeps what it was)."""
 
-    text: str = Field(description="The corrected text of the line.", max_length=2000)
+    text: str = Field(description="The corrected text of the line.", max_length=2000, pattern=r"^[^\x00]*$")
 
 
 class LineAcceptance(Strict):

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import update
 
 from inkwell.accounts import revoke_token, set_user_active
 from inkwell.config import Settings
 from inkwell.migrate import upgrade
-from inkwell.models import ApiToken
+from inkwell.models import ApiToken, SignInFailure, utcnow
 from tests.clients import PASSWORD, api_client, csrf_token, make_token, make_user, signed_in
 from tests.images import line_png
 from webui import create_app
@@ -149,3 +150,55 @@ def test_session_writes_to_the_api_need_the_csrf_header(app: Flask) -> None:
     token = csrf_token(browser.get("/").get_data(as_text=True))
     accepted = browser.post("/api/v1/jobs", data={"files": (io.BytesIO(line_png("x")), "x.png")}, headers={"X-CSRFToken": token})
     assert accepted.status_code == 202
+
+
+def test_sign_out_revokes_the_session_on_the_server(app: Flask) -> None:
+    """A copy of the cookie taken before sign-out (stolen, or another tab) no longer reads, patches or uploads."""
+    username = make_user(app)
+    browser = signed_in(app, username)
+    token = csrf_token(browser.get("/").get_data(as_text=True))
+    stolen = app.test_client()
+    stolen.set_cookie("session", browser.get_cookie("session").value)
+    assert stolen.get("/api/v1/jobs").status_code == 200, "the copied cookie works while the session lives"
+    assert browser.post("/sign-out", data={"csrf_token": token}).status_code == 302
+    assert stolen.get("/").status_code == 302
+    assert stolen.get("/api/v1/jobs").status_code == 401
+    assert stolen.patch("/api/v1/lines/1", json={"reviewed": True}, headers={"X-CSRFToken": token}).status_code == 401
+    upload = stolen.post("/api/v1/jobs", data={"files": (io.BytesIO(line_png("x")), "x.png")}, headers={"X-CSRFToken": token})
+    assert upload.status_code == 401
+    again = signed_in(app, username)  # signing in again starts a new, valid session
+    assert again.get("/api/v1/jobs").status_code == 200
+    assert stolen.get("/api/v1/jobs").status_code == 401
+
+
+def _try_sign_in(app: Flask, username: str, password: str, address: str = "192.0.2.10"):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    token = csrf_token(client.get("/sign-in").get_data(as_text=True))
+    return client.post("/sign-in", data={"csrf_token": token, "username": username, "password": password})
+
+
+def test_sign_in_is_throttled_per_account(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    username, other = make_user(app), make_user(app)
+    limit = app.extensions["inkwell"]["settings"].sign_in_max_failures
+    for attempt in range(limit):
+        assert _try_sign_in(app, username, f"guess {attempt}", address=f"192.0.2.{attempt}").status_code == 401
+    locked = _try_sign_in(app, username.upper(), PASSWORD, address="198.51.100.1")  # the right password, another address, other case
+    assert locked.status_code == 429 and 0 < int(locked.headers["Retry-After"]) <= 900
+    assert "Too many failed sign-ins" in locked.get_data(as_text=True)
+    assert any("sign-in refused" in record.getMessage() for record in caplog.records), "lockouts are logged"
+    assert _try_sign_in(app, other, PASSWORD).status_code == 302, "other accounts are not affected"
+    with app.extensions["inkwell"]["database"].session() as session:  # the window passes
+        session.execute(update(SignInFailure).values(at=utcnow() - timedelta(seconds=901)))
+    assert _try_sign_in(app, username, PASSWORD).status_code == 302
+    assert _try_sign_in(app, username, "wrong").status_code == 401, "a success cleared the earlier failures"
+    assert _try_sign_in(app, username, PASSWORD).status_code == 302
+
+
+def test_sign_in_is_throttled_per_address(app: Flask) -> None:
+    settings = app.extensions["inkwell"]["settings"]
+    victim = make_user(app)
+    for attempt in range(settings.sign_in_max_failures_per_address):  # one guess for each of many names: no account locks
+        assert _try_sign_in(app, f"name{attempt}", "guess", address="203.0.113.9").status_code == 401
+    assert _try_sign_in(app, victim, PASSWORD, address="203.0.113.9").status_code == 429
+    assert _try_sign_in(app, victim, PASSWORD, address="203.0.113.10").status_code == 302

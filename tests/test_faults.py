@@ -240,3 +240,96 @@ def test_a_page_that_kills_its_worker_fails_alone(tmp_path, tiny_char_model, red
         assert "stopped its worker 3 times" in giant_page["error"]
         assert [p["text"] for i, p in enumerate(body["pages"]) if i != 3] == [WORDS[i % len(WORDS)] for i in (0, 1, 2, 3, 4, 5)]
         print(f"\nthe page that kept being killed ({kills} kills) failed alone: {giant_page['error']}")
+
+
+def _charged(db: Database, job_id: str) -> dict[int, int]:
+    """Attempts of the pages charged for a model call that has not stored them yet."""
+    with db.session() as session:
+        return dict(session.execute(select(Page.number, Page.attempts).where(
+            Page.job_id == job_id, Page.status == PageStatus.PREPARED, Page.attempts > 0)).all())
+
+
+def test_a_batch_killed_three_times_is_requeued_without_a_restart(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
+    """SIGKILL the lines worker's pool process while it reads a batch, three times, and never
+    restart the worker: its messages come back by themselves (not by Redis's visibility timeout or
+    the sweeper, both set far out of reach here), every page is read, and only the pages that
+    were being read at a kill carry an attempt for it."""
+    far = "3600"
+    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_MAX_PAGE_ATTEMPTS="4",
+                    INKWELL_BROKER_VISIBILITY_TIMEOUT=far, INKWELL_STALE_AFTER_SECONDS=far) as deployment:
+        lines_worker = deployment.processes.children["lines"]
+        job_id = deployment.submit(_pages(120))
+        db = Database(deployment.settings)
+        exposed: dict[int, int] = {}  # page number -> kills it was being read in
+        kills = 0
+        deadline = time.monotonic() + 240
+        while kills < 3 and time.monotonic() < deadline:
+            # a page charged since the last kill and not stored yet is in the model call now
+            if not any(attempts > exposed.get(number, 0) for number, attempts in _charged(db, job_id).items()):
+                time.sleep(0.002)
+                continue
+            deployment.kill_pool_children("lines")
+            hit = [number for number, attempts in _charged(db, job_id).items() if attempts > exposed.get(number, 0)]
+            if hit:  # charged and never stored: their read died with the process
+                kills += 1
+                for number in hit:
+                    exposed[number] = exposed.get(number, 0) + 1
+        assert kills == 3, f"could not catch a batch being read three times: {deployment.counts()}"
+        (body,) = deployment.wait_finished([job_id], timeout=240)
+        assert lines_worker.poll() is None and deployment.processes.children["lines"] is lines_worker, "never restarted"
+        assert body["status"] == "succeeded", body
+        counts = _assert_each_page_read_once(deployment, 120)
+        with db.session() as session:
+            attempts = dict(session.execute(select(Page.number, Page.attempts).where(Page.job_id == job_id)).all())
+        db.engine.dispose()
+        wrongly_charged = {n: a for n, a in attempts.items() if a != 1 + exposed.get(n, 0)}
+        assert wrongly_charged == {}, f"attempts must be the kills a page was being read in, plus its last read: {wrongly_charged} (exposed {exposed})"
+        print(f"\n3 batch kills without restart, pages exposed {exposed}: {counts}")
+
+
+def _task_runs(deployment: Deployment, worker: str, task: str) -> int:
+    log = (deployment.processes.log_dir / f"{worker}.log").read_text()
+    return sum(1 for line in log.splitlines() if f"Task {task}[" in line and "succeeded" in line)
+
+
+def test_a_backlog_is_prepared_once_while_the_sweeper_runs(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
+    """Pages that wait behind a backlog longer than the stale limit are still in the broker: the
+    sweeper (on its own queue, so it does run meanwhile) sends none of them again."""
+    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_PAGES_CONCURRENCY="1",
+                    INKWELL_STALE_AFTER_SECONDS="3", INKWELL_SWEEP_INTERVAL_SECONDS="1") as deployment:
+        started = time.monotonic()
+        job_id = deployment.submit(_pages(150))
+        (body,) = deployment.wait_finished([job_id], timeout=400)
+        took = time.monotonic() - started
+        assert body["status"] == "succeeded", body
+        _assert_each_page_read_once(deployment, 150)
+        sweeps = _task_runs(deployment, "pages", "inkwell.sweep")
+        assert took > 6 and sweeps >= 3, f"the backlog must outlast the stale limit with the sweeper running ({took:.0f} s, {sweeps} sweeps)"
+        prepare_runs = _task_runs(deployment, "pages", "inkwell.prepare_page")
+        assert prepare_runs == 150, f"{prepare_runs} prepare runs for 150 pages"
+        print(f"\n150 pages in {took:.0f} s, {sweeps} sweeps meanwhile, {prepare_runs} prepare runs")
+
+
+def test_a_database_outage_answers_503_then_completes_without_the_sweeper(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
+    """PostgreSQL stopped mid-job: the API answers 503 with Retry-After, tasks retry with backoff,
+    and the job completes once it is back, long before the sweeper (set an hour out) would act."""
+    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_STALE_AFTER_SECONDS="3600",
+                    INKWELL_PAGES_CONCURRENCY="1") as deployment:
+        job_id = deployment.submit(_pages(80))
+        deadline = time.monotonic() + 60
+        while deployment.counts()["succeeded"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        postgres_server.stop()
+        try:
+            time.sleep(1)
+            down = requests.get(f"{deployment.base}/api/v1/jobs/{job_id}", headers=deployment.auth, timeout=30)
+            assert down.status_code == 503 and int(down.headers["Retry-After"]) > 0, down.text
+            assert down.json()["error"]["code"] == "database_unavailable"
+            time.sleep(5)
+        finally:
+            postgres_server.start()
+        started = time.monotonic()
+        (body,) = deployment.wait_finished([job_id], timeout=240)
+        assert body["status"] == "succeeded", body
+        counts = _assert_each_page_read_once(deployment, 80)
+        print(f"\ndatabase down 6 s mid-job; finished {time.monotonic() - started:.0f} s after it came back: {counts}")

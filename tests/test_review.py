@@ -114,7 +114,7 @@ def test_attention_as_json_and_as_a_heat_map(reviewer: FlaskClient, job: dict) -
     for query in ("format=png", "format=png&token=3"):
         heat = reviewer.get(f"/api/v1/lines/{line['id']}/attention?{query}")
         assert heat.mimetype == "image/png" and Image.open(io.BytesIO(heat.data)).size == crop.size
-    assert reviewer.get(f"/api/v1/lines/{line['id']}/attention?format=png&token=99").status_code == 400
+    assert reviewer.get(f"/api/v1/lines/{line['id']}/attention?format=png&token=99").status_code == 404  # no such token in this line
     assert reviewer.get(f"/api/v1/lines/{line['id']}/attention?format=gif").status_code == 400
 
 

@@ -12,15 +12,10 @@ from werkzeug.routing import BaseConverter, ValidationError
 from inkwell.config import Settings, get_settings
 from inkwell.db import Database
 from inkwell.queue import make_celery
+from webui.headers import SECURITY_HEADERS
 
 csrf = CSRFProtect()
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-}
 
 
 class RowIdConverter(BaseConverter):
@@ -46,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from webui.api import api
     from webui.auth import init_auth
     from webui.errors import register_error_handlers
+    from webui.input_guard import init_input_guard
     from webui.metrics import init_metrics
     from webui.state import EXTENSION
     from webui.views import views
@@ -70,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         "database": Database(settings),
         "celery": make_celery(settings),
     }
+    init_input_guard(app)  # first: refuse what no check after it should ever see
     csrf.init_app(app)
     init_auth(app)
     csrf.exempt(api)  # API clients send no browser cookies, so CSRF does not apply to them

@@ -25,11 +25,13 @@ from inkwell.schemas import (
 from inkwell.review import JobFilter, ReviewError, accept_line, correct_line, history, list_jobs, mark_page_reviewed, needs_review_counts, search_lines, similar_pages
 from webui.auth import principal, require, visible_or_404
 from webui.errors import api_error
+from webui.input_guard import bounded_int
 from webui.openapi import openapi_document
 from webui.state import database, settings
 from webui.uploads import Submission, accept_upload, submitted_files
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
+MAX_TOKEN_INDEX = 100_000
 LINE_PATCH = TypeAdapter(LineCorrection | LineAcceptance)
 
 RESULT_FORMATS = {
@@ -87,7 +89,7 @@ def list_jobs_view() -> Response:
         return api_error(400, "invalid_status", "status is one of queued, processing, succeeded, failed, partial")
     try:
         query = JobFilter(status, _date("since"), _date("until"), request.args.get("needs_review") in ("1", "true"), _own_jobs_only(),
-                          min(int(request.args.get("limit", 50)), 200))
+                          bounded_int(request.args.get("limit"), "limit", 50, 1, 200))
     except (ReviewError, ValueError) as error:
         return api_error(400, "invalid_filter", str(error))
     with database().session() as session:
@@ -204,10 +206,13 @@ def line_attention(line_id: int) -> Response:
         stored = session.get(LineImage, line_id)
         if not maps.size or stored is None:
             return api_error(404, "not_found", "this line has no attention map")
-        token = request.args.get("token")
-        if token is not None and (not token.isdigit() or int(token) >= maps.shape[0]):
-            return api_error(400, "invalid_token_index", f"token is an index from 0 to {maps.shape[0] - 1}")
-        png = heat_map_png(Image.open(io.BytesIO(stored.data)), maps, int(token) if token is not None else None)
+        try:
+            token = bounded_int(request.args.get("token"), "token", -1, 0, MAX_TOKEN_INDEX)
+        except ValueError:
+            return api_error(400, "invalid_token_index", f"token is a whole number, an index from 0 to {maps.shape[0] - 1}")
+        if token >= maps.shape[0]:  # a well-formed index this line does not have
+            return api_error(404, "not_found", f"this line has {maps.shape[0]} tokens: token is an index from 0 to {maps.shape[0] - 1}")
+        png = heat_map_png(Image.open(io.BytesIO(stored.data)), maps, token if token >= 0 else None)
         return Response(png, mimetype="image/png")
 
 

@@ -14,8 +14,10 @@ from functools import wraps
 from typing import Any, Callable
 
 from flask import Flask, Response, abort, g, request
-from flask_login import LoginManager, UserMixin, current_user
+from flask import session as flask_session
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, validate_csrf
+from sqlalchemy import update
 
 from inkwell.accounts import SCOPES, token_for_secret
 from inkwell.models import ApiToken, Job, User, utcnow
@@ -39,12 +41,34 @@ class Reviewer(UserMixin):
         return str(self.id)
 
 
+SESSION_EPOCH_KEY = "session_epoch"
+
+
 @login_manager.user_loader
 def _load_reviewer(user_id: str) -> Reviewer | None:
     with database().session() as session:
-        user = session.get(User, int(user_id)) if user_id.isdigit() else None
-        # A disabled user's existing session stops working at the next request.
-        return Reviewer(user.id, user.username) if user is not None and user.active else None
+        user = session.get(User, int(user_id)) if user_id.isdigit() and len(user_id) < 10 else None
+        # A disabled user's existing session stops working at the next request, and so does a
+        # session from before the user's last sign-out (its epoch is behind the user's).
+        if user is None or not user.active or flask_session.get(SESSION_EPOCH_KEY) != user.session_epoch:
+            return None
+        return Reviewer(user.id, user.username)
+
+
+def start_session(reviewer: Reviewer, epoch: int) -> None:
+    """Sign ``reviewer`` in: a fresh session (no fixation) that lasts while it is used, bound to ``epoch``."""
+    flask_session.clear()
+    flask_session.permanent = True
+    login_user(reviewer)
+    flask_session[SESSION_EPOCH_KEY] = epoch
+
+
+def end_sessions(reviewer_id: int) -> None:
+    """Sign out: every session of this reviewer, this one and any copy of its cookie, stops working."""
+    with database().session() as session:
+        session.execute(update(User).where(User.id == reviewer_id).values(session_epoch=User.session_epoch + 1))
+    logout_user()
+    flask_session.clear()
 
 
 @dataclass(frozen=True)

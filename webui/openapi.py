@@ -14,6 +14,7 @@ MODELS = (
     schemas.ErrorResponse, schemas.JobAccepted, schemas.JobOut, schemas.JobList, schemas.LineDetail, schemas.LineCorrection, schemas.LineAcceptance,
     schemas.AttentionOut, schemas.EmbeddingOut, schemas.PageReviewed, schemas.SearchResult, schemas.SimilarResult,
 )
+NO_NUL = "^[^\\x00]*$"  # text holds no NUL character (refused with 400: the database cannot store it)
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before polling again.", "schema": {"type": "integer"}}}
 
 
@@ -34,7 +35,7 @@ def _error(description: str) -> dict[str, Any]:
 
 def _path(name: str) -> dict[str, Any]:
     if name == "job_id":
-        return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": NO_NUL}}
     return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
 
 
@@ -54,6 +55,8 @@ def _operation(summary: str, operation_id: str, responses: dict[str, Any], scope
         operation["description"] = f"Needs the `{scope}` scope (or a signed-in reviewer)."
         responses.setdefault("401", _error("No credentials, or a token that is unknown or revoked."))
         responses.setdefault("403", _error(f"The token lacks the `{scope}` scope."))
+        responses.setdefault("400", _error("Unusable input: a NUL character, text that is not valid Unicode, a number out of range."))
+        responses.setdefault("503", {**_error("The database cannot be reached; try again after Retry-After seconds."), "headers": RETRY_AFTER})
     return operation
 
 
@@ -150,9 +153,10 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/lines/{line_id}/attention": {"get": _operation("Where the model looked for each token", "getLineAttention", {
             "200": {"description": "JSON maps, or a PNG heat map over the line image.",
                     "content": {"application/json": {"schema": _ref("AttentionOut")}, "image/png": {"schema": {"type": "string", "format": "binary"}}}},
-            "400": _error("Unknown format or token index."), "404": _error("No such line, or no attention stored."),
+            "400": _error("Unknown format, or a token index that is not a whole number."),
+            "404": _error("No such line, no attention stored, or no such token in this line."),
         }, "read", [line_id, _query("format", {"type": "string", "enum": ["json", "png"], "default": "json"}),
-                    _query("token", {"type": "integer", "minimum": 0}, "PNG only: this token's map (default: the whole line).")])},
+                    _query("token", {"type": "integer", "minimum": 0, "maximum": 100_000}, "PNG only: this token's map (default: the whole line).")])},
         "/api/v1/lines/{line_id}/embedding": {"get": _operation("The line's image embedding", "getLineEmbedding", _embedding_responses("line"),
                                                                 "read", [line_id, EMBEDDING_FORMAT])},
         "/api/v1/pages/{page_id}/embedding": {"get": _operation("The page's image embedding (mean of its lines')", "getPageEmbedding",
@@ -166,7 +170,7 @@ def openapi_document() -> dict[str, Any]:
         }, "read", [page_id])},
         "/api/v1/search": {"get": _operation("Lines containing every word of q, as read or as corrected", "search", {
             "200": _json("SearchResult", "Matching lines, newest jobs first."), "400": _error("No query."),
-        }, "read", [{"name": "q", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1}}])},
+        }, "read", [{"name": "q", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1, "pattern": NO_NUL}}])},
         "/api/v1/openapi.json": {"get": _operation("This document", "getOpenAPI", {
             "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}, None)},
     }

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
 
-from inkwell.callbacks import CallbackRefused, check_callback_url, denied_networks
+from inkwell.callbacks import AddressPolicy, CallbackRefused, check_callback_url
 from inkwell.intake import UploadError, check_upload
 from inkwell.jobs import AcceptedFile, create_job
 from inkwell.models import Job
@@ -70,7 +70,7 @@ def _validate(submission: Submission) -> None:
         if submission.token_id is None:
             raise UploadError(400, "invalid_callback_url", "callbacks are signed with an API token's secret: submit with a token")
         try:
-            check_callback_url(submission.callback_url, denied_networks(config.callback_denied_networks))
+            check_callback_url(submission.callback_url, AddressPolicy.from_settings(config))
         except CallbackRefused as error:
             raise UploadError(400, "invalid_callback_url", str(error)) from None
     if not submission.files:

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from inkwell.accounts import authenticate
 from inkwell.models import Job, Page, Upload, User, WorkerHeartbeat, utcnow
+from inkwell.stall import stalled_queues
 from inkwell.queue import QUEUE_LINES, QUEUE_PAGES
 from inkwell.results import job_out, load_job
 from inkwell.review import search_lines, similar_pages
 from inkwell.storage import page_image as stored_page_image
 from inkwell.storage import upload_bytes
-from webui.auth import Reviewer
+from inkwell.throttle import ThrottlePolicy, clear_failures, locked_for, record_failure
+from webui.auth import Reviewer, end_sessions, start_session
 from webui.state import celery_app, database, settings
 from webui.uploads import Submission, accept_upload, submitted_files
 
@@ -39,28 +42,40 @@ def sign_in():
         return redirect(url_for("views.index"))
     with database().session() as db:
         no_users = db.scalar(select(func.count()).select_from(User)) == 0
-    error = None
-    if request.method == "POST":
-        with database().session() as db:
-            user = authenticate(db, request.form.get("username", ""), request.form.get("password", ""))
-            reviewer = Reviewer(user.id, user.username) if user is not None else None
-        if reviewer is None:
-            error = "Wrong username or password, or the account is disabled."
+    if request.method == "GET":
+        return render_template("sign_in.html", error=None, no_users=no_users)
+    username, address = request.form.get("username", ""), request.remote_addr or "unknown"
+    policy = throttle_policy(settings())
+    with database().session() as db:
+        wait = locked_for(db, username, address, policy)
+    if wait > 0:
+        current_app.logger.warning("sign-in refused for %r from %s: locked for %.0f s after repeated failures", username[:64], address, wait)
+        error = f"Too many failed sign-ins: try again in {math.ceil(wait / 60)} minute(s)."
+        return render_template("sign_in.html", error=error, no_users=no_users), 429, {"Retry-After": str(math.ceil(wait))}
+    with database().session() as db:
+        user = authenticate(db, username, request.form.get("password", ""))
+        if user is None:
+            record_failure(db, username, address, policy)
         else:
-            session.clear()  # a fresh session on sign-in: no fixation
-            session.permanent = True
-            login_user(reviewer)
-            return redirect(_safe_next(request.args.get("next")))
-    return render_template("sign_in.html", error=error, no_users=no_users), (401 if error else 200)
+            clear_failures(db, username)
+            reviewer, epoch = Reviewer(user.id, user.username), user.session_epoch
+    if user is None:
+        error = "Wrong username or password, or the account is disabled."
+        return render_template("sign_in.html", error=error, no_users=no_users), 401
+    start_session(reviewer, epoch)
+    return redirect(_safe_next(request.args.get("next")))
 
 
 @views.post("/sign-out")
 @login_required
 def sign_out() -> Response:
-    logout_user()
-    session.clear()
+    end_sessions(current_user.id)
     flash("You are signed out.")
     return redirect(url_for("views.sign_in"))
+
+
+def throttle_policy(config) -> ThrottlePolicy:
+    return ThrottlePolicy(config.sign_in_max_failures, config.sign_in_max_failures_per_address, config.sign_in_lockout_seconds)
 
 
 @views.get("/")
@@ -86,7 +101,7 @@ def job(job_id: str) -> str:
     return render_template("job.html", job=found)
 
 
-@views.get("/jobs/<job_id>/pages/<int:number>/review")
+@views.get("/jobs/<job_id>/pages/<row_id:number>/review")
 @login_required
 def review(job_id: str, number: int) -> str:
     with database().session() as db:
@@ -98,7 +113,7 @@ def review(job_id: str, number: int) -> str:
     return render_template("review.html", job=body, page=page, threshold=settings().review_threshold)
 
 
-@views.get("/jobs/<job_id>/pages/<int:number>/image")
+@views.get("/jobs/<job_id>/pages/<row_id:number>/image")
 @login_required
 def page_image(job_id: str, number: int) -> Response:
     """The page as the workers see it (upright, PDFs rasterised), or the upload itself before that."""
@@ -151,16 +166,20 @@ HEARTBEAT_FRESH_SECONDS = 60
 
 @views.get("/readyz")
 def readyz() -> Response:
-    """Ready to work: the database and the broker answer, and a worker of each queue was seen lately."""
+    """Ready to work: the database and the broker answer, a worker of each queue was seen lately,
+    and no queue has work waiting with nothing moving (see inkwell.stall)."""
     checks: dict[str, str] = {}
     try:
         with database().session() as db:
             db.execute(select(1))
             cutoff = utcnow() - timedelta(seconds=HEARTBEAT_FRESH_SECONDS)
             queues = {q for row in db.scalars(select(WorkerHeartbeat.queues).where(WorkerHeartbeat.seen_at >= cutoff)) for q in row.split(",")}
+            stalled = stalled_queues(db, settings().stall_after_seconds)
         checks["database"] = "ok"
         for queue in (QUEUE_PAGES, QUEUE_LINES):
             checks[f"worker:{queue}"] = "ok" if queue in queues else f"no worker seen in the last {HEARTBEAT_FRESH_SECONDS} s"
+            if queue in stalled:
+                checks[f"progress:{queue}"] = f"stalled: {stalled[queue]}"
     except Exception as error:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unreachable: {type(error).__name__}"
     try:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from inkwell.arrays import pack_array
 from inkwell.db import Database
@@ -99,13 +99,18 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
         page = session.get(Page, page_id)
         if page is None or page.status.finished:
             return False
-        if page.status == PageStatus.PREPARED:
-            return True
         job = session.get(Job, page.job_id, with_for_update=True)
+        # Read the page again under the job's lock: a duplicate delivery may have prepared it
+        # (and reset its count) while this one waited, and must not count on a stale row.
+        session.refresh(page)
+        if page.status != PageStatus.QUEUED:
+            return page.status == PageStatus.PREPARED
         mark_job_started(job)
         waited = _since(page.queued_at)
         # Counted before the work, committed: if the work kills the process, the next delivery knows.
-        page.attempts += 1
+        page.attempts = Page.attempts + 1  # in SQL, not from the value read
+        session.flush()
+        session.refresh(page)
         attempts = page.attempts
         upload = session.get(Upload, page.upload_id)
         media_type, index, layout = upload.media_type, page.source_index, job.layout
@@ -164,19 +169,35 @@ class _PageWork:
     read_seconds: float = 0.0  # its share of the batched model run (by line count)
 
 
-def _claim(db: Database, page_ids: list[int], max_attempts: int) -> list[tuple[int, int]]:
-    """Count a delivery for each prepared page (committed before the model runs); (page id, attempts)."""
-    claimed, exhausted = [], []
+def _charge(db: Database, page_ids: list[int], max_attempts: int) -> list[int]:
+    """Count one attempt for each prepared page about to be read (committed before the model runs).
+
+    Only the pages of the model call that is about to start are charged, so when its process dies
+    exactly the pages being read carry the extra attempt; pages merely waiting in the batch do not.
+    The increment is done in SQL under the pages' row locks, never from a value read earlier.
+    Returns the pages to read; those past ``max_attempts`` are failed instead.
+    """
+    if not page_ids:
+        return []
     with db.session() as session:
-        for page_id in dict.fromkeys(page_ids):  # a page sent twice in one batch is read once
-            page = session.get(Page, page_id)
-            if page is None or page.status != PageStatus.PREPARED:
-                continue
-            page.attempts += 1
-            (exhausted if page.attempts > max_attempts else claimed).append((page_id, page.attempts))
-    for page_id, attempts in exhausted:
-        fail_page(db, page_id, _gave_up(attempts))
-    return claimed
+        session.execute(
+            update(Page).where(Page.id.in_(page_ids), Page.status == PageStatus.PREPARED).values(attempts=Page.attempts + 1)
+        )
+        counted = dict(session.execute(select(Page.id, Page.attempts).where(Page.id.in_(page_ids), Page.status == PageStatus.PREPARED)).all())
+    for page_id, attempts in counted.items():
+        if attempts > max_attempts:
+            fail_page(db, page_id, _gave_up(attempts))
+    return [page_id for page_id in page_ids if page_id in counted and counted[page_id] <= max_attempts]
+
+
+def _suspects(db: Database, page_ids: list[int]) -> tuple[list[int], list[int]]:
+    """(fresh pages, pages that were being read when a process died before), each prepared page once."""
+    with db.session() as session:
+        attempts = dict(session.execute(
+            select(Page.id, Page.attempts).where(Page.id.in_(page_ids), Page.status == PageStatus.PREPARED)
+        ).all())
+    ordered = [page_id for page_id in dict.fromkeys(page_ids) if page_id in attempts]  # a page sent twice in one batch is read once
+    return [p for p in ordered if attempts[p] == 0], [p for p in ordered if attempts[p] > 0]
 
 
 def _load_work(db: Database, page_ids: list[int]) -> list[_PageWork]:
@@ -226,6 +247,9 @@ def _store_page_results(db: Database, item: _PageWork, results: list[LineResult]
             return  # deleted meanwhile, or already written by another delivery
         waited = _since(page.queued_at)
         job = session.get(Job, page.job_id, with_for_update=True)
+        session.refresh(page)  # under the job's lock: another delivery may have written it while this one waited
+        if page.status != PageStatus.PREPARED:
+            return
         lines = {line.id: line for line in session.scalars(select(Line).where(Line.page_id == item.page_id))}
         now = utcnow()
         embeddings = []
@@ -269,15 +293,15 @@ def _read_and_store(db: Database, recognizer: Recognizer, page_ids: list[int]) -
 def recognize_pages(db: Database, recognizer: Recognizer, page_ids: list[int], max_attempts: int = 3) -> None:
     """Read all lines of the given prepared pages in one batched model run and store the results.
 
-    A page that was already being read when a worker died (attempts > 1) is read on its own,
-    after the others are stored: if it is what kills the worker, it cannot take the rest of
-    the batch down with it again, and after ``max_attempts`` it fails with that reason.
+    A page that was already being read when a worker died (its attempts count it) is read on its
+    own, after the others are stored: if it is what kills the worker, it cannot take the rest of
+    the batch down with it again, and after ``max_attempts`` it fails with that reason. Each group
+    is charged its attempt right before its own model call.
     """
-    claimed = _claim(db, page_ids, max_attempts)
-    _read_and_store(db, recognizer, [page_id for page_id, attempts in claimed if attempts == 1])
-    for page_id, attempts in claimed:
-        if attempts > 1:
-            _read_and_store(db, recognizer, [page_id])
+    fresh, suspects = _suspects(db, page_ids)
+    _read_and_store(db, recognizer, _charge(db, fresh, max_attempts))
+    for page_id in suspects:
+        _read_and_store(db, recognizer, _charge(db, [page_id], max_attempts))
 
 
 def _since(moment) -> float:
