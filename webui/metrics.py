@@ -43,6 +43,8 @@ class ServiceCollector:
         queue = GaugeMetricFamily("inkwell_queue_messages", "Messages waiting in each broker queue.", labels=["queue"])
         try:
             with celery_app().connection_for_read() as connection:
+                # One try, bounded: a scrape must answer while the broker is down (kombu retries forever by default).
+                connection.ensure_connection(max_retries=1, timeout=3)
                 channel = connection.default_channel
                 for name in (QUEUE_PAGES, QUEUE_LINES):
                     queue.add_metric([name], _queue_size(channel, name))
