@@ -235,3 +235,21 @@ def test_line_texts_are_the_same_in_every_process() -> None:
         for seed in ("1", "2", "3")
     }
     assert len(digests) == 1
+
+
+@pytest.mark.slow
+def test_the_evaluation_reports_cer_and_review_shares_per_group(tiny_char_model: Path, capsys: pytest.CaptureFixture) -> None:
+    from tests.tiny_models import TEXTS, render_text_line
+    from training.evaluate import report
+    from training.validation_sets import LineSet
+    from worker.recognizer import Recognizer
+
+    recognizer = Recognizer.load(tiny_char_model, device="cpu", max_new_tokens=16)
+    images = [render_text_line(t) for t in TEXTS]
+    sets = [LineSet("font:tiny", ("held-out fonts: forms", "style: print"), images, list(TEXTS)),
+            LineSet("real:tiny", ("real: unseen writers",), images[:2], ["not what it says", "nor this"])]
+    results = report(recognizer, sets, threshold=0.8)
+    assert results["font:tiny"] < 0.2 and results["real:tiny"] > 0.5  # the tiny model reads its own lines
+    assert set(results) >= {"held-out fonts: forms", "style: print", "real: unseen writers", "all", "all/errors flagged", "all/exact flagged"}
+    assert 0 <= results["all/errors flagged"] <= 1 and 0 <= results["all/exact flagged"] <= 1
+    assert "errors flagged" in capsys.readouterr().out

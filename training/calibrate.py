@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from inkwell.progress import progress
 from training.evaluate import DEFAULT_THRESHOLD
 from training.validation_sets import CALIBRATION_SEED, LineSet, heldout_font_sets
 from worker.calibration import Calibration, fit_line_model, review_shares
@@ -37,7 +38,7 @@ def fit_temperature(recognizer, sets: list[LineSet], batch_size: int = 32) -> fl
     tokenizer, model = recognizer.tokenizer, recognizer.model
     totals = torch.zeros(len(TEMPERATURES), dtype=torch.float64)
     temperatures = torch.tensor(TEMPERATURES, dtype=torch.float32)
-    for line_set in sets:
+    for line_set in progress(sets, desc="temperature", unit=" sets"):
         for start in range(0, len(line_set.images), batch_size):
             images = line_set.images[start : start + batch_size]
             texts = line_set.texts[start : start + batch_size]
@@ -65,7 +66,7 @@ def calibrate(model_dir: Path, fonts_dir: Path, lines_per_font: int = 30, thresh
     temperature = fit_temperature(recognizer, sets)
     recognizer.calibration = Calibration(temperature=temperature)
     signals, exact = [], []
-    for line_set in sets:
+    for line_set in progress(sets, desc="line model", unit=" sets"):
         for result, truth in zip(recognizer.recognize(line_set.images, capture=False), line_set.texts, strict=True):
             signals.append(result.signals)
             exact.append(result.text == truth)

@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from inkwell.progress import echo_above, progress
 from inkwell.text_metrics import character_error_rate
 from training.real_lines import DEFAULT_REAL_DIR
 from training.validation_sets import LineSet, heldout_font_sets, real_sets
@@ -52,7 +53,7 @@ def report(recognizer, sets: list[LineSet], threshold: float) -> dict[str, float
     flags_by_group: dict[str, list[tuple[float, bool]]] = defaultdict(list)
     started = time.perf_counter()
     lines = 0
-    for line_set in sets:
+    for line_set in progress(sets, desc="evaluate", unit=" sets"):
         predictions = recognizer.recognize(line_set.images, capture=False)
         if len(predictions) != len(line_set.texts):
             raise RuntimeError(f"{line_set.name}: {len(predictions)} results for {len(line_set.texts)} lines")
@@ -63,7 +64,7 @@ def report(recognizer, sets: list[LineSet], threshold: float) -> dict[str, float
             pairs_by_group[group] += pairs
             flags_by_group[group] += flags
         lines += len(pairs)
-        print(f"{line_set.name:<40} lines {len(pairs):>5}   CER {results[line_set.name] * 100:6.2f}%", flush=True)
+        echo_above(f"{line_set.name:<40} lines {len(pairs):>5}   CER {results[line_set.name] * 100:6.2f}%")
     print(f"\n{'group':<40} {'lines':>6} {'CER':>8} {'exact':>7} {'errors flagged':>15} {'exact flagged':>14}")
     for group in sorted(pairs_by_group, key=lambda g: (g == "all", g.startswith("style"), g)):
         pairs, flags = pairs_by_group[group], flags_by_group[group]
