@@ -15,6 +15,8 @@ down) get their ``queued_at`` back to NULL, and the sweeper sends them later.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from celery import Celery
 from sqlalchemy import func, select, update
 
@@ -58,8 +60,11 @@ def send_next_pages_of_page(db: Database, app: Celery, page_id: int, window: int
     return send_next_pages(db, app, job_id, window) if job_id else []
 
 
-def jobs_with_unsent_pages(db: Database) -> list[str]:
-    """Jobs with pages never sent (accepted while the broker was down, or claimed and then not sent)."""
+def jobs_with_unsent_pages(db: Database, created_before: datetime | None = None) -> list[str]:
+    """Jobs with pages never sent (accepted while the broker was down, or claimed and then not sent),
+    counting only pages created before ``created_before`` when given."""
+    unsent = [Page.status == PageStatus.QUEUED, Page.queued_at.is_(None)]
+    if created_before is not None:
+        unsent.append(Page.created_at < created_before)
     with db.session() as session:
-        return list(session.scalars(select(Page.job_id).where(
-            Page.status == PageStatus.QUEUED, Page.queued_at.is_(None)).group_by(Page.job_id).order_by(func.min(Page.id))))
+        return list(session.scalars(select(Page.job_id).where(*unsent).group_by(Page.job_id).order_by(func.min(Page.id))))

@@ -77,7 +77,9 @@ def sweep(db: Database, celery: Celery, stale_after: float, window: int = 4) -> 
         )))
     resent = prepare if prepare and enqueue_pages(celery, prepare) else []
     sent_prepare = list(resent)
-    for job_id in jobs_with_unsent_pages(db):
+    # Only pages accepted before the cutoff: a job just accepted is committed a moment before the
+    # web process sends its first pages, and is not lost meanwhile.
+    for job_id in jobs_with_unsent_pages(db, created_before=cutoff):
         sent_prepare += send_next_pages(db, celery, job_id, window)  # stamped as sent by the claim
     sent_recognize = recognize if recognize and enqueue_recognition(celery, recognize) else []
     sent = resent + sent_recognize

@@ -5,6 +5,7 @@ order of the messages, not by time."""
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from inkwell.config import Settings
 from inkwell.db import Database
 from inkwell.migrate import upgrade
-from inkwell.models import Page, PageStatus
+from inkwell.models import Page, PageStatus, utcnow
 from inkwell.queue import QUEUE_PAGES
 from inkwell.scheduling import send_next_pages_of_page
 from inkwell.sweeper import sweep
@@ -70,9 +71,10 @@ def test_the_sweeper_sends_never_sent_pages_one_window_per_job(app: Flask) -> No
     job = _submit(app, 8)
     pages = _pages(db, job)
     _queue(app)  # the first window, sent at submission, is lost (say the broker restarted empty)
-    with db.session() as session:  # ... and the submission could not send the rest either
+    with db.session() as session:  # ... and the submission could not send the rest either, an hour ago
         for page in session.scalars(select(Page).where(Page.job_id == job)):
             page.queued_at = None
+            page.created_at = utcnow() - timedelta(hours=1)
     report = sweep(db, app.extensions["inkwell"]["celery"], stale_after=600, window=WINDOW)
     assert report.prepare == pages[:WINDOW]
     assert _queue(app) == pages[:WINDOW]
