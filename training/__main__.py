@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--threads", type=int, default=2)
     train.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is 1.4x faster here)")
     train.add_argument("--init-from", type=Path, default=None, help="start from an exported model folder (no checkpoint yet)")
+    train.add_argument("--device", default="auto", help="auto (a GPU where torch sees one, else the CPU), cpu, cuda, cuda:1, ...")
 
     evaluate = sub.add_parser("evaluate", help="CER per held-out set and style group, and review-flag shares")
     evaluate.add_argument("--model", type=Path, default=BUNDLED_MODEL_DIR)
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
                 root=args.root, run=args.run, shape=shape, hours=args.hours, batch_size=args.batch_size,
                 lr=args.lr, ctc_weight=args.ctc_weight, real_share=args.real_share,
                 eval_every=args.eval_every, threads=args.threads, bf16=not args.no_bf16, init_from=args.init_from,
+                device=args.device,
             )
         )
     elif args.command == "evaluate":

@@ -47,6 +47,13 @@ class TrainConfig:
     label_smoothing: float = 0.1
     seed: int = 0
     init_from: Path | None = None  # start from an exported model (e.g. the committed bundled model)
+    device: str = "auto"  # "auto": the GPU where torch sees one, else the CPU
+
+    @property
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
 
     @property
     def curriculum(self) -> bool:
@@ -96,7 +103,7 @@ def joint_loss(model, ctc_head, batch, config: TrainConfig) -> tuple[torch.Tenso
     target_mask = (labels != IGNORE_INDEX) & (labels != EOS_ID)
     targets = labels[target_mask]
     target_lengths = target_mask.sum(1)
-    input_lengths = torch.full((labels.shape[0],), log_probs.shape[1], dtype=torch.long)
+    input_lengths = torch.full((labels.shape[0],), log_probs.shape[1], dtype=torch.long, device=log_probs.device)
     ctc = F.ctc_loss(log_probs.transpose(0, 1), targets, input_lengths, target_lengths, blank=PAD_ID, zero_infinity=True)
     loss = (1 - config.ctc_weight) * ce + config.ctc_weight * ctc
     return loss, {"ce": float(ce.detach()), "ctc": float(ctc.detach())}
@@ -111,8 +118,9 @@ def evaluate(model, ctc_head, encoder: Encoder, shards_dir: Path, config: TrainC
         shard = load_shard(shards_dir / name)
         ctc_pairs, att_pairs = [], []
         for batch in validation_batches(shard, encoder, 64, config.shape.height, config.shape.width, config.eval_lines):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                encoded = model.encoder(pixel_values=batch.pixel_values)
+            device = config.torch_device
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                encoded = model.encoder(pixel_values=batch.pixel_values.to(device))
                 ctc_texts = ctc_greedy(ctc_head(encoded.last_hidden_state[:, 1:]).float(), id_to_char)
                 generated = model.generate(encoder_outputs=encoded, max_new_tokens=config.shape.max_target_tokens, num_beams=1, do_sample=False)
             att_texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
@@ -135,6 +143,12 @@ def train(config: TrainConfig) -> None:
     id_to_char = {i: c for c, i in vocab.items() if i > 3}
     model = build_model(config.shape, len(vocab))
     ctc_head = CTCHead(config.shape.hidden, len(vocab))
+    # On the device before the optimizer exists and before any weights are loaded, so that the
+    # optimizer's restored moments land on the parameters' device.
+    device = config.torch_device
+    model.to(device)
+    ctc_head.to(device)
+    log.info("training on %s", device)
     parameters = list(model.parameters()) + list(ctc_head.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.01)
     state = {"step": 0, "elapsed": 0.0, "lines": 0, "best": math.inf}
@@ -154,7 +168,7 @@ def train(config: TrainConfig) -> None:
             ctc_head.load_state_dict({"projection.weight": head["weight"].float(), "projection.bias": head["bias"].float()})
         log.info("initialised from %s (CTC head: %s)", config.init_from, "restored" if head_file.exists() else "new")
     if checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=False)
+        saved = torch.load(checkpoint, weights_only=False, map_location="cpu")
         model.load_state_dict(saved["model"])
         ctc_head.load_state_dict(saved["ctc_head"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -175,8 +189,8 @@ def train(config: TrainConfig) -> None:
         for group in optimizer.param_groups:
             group["lr"] = lr
         curriculum_progress = state["elapsed"] / 3600 / config.hours if config.curriculum else 1.0  # 1.0: no curriculum
-        batch = sampler.batch(config.batch_size, config.shape.height, config.shape.width, curriculum_progress)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+        batch = sampler.batch(config.batch_size, config.shape.height, config.shape.width, curriculum_progress).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             loss, parts = joint_loss(model, ctc_head, batch, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
