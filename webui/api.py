@@ -20,7 +20,7 @@ from inkwell.exports import export_alto, export_csv, export_fields_csv, export_p
 from inkwell.models import Job, Line, LineImage, Page
 from inkwell.results import job_out, job_text, line_out, load_job, progress_of
 from inkwell.schemas import (
-    AttentionOut, EmbeddingOut, JobList, JobSummary, LineAcceptance, LineCorrection, LineDetail, LineEditOut, PageReviewed, SearchResult, SimilarResult,
+    AttentionOut, EmbeddingOut, JobList, JobSummary, LineAcceptance, LineCorrection, LineDetail, LineEditOut, LineGeometry, PageReviewed, SearchResult, SimilarResult,
 )
 from inkwell.review import JobFilter, ReviewError, accept_line, correct_line, history, list_jobs, mark_page_reviewed, needs_review_counts, search_lines, similar_pages
 from webui.auth import principal, require, visible_or_404
@@ -32,7 +32,7 @@ from webui.uploads import Submission, accept_upload, submitted_files
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_TOKEN_INDEX = 100_000
-LINE_PATCH = TypeAdapter(LineCorrection | LineAcceptance)
+LINE_PATCH = TypeAdapter(LineCorrection | LineAcceptance | LineGeometry)
 
 RESULT_FORMATS = {
     "json": ("application/json", lambda job: job_out(job).model_dump_json(), None),
@@ -144,7 +144,8 @@ def _visible_line(session, line_id: int) -> Line:
 
 
 def _line_body(session, line: Line) -> Response:
-    edits = [LineEditOut(text=e.text, previous=e.previous, author=e.author, at=e.created_at) for e in history(session, line.id)]
+    edits = [LineEditOut(action=e.action, text=e.text, previous=e.previous, bbox=e.bbox, previous_bbox=e.previous_bbox, author=e.author, at=e.created_at)
+             for e in history(session, line.id)]
     body = LineDetail(**line_out(line).model_dump(), history=edits)
     return Response(body.model_dump_json(), mimetype="application/json")
 
@@ -160,11 +161,16 @@ def get_line(line_id: int) -> Response:
 @api.patch("/lines/<row_id:line_id>")
 @require("review")
 def patch_line(line_id: int) -> Response:
-    """Correct a line (``{"text": ...}``) or accept it as read (``{"reviewed": true}``); history is kept."""
+    """Correct a line (``{"text": ...}``), accept it as read (``{"reviewed": true}``) or move its box
+    (``{"bbox": [x0, y0, x1, y1]}``, read again); history is kept."""
     try:
         change = LINE_PATCH.validate_python(request.get_json(silent=True))
     except ValidationError:
-        return api_error(400, "invalid_body", 'send {"text": "corrected text"} or {"reviewed": true} as JSON')
+        return api_error(400, "invalid_body", 'send {"text": "corrected text"}, {"reviewed": true} or {"bbox": [x0, y0, x1, y1]} as JSON')
+    if isinstance(change, LineGeometry):
+        from webui.api_edits import move_box  # imported here: webui.api_edits builds on this module
+
+        return move_box(line_id, change)
     author = principal().author
     with database().session() as session:
         line = _visible_line(session, line_id)
