@@ -1,4 +1,5 @@
-"""Deleting a job with all its data on request (forms hold personal data), recorded in the audit log."""
+"""What a clerk needs about jobs beyond their status (file names, who submitted them), and deleting
+a job with all its data on request (forms hold personal data), recorded in the audit log."""
 
 from __future__ import annotations
 
@@ -7,7 +8,22 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from inkwell.models import AuditEntry, Job, Line, Page, Upload
+from inkwell.models import ApiToken, AuditEntry, Job, Line, Page, Upload, User
+
+
+def files_and_submitters(session: Session, job_ids: list[str]) -> dict[str, tuple[list[str], str | None]]:
+    """For each job: its files' names (in the order sent) and who submitted it (a user, or ``token:<name>``)."""
+    if not job_ids:
+        return {}
+    files: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
+    for job_id, name in session.execute(select(Upload.job_id, Upload.filename).where(Upload.job_id.in_(job_ids)).order_by(Upload.job_id, Upload.number)):
+        files[job_id].append(name)
+    rows = session.execute(
+        select(Job.id, User.username, ApiToken.name).outerjoin(User, Job.user_id == User.id).outerjoin(ApiToken, Job.token_id == ApiToken.id)
+        .where(Job.id.in_(job_ids))
+    )
+    who = {job_id: user or (f"token:{token}" if token else None) for job_id, user, token in rows}
+    return {job_id: (files[job_id], who.get(job_id)) for job_id in job_ids}
 
 
 def delete_job(session: Session, job: Job, actor: str) -> dict[str, Any]:

@@ -101,6 +101,7 @@ class JobFilter:
     needs_review: bool = False
     token_id: int | None = None  # only this token's jobs
     limit: int = 50
+    filename: str | None = None  # jobs with a file whose name contains this (case-insensitive)
 
 
 def list_jobs(session: Session, query: JobFilter, threshold: float) -> list[Job]:
@@ -113,6 +114,9 @@ def list_jobs(session: Session, query: JobFilter, threshold: float) -> list[Job]
         statement = statement.where(Job.created_at < query.until)
     if query.token_id is not None:
         statement = statement.where(Job.token_id == query.token_id)
+    if query.filename:
+        pattern = "%" + query.filename.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        statement = statement.where(Job.id.in_(select(Upload.job_id).where(Upload.filename.ilike(pattern, escape="\\"))))
     if query.needs_review:
         pending = select(Page.job_id).join(Line, Line.page_id == Page.id).where(needs_review_clause(threshold))
         statement = statement.where(Job.id.in_(pending))

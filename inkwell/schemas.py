@@ -110,6 +110,8 @@ class JobSummary(Strict):
     status: JobStatusName
     created_at: Timestamp
     finished_at: Timestamp | None
+    files: list[str] = Field(description="The uploaded files' names, in the order sent.")
+    submitter: str | None = Field(description="Who submitted it: a reviewer's user name, or 'token:<name>' (null: since deleted).")
     reviewed: bool
     needs_review: int = Field(description="Lines below the review threshold that no one has accepted or corrected.")
     progress: Progress

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from inkwell.arrays import unpack_array
 from inkwell.attention import attention_json, attention_maps, heat_map_png
+from inkwell.jobs_admin import files_and_submitters
 from inkwell.exports import export_alto, export_csv, export_fields_csv, export_page_xml_zip
 from inkwell.models import Job, Line, LineImage, Page
 from inkwell.results import job_out, job_text, line_out, load_job, progress_of
@@ -82,21 +83,23 @@ def _date(name: str) -> datetime | None:
 @api.get("/jobs")
 @require("read")
 def list_jobs_view() -> Response:
-    """Recent jobs, newest first: ``status``, ``since``, ``until`` and ``needs_review=1`` filter them."""
+    """Recent jobs, newest first: ``status``, ``since``, ``until``, ``file`` (part of a file name) and ``needs_review=1`` filter them."""
     threshold = settings().review_threshold
     status = request.args.get("status") or None
     if status not in (None, "queued", "processing", "succeeded", "failed", "partial"):
         return api_error(400, "invalid_status", "status is one of queued, processing, succeeded, failed, partial")
     try:
         query = JobFilter(status, _date("since"), _date("until"), request.args.get("needs_review") in ("1", "true"), _own_jobs_only(),
-                          bounded_int(request.args.get("limit"), "limit", 50, 1, 200))
+                          bounded_int(request.args.get("limit"), "limit", 50, 1, 200), request.args.get("file", "").strip()[:255] or None)
     except (ReviewError, ValueError) as error:
         return api_error(400, "invalid_filter", str(error))
     with database().session() as session:
         jobs = list_jobs(session, query, threshold)
         counts = needs_review_counts(session, [job.id for job in jobs], threshold)
+        details = files_and_submitters(session, [job.id for job in jobs])
         body = JobList(jobs=[JobSummary(
             id=job.id, status=job.status.value, created_at=job.created_at, finished_at=job.finished_at,
+            files=details[job.id][0], submitter=details[job.id][1],
             reviewed=job.reviewed_at is not None, needs_review=counts.get(job.id, 0), progress=progress_of(job),
         ) for job in jobs])
     return Response(body.model_dump_json(), mimetype="application/json")

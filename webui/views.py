@@ -98,7 +98,7 @@ def job(job_id: str) -> str:
         found = db.get(Job, job_id)
         if found is None:
             abort(404, description=f"There is no job {job_id}.")
-    return render_template("job.html", job=found)
+    return render_template("job.html", job=found, threshold=settings().review_threshold)
 
 
 @views.get("/jobs/<job_id>/pages/<row_id:number>/review")
