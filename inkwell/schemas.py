@@ -211,12 +211,15 @@ class PageReviewed(Strict):
 
 class SearchHitOut(Strict):
     job_id: str
+    page_id: int
     page_number: int
     line_id: int
     line_number: int
     text: str
     corrected: bool
     filename: str
+    similarity: float = Field(description="How closely the line's text matches the query, 0-1 (PostgreSQL: pg_trgm word similarity; "
+                              "SQLite: rapidfuzz partial ratio).")
 
 
 class SearchResult(Strict):

@@ -23,7 +23,8 @@ from inkwell.results import job_out, job_text, line_out, load_job, progress_of
 from inkwell.schemas import (
     AttentionOut, EmbeddingOut, JobList, JobSummary, LineAcceptance, LineCorrection, LineDetail, LineEditOut, LineGeometry, PageReviewed, SearchResult, SimilarResult,
 )
-from inkwell.review import JobFilter, ReviewError, accept_line, correct_line, history, list_jobs, mark_page_reviewed, needs_review_counts, search_lines, similar_pages
+from inkwell.review import JobFilter, ReviewError, accept_line, correct_line, history, list_jobs, mark_page_reviewed, needs_review_counts, similar_pages
+from inkwell.search import search_lines
 from webui.auth import principal, require, visible_or_404
 from webui.errors import api_error
 from webui.input_guard import bounded_int

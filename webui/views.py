@@ -16,7 +16,8 @@ from inkwell.models import Job, Page, Upload, User, WorkerHeartbeat, utcnow
 from inkwell.stall import stalled_queues
 from inkwell.queue import QUEUE_LINES, QUEUE_PAGES
 from inkwell.results import job_out, load_job
-from inkwell.review import search_lines, similar_pages
+from inkwell.review import similar_pages
+from inkwell.search import search_lines
 from inkwell.storage import page_image as stored_page_image
 from inkwell.storage import upload_bytes
 from inkwell.throttle import ThrottlePolicy, clear_failures, locked_for, record_failure
