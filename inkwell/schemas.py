@@ -33,7 +33,7 @@ class ErrorResponse(Strict):
 
 class JobAccepted(Strict):
     id: str
-    status: Literal["queued"]
+    status: JobStatusName = Field(description="queued for a new job; a replayed submission (same Idempotency-Key) answers the job's current status.")
 
 
 class TokenOut(Strict):

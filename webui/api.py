@@ -62,10 +62,15 @@ def submit_job() -> Response:
         user_id=caller.id if caller.kind == "user" else None, token_id=caller.id if caller.kind == "token" else None,
         idempotency_key=request.headers.get("Idempotency-Key"), callback_url=request.form.get("callback_url") or None,
     ))
-    response = jsonify({"id": accepted.job_id, "status": "queued"})
+    status = "queued"
+    if accepted.replayed:  # the job as it is now: it may have been read since the first submission
+        with database().session() as session:
+            status = session.get(Job, accepted.job_id).status.value
+    response = jsonify({"id": accepted.job_id, "status": status})
     response.status_code = 202
     response.headers["Location"] = url_for("api.get_job", job_id=accepted.job_id)
-    response.headers["Retry-After"] = str(settings().retry_after_seconds)
+    if status in ("queued", "processing"):
+        response.headers["Retry-After"] = str(settings().retry_after_seconds)
     if accepted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response

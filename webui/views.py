@@ -156,6 +156,12 @@ def similar(page_id: int) -> str:
     return render_template("similar.html", origin=origin, similar=found)
 
 
+@views.get("/favicon.ico")
+def favicon() -> Response:
+    """The icon, for browsers and tools that ask for /favicon.ico whatever the page says (public)."""
+    return current_app.send_static_file("favicon.svg")
+
+
 @views.get("/healthz")
 def healthz() -> Response:
     """The web process is up (it checks nothing else)."""
