@@ -6,6 +6,8 @@ again by the worker; an edit is undone; the page zooms and pans. Screenshots go 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -125,6 +127,76 @@ def test_a_badly_found_page_is_repaired_by_drawing_splitting_and_merging(service
         page.keyboard.press("Alt+z")
         _wait_until_read(page, 5)
         assert len(_lines(page, base, page_id)) == 5
+        assert errors == [], errors
+    finally:
+        context.close()
+
+
+def test_a_clerk_finds_a_job_by_file_name_downloads_every_export_searches_and_deletes(service, browser, tmp_path) -> None:  # noqa: F811
+    base, _ = service
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    ids = {}
+    try:
+        _sign_in(page, base)
+        for name in ("intake-alpha.png", "claims-beta.png"):
+            image, _ = badly_found_page()
+            image.save(tmp_path / name)
+            page.goto(f"{base}/")
+            page.set_input_files("#files", str(tmp_path / name))
+            page.click("form.upload button[type=submit]")
+            expect(page.locator("#status")).to_have_text("succeeded", timeout=120_000)
+            ids[name] = page.url.rstrip("/").rsplit("/", 1)[1]
+
+        # every export is linked once the job has finished, and each one downloads
+        expect(page.locator("#downloads")).to_be_visible()
+        formats = page.locator("#downloads a:visible").evaluate_all("links => links.map(a => a.dataset.format)")
+        job = context.request.get(f"{base}/api/v1/jobs/{ids['claims-beta.png']}").json()
+        assert formats == ["txt", "json", "csv", "alto", "pagexml"] + (["fields"] if job["fields"] else [])
+        for link in page.locator("#downloads a:visible").all():
+            assert context.request.get(base + link.get_attribute("href")).ok
+
+        # the jobs list: file names, pages, submitter, times; filtered by part of a file name
+        page.goto(f"{base}/")
+        alpha, beta = (page.locator(f"tr[data-job='{ids[name]}']") for name in ("intake-alpha.png", "claims-beta.png"))
+        expect(alpha.locator("td.files")).to_have_text("intake-alpha.png")
+        expect(alpha.locator("td.pages")).to_have_text("1")
+        expect(alpha.locator("td.submitter")).to_have_text("clerk")
+        page.fill("input[name=file]", "ALPHA")
+        expect(beta).to_have_count(0)
+        expect(alpha).to_be_visible()
+        assert "file=ALPHA" in page.url
+        page.fill("input[name=file]", "")
+        expect(beta).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "jobs-list.png"), full_page=True)
+
+        # delete a job: asked first; cancelled, nothing happens; confirmed, it and its data are gone
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        beta.locator("button.delete-job").click()
+        expect(beta).to_be_visible()
+        page.once("dialog", lambda dialog: dialog.accept())
+        beta.locator("button.delete-job").click()
+        expect(beta).to_have_count(0)
+        expect(page.locator("#jobs-status")).to_contain_text("Deleted")
+        assert context.request.get(f"{base}/api/v1/jobs/{ids['claims-beta.png']}").status == 404
+
+        # forgiving search: a line's text with one letter misread still finds it, with its image and a link to it
+        lines = context.request.get(f"{base}/api/v1/jobs/{ids['intake-alpha.png']}").json()["pages"][0]["lines"]
+        target = max(lines, key=lambda line: len(line["text"]))
+        text = target["text"]
+        assert len(text) >= 3, text
+        middle = len(text) // 2
+        misread = text[:middle] + ("x" if text[middle] != "x" else "y") + text[middle + 1:]
+        page.fill("input[name=q]", misread)
+        page.press("input[name=q]", "Enter")
+        hit = page.locator(f".search-hit:has(a[href$='#line-{target['id']}'])")
+        expect(hit).to_have_count(1)
+        page.wait_for_function("(id) => { const img = document.querySelector(`.search-hit a[href$='#line-${id}'] ~ img`); return img && img.naturalWidth > 0; }",
+                               arg=target["id"])
+        hit.locator("a").click()
+        expect(page.locator(f"#line-{target['id']}")).to_have_class(re.compile(r"\bcurrent\b"))
         assert errors == [], errors
     finally:
         context.close()

@@ -43,3 +43,18 @@ def test_jobs_show_files_pages_and_submitter_and_filter_by_file_name(app: Flask)
     browser = signed_in(app)
     names = {tuple(job["files"]): job["submitter"] for job in browser.get("/api/v1/jobs?file=intake").get_json()["jobs"]}
     assert set(names) == {("Intake_2026-11.png", "scan 100%.png"), ("intake-other.png",)}
+
+
+def test_the_job_page_links_every_export_only_once_the_job_has_finished(app: Flask) -> None:
+    browser = signed_in(app)
+    clerk = api_client(app, ["submit", "read"])
+    job_id = clerk.post("/api/v1/jobs", data={"files": [(io.BytesIO(line_png("a")), "a.png")]}).get_json()["id"]
+    html = browser.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert 'id="downloads" hidden' in html  # still queued: no result to download yet
+    for fmt in ("txt", "json", "csv", "alto", "pagexml", "fields"):
+        assert f"format={fmt}" in html  # revealed by job.js when the job finishes (fields only when there are fields)
+    with app.extensions["inkwell"]["database"].session() as session:
+        from inkwell.models import Job, JobStatus
+
+        session.get(Job, job_id).status = JobStatus.SUCCEEDED
+    assert 'id="downloads" hidden' not in browser.get(f"/jobs/{job_id}").get_data(as_text=True)
