@@ -438,7 +438,7 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("name")
-@click.option("--scopes", default="submit,read", show_default=True, help="Comma-separated: submit, read, review.")
+@click.option("--scopes", default="submit,read", show_default=True, help="Comma-separated: submit, read, review, delete (remove whole jobs).")
 @click.option("--all-jobs", is_flag=True, help="See every job, not only the ones this token submitted.")
 def token_create(name: str, scopes: str, all_jobs: bool) -> None:
     """Create a token; it is printed once and cannot be shown again."""

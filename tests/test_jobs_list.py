@@ -10,6 +10,7 @@ from flask import Flask
 
 from inkwell.config import Settings
 from inkwell.migrate import upgrade
+from inkwell.models import Job, JobStatus
 from tests.clients import api_client, signed_in
 from tests.images import line_png
 from webui import create_app
@@ -54,7 +55,5 @@ def test_the_job_page_links_every_export_only_once_the_job_has_finished(app: Fla
     for fmt in ("txt", "json", "csv", "alto", "pagexml", "fields"):
         assert f"format={fmt}" in html  # revealed by job.js when the job finishes (fields only when there are fields)
     with app.extensions["inkwell"]["database"].session() as session:
-        from inkwell.models import Job, JobStatus
-
         session.get(Job, job_id).status = JobStatus.SUCCEEDED
     assert 'id="downloads" hidden' not in browser.get(f"/jobs/{job_id}").get_data(as_text=True)
