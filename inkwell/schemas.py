@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 JobStatusName = Literal["queued", "processing", "succeeded", "failed", "partial"]
 PageStatusName = Literal["queued", "prepared", "succeeded", "failed"]
@@ -176,7 +176,14 @@ class LineSplit(Strict):
 class LineMerge(Strict):
     """Join lines of the page into one (the box around them all), read again."""
 
-    line_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(min_length=2, max_length=50)
+    line_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(min_length=2, max_length=50, json_schema_extra={"uniqueItems": True})
+
+    @field_validator("line_ids")
+    @classmethod
+    def _different(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("each line once")
+        return value
 
 
 class PageLines(Strict):

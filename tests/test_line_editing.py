@@ -161,12 +161,12 @@ def test_bad_edits_are_refused_with_the_error_shape(reviewer: FlaskClient, badly
     (line,) = reviewer.get(f"/api/v1/pages/{page_id}/lines").get_json()["lines"]
     cases = [
         (reviewer.post(f"/api/v1/pages/{page_id}/lines", json={"bbox": [1, 2, 3]}), 400, "invalid_body"),
-        (reviewer.post(f"/api/v1/pages/{page_id}/lines", json={"bbox": [5, 5, 6, 6]}), 422, "invalid_line_edit"),
-        (reviewer.post(f"/api/v1/pages/{page_id}/lines", json={"bbox": [-50, -50, -10, -10]}), 422, "invalid_line_edit"),
-        (reviewer.post(f"/api/v1/lines/{line['id']}/split", json={"at": line["bbox"][0] + 1}), 422, "invalid_line_edit"),
+        (reviewer.post(f"/api/v1/pages/{page_id}/lines", json={"bbox": [5, 5, 6, 6]}), 409, "invalid_line_edit"),
+        (reviewer.post(f"/api/v1/pages/{page_id}/lines", json={"bbox": [-50, -50, -10, -10]}), 409, "invalid_line_edit"),
+        (reviewer.post(f"/api/v1/lines/{line['id']}/split", json={"at": line["bbox"][0] + 1}), 409, "invalid_line_edit"),
         (reviewer.post(f"/api/v1/lines/{line['id']}/split", json={"at": 50, "axis": "z"}), 400, "invalid_body"),
-        (reviewer.post(f"/api/v1/pages/{page_id}/lines/merge", json={"line_ids": [line["id"], line["id"]]}), 422, "invalid_line_edit"),
-        (reviewer.post(f"/api/v1/pages/{page_id}/lines/merge", json={"line_ids": [line["id"], 999999]}), 422, "invalid_line_edit"),
+        (reviewer.post(f"/api/v1/pages/{page_id}/lines/merge", json={"line_ids": [line["id"], line["id"]]}), 400, "invalid_body"),
+        (reviewer.post(f"/api/v1/pages/{page_id}/lines/merge", json={"line_ids": [line["id"], 999999]}), 404, "not_found"),
         (reviewer.patch(f"/api/v1/lines/{line['id']}", json={"bbox": "nowhere"}), 400, "invalid_body"),
         (reviewer.delete("/api/v1/lines/999999"), 404, "not_found"),
     ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Response, request
+from flask import Response, abort, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
@@ -53,9 +53,9 @@ def _edit(page_id: int, action: Callable[[object, Page], list[int]], status: int
 
 
 def _edit_error(error: LineEditError) -> Response:
-    if error.not_yet_read:
-        return api_error(409, "not_editable", str(error))
-    return api_error(422, "invalid_line_edit", str(error))
+    # 409: the request is well formed but does not fit the page as it is (not read yet; a box off
+    # the page, a cut outside the line)
+    return api_error(409, "not_editable" if error.not_yet_read else "invalid_line_edit", str(error))
 
 
 def _page_of_line(line_id: int) -> int:
@@ -94,7 +94,7 @@ def merge(page_id: int) -> Response:
     def action(session, page: Page) -> list[int]:
         lines = [session.get(Line, line_id) for line_id in body.line_ids]
         if any(line is None or line.page_id != page.id for line in lines):
-            raise LineEditError("every line to merge must be a line of this page")
+            abort(404, description="every line to merge must be a line of this page")
         return [merge_lines(session, page, lines, principal().author).id]
 
     return _edit(page_id, action)

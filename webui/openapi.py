@@ -154,11 +154,11 @@ def openapi_document() -> dict[str, Any]:
             "get": _operation("A line with its tokens and correction history", "getLine", {
                 "200": _json("LineDetail", "The line."), "404": _error("No such line (or not the caller's)."),
             }, "read", [line_id]),
-            "patch": _operation("Correct a line, or accept it as read", "patchLine", {
+            "patch": _operation("Correct a line, accept it as read, or move or resize its box (it is read again)", "patchLine", {
                 "200": _json("LineDetail", "The line after the change, with its history."),
-                "400": _error("The body is not {\"text\": ...} or {\"reviewed\": true}."),
-                "404": _error("No such line (or not the caller's)."), "409": _error("The line has not been read yet."),
-                "422": _error("The box is not on the page or too small."),
+                "400": _error("The body is not {\"text\": ...}, {\"reviewed\": true} or {\"bbox\": [x0, y0, x1, y1]}."),
+                "404": _error("No such line (or not the caller's)."),
+                "409": _error("The line has not been read yet (a correction), or the page has not, or the box is not on the page or too small (a move)."),
             }, "review", [line_id], {"required": True, "content": {"application/json": {"schema": {
                 "oneOf": [_ref("LineCorrection"), _ref("LineAcceptance"), _ref("LineGeometry")]}}}}),
             "delete": _operation("Delete a line (a stamp, a rule); the rest are renumbered; recorded in the audit log", "deleteLine", {
@@ -167,7 +167,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/lines/{line_id}/split": {"post": _operation("Cut a line in two at a page coordinate; both parts are read again", "splitLine", {
             **EDITED, "400": _error("The body is not {\"at\": number, \"axis\": \"x\" or \"y\"}."),
-            "409": _error("The page has not been read yet."), "422": _error("The cut is not inside the line."),
+            "409": _error("The page has not been read yet, or the cut is not inside the line."),
         }, "review", [line_id], _body("LineSplit"))},
         "/api/v1/pages/{page_id}/lines": {
             "get": _operation("The page's lines in reading order", "getPageLines", {
@@ -176,12 +176,13 @@ def openapi_document() -> dict[str, Any]:
             "post": _operation("Draw a new line (a box); it is cut out and read", "drawLine", {
                 "201": _json("PageLines", "The page's lines, renumbered; the new one in `changed`."),
                 "400": _error("The body is not {\"bbox\": [x0, y0, x1, y1]}."), "404": _error("No such page (or not the caller's)."),
-                "409": _error("The page has not been read yet."), "422": _error("The box is not on the page or too small."),
+                "409": _error("The page has not been read yet, or the box is not on the page or too small."),
             }, "review", [page_id], _body("NewLine")),
         },
         "/api/v1/pages/{page_id}/lines/merge": {"post": _operation("Merge lines of a page into one, read again", "mergeLines", {
-            **EDITED, "400": _error("The body is not {\"line_ids\": [...]} with two or more ids."),
-            "409": _error("The page has not been read yet."), "422": _error("The lines are not two or more different lines of this page."),
+            **EDITED, "400": _error("The body is not {\"line_ids\": [...]} with two or more different ids."),
+            "404": _error("No such page, or a line is not one of its lines (or not the caller's)."),
+            "409": _error("The page has not been read yet."),
         }, "review", [page_id], _body("LineMerge"))},
         "/api/v1/lines/{line_id}/image": {"get": _operation("The straightened line image the model read", "getLineImage", {
             "200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
