@@ -7,6 +7,7 @@ again by the worker; an edit is undone; the page zooms and pans. Screenshots go 
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -44,12 +45,15 @@ def _lines(page: Page, base: str, page_id: int) -> list[dict]:
     return page.context.request.get(f"{base}/api/v1/pages/{page_id}/lines").json()["lines"]
 
 
-def _wait_until_read(page: Page, count: int) -> None:
+def _wait_until_read(page: Page, count: int) -> float:
+    """Wait for ``count`` outlines and every changed line read again; returns the seconds it took."""
+    started = time.perf_counter()
     try:
         expect(page.locator("#page-overlay polygon.outline")).to_have_count(count, timeout=20_000)
     except AssertionError as error:
         raise AssertionError(f"{error}\nthe page said: {page.locator('#edit-status').text_content()!r}") from None
     expect(page.locator(".review-line.pending")).to_have_count(0, timeout=60_000)  # the worker read them again
+    return time.perf_counter() - started
 
 
 def test_a_badly_found_page_is_repaired_by_drawing_splitting_and_merging(service, browser, tmp_path) -> None:  # noqa: F811
@@ -95,20 +99,21 @@ def test_a_badly_found_page_is_repaired_by_drawing_splitting_and_merging(service
         page.mouse.move(*_screen(page, ((x0 + x1) / 2, (y0 + y1) / 2)))
         page.mouse.move(*_screen(page, (x1 - 2, y1 - 2)))
         page.mouse.up()
-        _wait_until_read(page, 4)
+        seconds = {"draw": _wait_until_read(page, 4)}
 
         # split the top line between "hello world" and "Jane Doe"
         page.click("#edit-tools [data-mode=split]")
         cut = (boxes["hello"][2] + boxes["jane"][0]) / 2
         page.mouse.click(*_screen(page, (cut, (boxes["hello"][1] + boxes["hello"][3]) / 2)))
-        _wait_until_read(page, 5)
+        seconds["split"] = _wait_until_read(page, 5)
 
         # merge "Paris" and "75001"
         page.click("#edit-tools [data-mode=merge]")
         for name in ("paris", "code"):
             x0, y0, x1, y1 = boxes[name]
             page.mouse.click(*_screen(page, ((x0 + x1) / 2, (y0 + y1) / 2)))
-        _wait_until_read(page, 4)
+        seconds["merge"] = _wait_until_read(page, 4)
+        print("seconds from edit to the new reading shown:", {k: round(v, 2) for k, v in seconds.items()})
 
         lines = _lines(page, base, page_id)
         assert all(line["model_text"] is not None and line["tokens"] for line in lines), lines
