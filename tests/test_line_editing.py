@@ -19,9 +19,12 @@ from inkwell.config import Settings
 from inkwell.db import Database
 from inkwell.migrate import upgrade
 from inkwell.models import AuditEntry, Job, Line, LineImage, Page, Upload
-from inkwell.queue import QUEUE_LINES, TASK_READ_LINES
+from inkwell.broker_contents import held_arguments
+from inkwell.queue import QUEUE_LINES, TASK_READ_LINES, enqueue_line_reading, make_celery
+from inkwell.sweeper import sweep
 from tests.broker import drain
 from tests.clients import api_client
+from tests.conftest import make_settings
 from tests.images import encode
 from tests.tiny_models import render_text_line
 from webui import create_app
@@ -217,3 +220,21 @@ def test_a_job_is_deleted_with_all_its_data_and_audited(app: Flask, reviewer: Fl
             assert session.scalar(select(func.count()).select_from(table)) == 0, table
         entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "job.deleted"))
         assert entry.job_id == job_id and entry.details["files"] == ["form.png"] and entry.actor.startswith("token:")
+
+
+def test_the_sweeper_sends_again_edited_lines_whose_message_was_lost(app: Flask, reviewer: FlaskClient, badly_found: dict) -> None:
+    page_id, boxes = badly_found["page_id"], badly_found["boxes"]
+    (new_id,) = reviewer.post(f"/api/v1/pages/{page_id}/lines", json={"bbox": boxes[BELOW]}).get_json()["changed"]
+    celery = app.extensions["inkwell"]["celery"]
+    assert _sent_for_reading(app) == [new_id]  # taken off the queue: the message is lost
+    sweep(_db(app), celery, stale_after=3600)
+    assert _sent_for_reading(app) == []  # edited just now: not lost yet
+    sweep(_db(app), celery, stale_after=0.0001)
+    assert _sent_for_reading(app) == [new_id]
+
+
+def test_line_readings_waiting_on_redis_are_seen_by_the_sweeper(tmp_path: Path, redis_url: str) -> None:
+    celery = make_celery(make_settings(tmp_path, broker_url=redis_url))
+    assert enqueue_line_reading(celery, [5, 7])
+    assert held_arguments(celery, QUEUE_LINES, TASK_READ_LINES) == {(5, 7)}  # so lines 5 and 7 are not lost
+    assert drain(celery, QUEUE_LINES) == [(TASK_READ_LINES, [[5, 7]])]
