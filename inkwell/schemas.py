@@ -190,7 +190,7 @@ class PageLines(Strict):
     page_id: int
     lines: list[LineOut] = Field(description="Every line of the page after the edit, renumbered in reading order.")
     changed: list[int] = Field(description="Ids of the lines whose box changed: they are being read again (text null until then).")
-    queued: bool = Field(description="The lines were sent to the model queue (false: the broker was unreachable; move the line again to retry).")
+    queued: bool = Field(description="The lines were sent to the model queue (false: the broker was unreachable; the sweeper sends them later).")
 
 
 class LineAcceptance(Strict):
