@@ -123,6 +123,14 @@ def test_a_badly_found_page_is_repaired_by_drawing_splitting_and_merging(service
         assert inside("hello", lines[0]) and inside("jane", lines[1]) and lines[1]["bbox"][0] >= cut - 1
         assert lines[2]["bbox"][0] <= boxes["paris"][0] + 5 and lines[2]["bbox"][2] >= boxes["code"][2] - 5
         assert inside("faint", lines[3]) and [line["number"] for line in lines] == [1, 2, 3, 4]
+        # the heat map is drawn for the current line only: moving on clears the line left
+        page.locator(f"#line-{lines[0]['id']} input.line-text").click()
+        page.keyboard.press("ArrowDown")
+        heated = ("() => [...document.querySelectorAll('.review-line')].filter(li => { const c = li.querySelector('.line-heat');"
+                  " if (!c.width || !c.height) return false; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                  " for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true; return false; }).map(li => li.id)")
+        page.wait_for_function(f"() => ({heated})().length > 0", timeout=20_000)
+        assert page.evaluate(heated) == [f"line-{lines[1]['id']}"]
         # the split's history, seen in the page
         page.locator(f"#line-{lines[0]['id']} details.history summary").click()
         expect(page.locator(f"#line-{lines[0]['id']} details.history")).to_contain_text("split")
