@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from inkwell.models import ApiToken, User, utcnow
 
-SCOPES = ("submit", "read", "review")
+SCOPES = ("submit", "read", "review", "delete")  # delete: remove whole jobs (personal data)
 TOKEN_PREFIX = "ink_"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD_LENGTH = 10

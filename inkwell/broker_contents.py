@@ -22,7 +22,7 @@ PRIORITY_STEPS = (0, 3, 6, 9)
 UNACKED = "unacked"
 
 
-def _first_argument(raw: bytes | str, task: str) -> int | str | None:
+def _first_argument(raw: bytes | str, task: str) -> int | str | tuple | None:
     """The first argument of a Celery message (kombu's Redis JSON envelope), if it is ``task``'s."""
     try:
         envelope = json.loads(raw)
@@ -34,7 +34,8 @@ def _first_argument(raw: bytes | str, task: str) -> int | str | None:
         if envelope.get("properties", {}).get("body_encoding") == "base64":
             body = base64.b64decode(body)
         args = json.loads(body)[0]
-        return args[0] if args else None
+        first = args[0] if args else None
+        return tuple(first) if isinstance(first, list) else first  # a list of ids (inkwell.read_lines): hashable
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
 

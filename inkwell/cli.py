@@ -223,14 +223,23 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
     from inkwell.progress import echo_above, quiet_libraries_off_terminal
 
     quiet_libraries_off_terminal()
+    # Every file is checked (its header: type, size, pages) before the model is loaded, so a
+    # mistyped or unreadable file is reported at once, not after seconds of loading.
+    failures, readable = 0, []
+    for path in files:
+        try:
+            readable.append((path, check_upload(path.read_bytes(), str(path), settings.upload_limits())))
+        except UploadError as error:
+            echo_above(str(error), err=True)  # the message starts with the file's name
+            failures += 1
+    if not readable:
+        sys.exit(1)
     recognizer = load_recognizer(settings, model)
-    failures = 0
-    for path in _progress(files, "files"):
+    for path, checked in _progress(readable, "files"):
         data = path.read_bytes()
         try:
-            checked = check_upload(data, str(path), settings.upload_limits())
             pages = [render_page(data, checked.media_type, i, settings.max_image_pixels, settings.pdf_dpi) for i in range(checked.page_count)]
-        except (UploadError, PageDecodeError) as error:
+        except PageDecodeError as error:
             echo_above(f"{path}: {error}", err=True)
             failures += 1
             continue
@@ -429,7 +438,7 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("name")
-@click.option("--scopes", default="submit,read", show_default=True, help="Comma-separated: submit, read, review.")
+@click.option("--scopes", default="submit,read", show_default=True, help="Comma-separated: submit, read, review, delete (remove whole jobs).")
 @click.option("--all-jobs", is_flag=True, help="See every job, not only the ones this token submitted.")
 def token_create(name: str, scopes: str, all_jobs: bool) -> None:
     """Create a token; it is printed once and cannot be shown again."""

@@ -215,14 +215,19 @@ class LineImage(Base):
 
 
 class LineEdit(Base):
-    """One correction of a line: what it became, what it was, who and when (the history)."""
+    """One change to a line: a correction of its text (what it became, what it was) or of its
+    geometry (drawn, moved, split, merged: the boxes before and after), who and when (the history)."""
 
     __tablename__ = "line_edits"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), index=True)
+    # "text" (a correction) or a geometry edit: "drawn", "moved", "split", "merged"
+    action: Mapped[str] = mapped_column(String(16), default="text", server_default="text")
     text: Mapped[str] = mapped_column(Text)
     previous: Mapped[str] = mapped_column(Text)
+    bbox: Mapped[list[int] | None] = mapped_column(JSON)  # geometry edits: the box after
+    previous_bbox: Mapped[list[int] | None] = mapped_column(JSON)  # and before (None: a new line)
     author: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -279,3 +284,18 @@ class WorkerHeartbeat(Base):
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     queues: Mapped[str] = mapped_column(String(64))
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class AuditEntry(Base):
+    """Who deleted or reshaped what, and when; kept after the job itself is gone (no foreign keys)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(32))  # "job.deleted", "line.deleted"
+    job_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    page_id: Mapped[int | None] = mapped_column(Integer)
+    line_id: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what was removed (file names, counts, the line's box and text)

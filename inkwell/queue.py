@@ -23,6 +23,7 @@ QUEUE_LINES = "lines"
 QUEUE_MAINTENANCE = "maintenance"  # the sweeper and the purge: never stuck behind a backlog of pages
 TASK_PREPARE_PAGE = "inkwell.prepare_page"
 TASK_RECOGNIZE_PAGE = "inkwell.recognize_page"
+TASK_READ_LINES = "inkwell.read_lines"  # lines a reviewer drew or reshaped
 TASK_SEND_CALLBACK = "inkwell.send_callback"
 TASK_SWEEP = "inkwell.sweep"
 TASK_PURGE = "inkwell.purge"
@@ -38,6 +39,7 @@ def make_celery(settings: Settings, include: Iterable[str] = ()) -> Celery:
         task_default_queue=QUEUE_PAGES,
         task_routes={
             TASK_PREPARE_PAGE: {"queue": QUEUE_PAGES}, TASK_RECOGNIZE_PAGE: {"queue": QUEUE_LINES},
+            TASK_READ_LINES: {"queue": QUEUE_LINES},
             TASK_SEND_CALLBACK: {"queue": QUEUE_PAGES},
             TASK_SWEEP: {"queue": QUEUE_MAINTENANCE}, TASK_PURGE: {"queue": QUEUE_MAINTENANCE},
         },
@@ -105,6 +107,11 @@ def enqueue_pages(app: Celery, page_ids: Iterable[int]) -> bool:
 def enqueue_recognition(app: Celery, page_ids: Iterable[int]) -> bool:
     """Send prepared pages to the model queue."""
     return _send(app, TASK_RECOGNIZE_PAGE, QUEUE_LINES, page_ids)
+
+
+def enqueue_line_reading(app: Celery, line_ids: list[int]) -> bool:
+    """Send lines a reviewer drew or reshaped to the model queue, as one message; call after commit."""
+    return _send(app, TASK_READ_LINES, QUEUE_LINES, [list(line_ids)])
 
 
 def enqueue_callback(app: Celery, job_id: str) -> bool:

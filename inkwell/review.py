@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from inkwell.arrays import unpack_array
 from inkwell.models import Job, JobStatus, Line, LineEdit, Page, PageStatus, Upload, utcnow
-from inkwell.schemas import SearchHitOut, SimilarPageOut
+from inkwell.schemas import SimilarPageOut
 
 MAX_LINE_LENGTH = 2000
 
@@ -101,6 +101,7 @@ class JobFilter:
     needs_review: bool = False
     token_id: int | None = None  # only this token's jobs
     limit: int = 50
+    filename: str | None = None  # jobs with a file whose name contains this (case-insensitive)
 
 
 def list_jobs(session: Session, query: JobFilter, threshold: float) -> list[Job]:
@@ -113,33 +114,13 @@ def list_jobs(session: Session, query: JobFilter, threshold: float) -> list[Job]
         statement = statement.where(Job.created_at < query.until)
     if query.token_id is not None:
         statement = statement.where(Job.token_id == query.token_id)
+    if query.filename:
+        pattern = "%" + query.filename.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        statement = statement.where(Job.id.in_(select(Upload.job_id).where(Upload.filename.ilike(pattern, escape="\\"))))
     if query.needs_review:
         pending = select(Page.job_id).join(Line, Line.page_id == Page.id).where(needs_review_clause(threshold))
         statement = statement.where(Job.id.in_(pending))
     return list(session.scalars(statement))
-
-
-def search_lines(session: Session, text: str, token_id: int | None = None, limit: int = 100) -> list[SearchHitOut]:
-    """Lines whose model text or corrected text contains every word of ``text`` (case-insensitive)."""
-    words = [w for w in text.split() if w][:8]
-    if not words:
-        return []
-    statement = (
-        select(Line, Page.job_id, Page.number, Upload.filename)
-        .join(Page, Line.page_id == Page.id).join(Job, Page.job_id == Job.id).join(Upload, Page.upload_id == Upload.id)
-        .order_by(Job.created_at.desc(), Page.number, Line.number).limit(limit)
-    )
-    for word in words:
-        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        # plain columns (not coalesce) so PostgreSQL can use the trigram indexes of revision 0005
-        statement = statement.where(or_(Line.text.ilike(pattern, escape="\\"), Line.corrected_text.ilike(pattern, escape="\\")))
-    if token_id is not None:
-        statement = statement.where(Job.token_id == token_id)
-    return [
-        SearchHitOut(job_id=job_id, page_number=page_number, line_id=line.id, line_number=line.number, text=line.final_text,
-                     corrected=line.corrected_text is not None, filename=filename)
-        for line, job_id, page_number, filename in session.execute(statement)
-    ]
 
 
 def similar_pages(session: Session, page: Page, token_id: int | None = None, limit: int = 10) -> list[SimilarPageOut]:

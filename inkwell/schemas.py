@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 JobStatusName = Literal["queued", "processing", "succeeded", "failed", "partial"]
 PageStatusName = Literal["queued", "prepared", "succeeded", "failed"]
@@ -33,7 +33,7 @@ class ErrorResponse(Strict):
 
 class JobAccepted(Strict):
     id: str
-    status: Literal["queued"]
+    status: JobStatusName = Field(description="queued for a new job; a replayed submission (same Idempotency-Key) answers the job's current status.")
 
 
 class TokenOut(Strict):
@@ -110,9 +110,19 @@ class JobSummary(Strict):
     status: JobStatusName
     created_at: Timestamp
     finished_at: Timestamp | None
+    files: list[str] = Field(description="The uploaded files' names, in the order sent.")
+    submitter: str | None = Field(description="Who submitted it: a reviewer's user name, or 'token:<name>' (null: since deleted).")
     reviewed: bool
     needs_review: int = Field(description="Lines below the review threshold that no one has accepted or corrected.")
     progress: Progress
+
+
+class JobDeleted(Strict):
+    id: str
+    deleted: Literal[True]
+    files: list[str] = Field(description="The uploaded files that were deleted with it.")
+    pages: int
+    lines: int
 
 
 class JobList(Strict):
@@ -120,8 +130,12 @@ class JobList(Strict):
 
 
 class LineEditOut(Strict):
-    text: str
-    previous: str
+    action: Literal["text", "drawn", "moved", "split", "merged"] = Field(
+        description="text: a correction; drawn, moved, split, merged: the line's box changed (it was read again).")
+    text: str = Field(description="A correction: the new text (empty for geometry edits).")
+    previous: str = Field(description="The line's text before the change.")
+    bbox: list[int] | None = Field(description="Geometry edits: the box after.")
+    previous_bbox: list[int] | None = Field(description="Geometry edits: the box before (null: a new line).")
     author: str
     at: Timestamp
 
@@ -134,6 +148,49 @@ class LineCorrection(Strict):
     """Set the line's text (a correction; the history keeps what it was)."""
 
     text: str = Field(description="The corrected text of the line.", max_length=2000, pattern=r"^[^\x00]*$")
+
+
+Box = Annotated[list[Annotated[float, Field(ge=-(2**31), le=2**31)]], Field(min_length=4, max_length=4,
+                                                                           description="[x0, y0, x1, y1] in page pixels.")]
+
+
+class LineGeometry(Strict):
+    """Move or resize the line's box; the line is cut again from the page and read again."""
+
+    bbox: Box
+
+
+class NewLine(Strict):
+    """A line drawn on the page where none was found; it is cut out and read."""
+
+    bbox: Box
+
+
+class LineSplit(Strict):
+    """Cut the line in two at page coordinate ``at``: along x (left | right) or y (top / bottom)."""
+
+    at: float = Field(ge=-(2**31), le=2**31)
+    axis: Literal["x", "y"] = "x"
+
+
+class LineMerge(Strict):
+    """Join lines of the page into one (the box around them all), read again."""
+
+    line_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(min_length=2, max_length=50, json_schema_extra={"uniqueItems": True})
+
+    @field_validator("line_ids")
+    @classmethod
+    def _different(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("each line once")
+        return value
+
+
+class PageLines(Strict):
+    page_id: int
+    lines: list[LineOut] = Field(description="Every line of the page after the edit, renumbered in reading order.")
+    changed: list[int] = Field(description="Ids of the lines whose box changed: they are being read again (text null until then).")
+    queued: bool = Field(description="The lines were sent to the model queue (false: the broker was unreachable; the sweeper sends them later).")
 
 
 class LineAcceptance(Strict):
@@ -161,12 +218,15 @@ class PageReviewed(Strict):
 
 class SearchHitOut(Strict):
     job_id: str
+    page_id: int
     page_number: int
     line_id: int
     line_number: int
     text: str
     corrected: bool
     filename: str
+    similarity: float = Field(description="How closely the line's text matches the query, 0-1 (PostgreSQL: pg_trgm word similarity; "
+                              "SQLite: rapidfuzz partial ratio).")
 
 
 class SearchResult(Strict):

@@ -5,7 +5,8 @@ broker no longer holds its message (Redis: neither waiting in the queue nor deli
 unacknowledged), so a backlog is never sent twice. Pages of a job not sent yet (its pages beyond
 the per-job window of inkwell/scheduling.py, or all of them when the broker was down as the job
 was accepted) are sent a job's window at a time. Sending twice would be harmless all the same:
-every step is idempotent. Finished jobs that still owe their callback get it sent again too.
+every step is idempotent. Finished jobs that still owe their callback get it sent again too, and
+lines a reviewer drew or reshaped that are still unread ``stale_after`` after the edit.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from inkwell.db import Database
-from inkwell.models import Job, JobStatus, Page, PageStatus, utcnow
+from inkwell.models import Job, JobStatus, Line, LineEdit, Page, PageStatus, utcnow
 from inkwell.broker_contents import held_arguments
-from inkwell.queue import QUEUE_LINES, QUEUE_PAGES, TASK_PREPARE_PAGE, TASK_RECOGNIZE_PAGE, enqueue_callback, enqueue_pages, enqueue_recognition
+from inkwell.queue import (
+    QUEUE_LINES, QUEUE_PAGES, TASK_PREPARE_PAGE, TASK_READ_LINES, TASK_RECOGNIZE_PAGE, enqueue_callback, enqueue_line_reading, enqueue_pages,
+    enqueue_recognition,
+)
 from inkwell.scheduling import jobs_with_unsent_pages, send_next_pages
 
 log = logging.getLogger(__name__)
@@ -88,6 +92,25 @@ def sweep(db: Database, celery: Celery, stale_after: float, window: int = 4) -> 
             session.execute(update(Page).where(Page.id.in_(sent)).values(queued_at=utcnow()))
     for job_id in callbacks:
         enqueue_callback(celery, job_id)
+    unread = lost_line_readings(db, celery, cutoff)
+    if unread and enqueue_line_reading(celery, unread):
+        log.info("sweeper sent %d edited lines to be read again", len(unread))
     if sent_prepare or sent_recognize or callbacks:
         log.info("sweeper sent %d pages to prepare, %d to read, %d callbacks", len(sent_prepare), len(sent_recognize), len(callbacks))
     return SweepReport(sent_prepare, sent_recognize, callbacks)
+
+
+def lost_line_readings(db: Database, celery: Celery, cutoff) -> list[int]:
+    """Lines drawn or reshaped by a reviewer (on a read page), still unread since before ``cutoff``,
+    whose message the broker no longer holds (inkwell/line_edits.py sends them after each edit)."""
+    last_edit = select(LineEdit.line_id, func.max(LineEdit.created_at).label("at")).group_by(LineEdit.line_id).subquery()
+    with db.session() as session:
+        line_ids = list(session.scalars(
+            select(Line.id).join(Page, Line.page_id == Page.id).join(last_edit, last_edit.c.line_id == Line.id)
+            .where(Page.status == PageStatus.SUCCEEDED, Line.text.is_(None), last_edit.c.at < cutoff).order_by(Line.id)
+        ))
+    if not line_ids:
+        return []
+    held = held_arguments(celery, QUEUE_LINES, TASK_READ_LINES) or set()
+    waiting = {line_id for group in held if isinstance(group, tuple) for line_id in group}
+    return [line_id for line_id in line_ids if line_id not in waiting]

@@ -176,6 +176,11 @@ def test_openapi_document_is_valid_and_covers_every_api_route(app: Flask, client
     assert routed == documented
 
 
+def test_the_favicon_is_served_without_signing_in(client: FlaskClient) -> None:
+    icon = client.get("/favicon.ico", headers={"Authorization": ""})
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml" and b"<svg" in icon.data
+
+
 def test_every_response_carries_security_headers(client: FlaskClient, browser: FlaskClient) -> None:
     for response in (browser.get("/"), client.get("/api/v1/jobs/x"), client.get("/healthz"), browser.get("/sign-in")):
         assert response.headers["X-Content-Type-Options"] == "nosniff"

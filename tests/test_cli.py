@@ -39,6 +39,16 @@ def test_recognize_plain_text_and_a_bad_file(tmp_path: Path, tiny_char_model: Pa
     mixed = _inkwell("recognize", "--lines", "--model", str(tiny_char_model), str(tmp_path / "good.png"), str(tmp_path / "bad.png"), env_dir=tmp_path)
     assert mixed.returncode == 1
     assert "good.png: Form 42" in mixed.stdout and "bad.png" in mixed.stderr and "damaged" in mixed.stderr
+    assert mixed.stderr.count("bad.png") == 1, mixed.stderr  # the file is named once, not "bad.png: bad.png: ..."
+
+
+def test_recognize_checks_its_files_before_loading_the_model(tmp_path: Path) -> None:
+    (tmp_path / "bad.png").write_bytes(truncated_png())
+    (tmp_path / "notes.txt").write_text("not a scan")
+    # a model that does not exist: had it been loaded first, that would be the error
+    result = _inkwell("recognize", "--model", str(tmp_path / "no-such-model"), str(tmp_path / "bad.png"), str(tmp_path / "notes.txt"), env_dir=tmp_path)
+    assert result.returncode == 1 and "no-such-model" not in result.stderr, result.stderr
+    assert [line.split(":")[0] for line in result.stderr.strip().splitlines()] == [str(tmp_path / "bad.png"), str(tmp_path / "notes.txt")]
 
 
 def test_help_lists_the_commands(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from inkwell.fields import FieldPair, label_text, pair_fields
-from worker.reading_order import reading_order
+from inkwell.reading_order import reading_order
 
 P, H = "printed", "handwritten"
 

@@ -13,7 +13,7 @@ from tests.documents import image_tiff
 from tests.forms import Form, handwriting_fonts, make_form
 from tests.tiny_models import render_text_line
 from worker.line_finder import FoundLine, LineFinder, _join_fragments, _split_stacked, crop_line, ink_mask, smoothed_if_bilevel
-from worker.reading_order import reading_order
+from inkwell.reading_order import reading_order
 
 
 @pytest.fixture(scope="module")

@@ -76,6 +76,11 @@ def test_a_retried_submission_returns_the_original_job(app: Flask) -> None:
     with _db(app).session() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 1
         assert session.scalar(select(func.count()).select_from(Upload)) == 2
+        session.get(Job, first.get_json()["id"]).status = JobStatus.SUCCEEDED
+    # a replay answers with the job as it is now, not as it was when first submitted
+    finished = client.post("/api/v1/jobs", data=_files("yes", "ink"), headers=headers)
+    assert finished.status_code == 202 and finished.get_json() == {"id": first.get_json()["id"], "status": "succeeded"}
+    assert "Retry-After" not in finished.headers
     other_content = client.post("/api/v1/jobs", data=_files("no"), headers=headers)
     assert other_content.status_code == 422 and other_content.get_json()["error"]["code"] == "idempotency_key_reused"
     # keys belong to their caller: another token's same key is another job

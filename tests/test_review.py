@@ -15,6 +15,7 @@ from PIL import Image
 from inkwell.config import Settings
 from inkwell.db import Database
 from inkwell.migrate import upgrade
+from inkwell.search import _has_trigrams
 from tests.clients import api_client
 from tests.images import line_png
 from webui import create_app
@@ -126,6 +127,17 @@ def test_search_finds_model_and_corrected_text(reviewer: FlaskClient, job: dict,
     assert [h["line_id"] for h in reviewer.get("/api/v1/search?q=lyon 69001").get_json()["hits"]] == [line_id]
     assert [h["line_id"] for h in reviewer.get("/api/v1/search?q=Paris").get_json()["hits"]] == [line_id]  # the model's text too
     assert reviewer.get("/api/v1/search?q=50%25_").get_json()["hits"] == []  # LIKE wildcards are literal
+    # forgiving: misread letters still find the line, ranked by similarity, read and corrected text alike
+    hits = reviewer.get("/api/v1/search?q=hel1o world").get_json()["hits"]
+    assert [h["page_number"] for h in hits] == [1, 3] and all(0.6 <= h["similarity"] < 1 for h in hits)
+    reviewer.patch(f"/api/v1/lines/{job['pages'][1]['lines'][0]['id']}", json={"text": "Maria GONZALE2"})
+    hits = reviewer.get("/api/v1/search?q=gonzalez").get_json()["hits"]
+    assert [h["text"] for h in hits] == ["Maria GONZALE2"] and hits[0]["page_id"] == job["pages"][1]["id"]
+    exact = reviewer.get("/api/v1/search?q=Lyon").get_json()["hits"]
+    assert exact[0]["line_id"] == line_id and exact[0]["similarity"] == 1.0
+    assert reviewer.get("/api/v1/search?q=zzzzqqq").get_json()["hits"] == []
+    with app.extensions["inkwell"]["database"].session() as session:  # PostgreSQL ranks with pg_trgm (revision 0005 installs it)
+        assert _has_trigrams(session) == (session.get_bind().dialect.name == "postgresql")
     assert reviewer.get("/api/v1/search?q=").status_code == 400
     stranger = api_client(app, ["read"])
     assert stranger.get("/api/v1/search?q=hello").get_json()["hits"] == []

@@ -16,13 +16,15 @@ from pydantic import TypeAdapter, ValidationError
 
 from inkwell.arrays import unpack_array
 from inkwell.attention import attention_json, attention_maps, heat_map_png
+from inkwell.jobs_admin import files_and_submitters
 from inkwell.exports import export_alto, export_csv, export_fields_csv, export_page_xml_zip
 from inkwell.models import Job, Line, LineImage, Page
 from inkwell.results import job_out, job_text, line_out, load_job, progress_of
 from inkwell.schemas import (
-    AttentionOut, EmbeddingOut, JobList, JobSummary, LineAcceptance, LineCorrection, LineDetail, LineEditOut, PageReviewed, SearchResult, SimilarResult,
+    AttentionOut, EmbeddingOut, JobList, JobSummary, LineAcceptance, LineCorrection, LineDetail, LineEditOut, LineGeometry, PageReviewed, SearchResult, SimilarResult,
 )
-from inkwell.review import JobFilter, ReviewError, accept_line, correct_line, history, list_jobs, mark_page_reviewed, needs_review_counts, search_lines, similar_pages
+from inkwell.review import JobFilter, ReviewError, accept_line, correct_line, history, list_jobs, mark_page_reviewed, needs_review_counts, similar_pages
+from inkwell.search import search_lines
 from webui.auth import principal, require, visible_or_404
 from webui.errors import api_error
 from webui.input_guard import bounded_int
@@ -32,7 +34,7 @@ from webui.uploads import Submission, accept_upload, submitted_files
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_TOKEN_INDEX = 100_000
-LINE_PATCH = TypeAdapter(LineCorrection | LineAcceptance)
+LINE_PATCH = TypeAdapter(LineCorrection | LineAcceptance | LineGeometry)
 
 RESULT_FORMATS = {
     "json": ("application/json", lambda job: job_out(job).model_dump_json(), None),
@@ -60,10 +62,15 @@ def submit_job() -> Response:
         user_id=caller.id if caller.kind == "user" else None, token_id=caller.id if caller.kind == "token" else None,
         idempotency_key=request.headers.get("Idempotency-Key"), callback_url=request.form.get("callback_url") or None,
     ))
-    response = jsonify({"id": accepted.job_id, "status": "queued"})
+    status = "queued"
+    if accepted.replayed:  # the job as it is now: it may have been read since the first submission
+        with database().session() as session:
+            status = session.get(Job, accepted.job_id).status.value
+    response = jsonify({"id": accepted.job_id, "status": status})
     response.status_code = 202
     response.headers["Location"] = url_for("api.get_job", job_id=accepted.job_id)
-    response.headers["Retry-After"] = str(settings().retry_after_seconds)
+    if status in ("queued", "processing"):
+        response.headers["Retry-After"] = str(settings().retry_after_seconds)
     if accepted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -82,21 +89,23 @@ def _date(name: str) -> datetime | None:
 @api.get("/jobs")
 @require("read")
 def list_jobs_view() -> Response:
-    """Recent jobs, newest first: ``status``, ``since``, ``until`` and ``needs_review=1`` filter them."""
+    """Recent jobs, newest first: ``status``, ``since``, ``until``, ``file`` (part of a file name) and ``needs_review=1`` filter them."""
     threshold = settings().review_threshold
     status = request.args.get("status") or None
     if status not in (None, "queued", "processing", "succeeded", "failed", "partial"):
         return api_error(400, "invalid_status", "status is one of queued, processing, succeeded, failed, partial")
     try:
         query = JobFilter(status, _date("since"), _date("until"), request.args.get("needs_review") in ("1", "true"), _own_jobs_only(),
-                          bounded_int(request.args.get("limit"), "limit", 50, 1, 200))
+                          bounded_int(request.args.get("limit"), "limit", 50, 1, 200), request.args.get("file", "").strip()[:255] or None)
     except (ReviewError, ValueError) as error:
         return api_error(400, "invalid_filter", str(error))
     with database().session() as session:
         jobs = list_jobs(session, query, threshold)
         counts = needs_review_counts(session, [job.id for job in jobs], threshold)
+        details = files_and_submitters(session, [job.id for job in jobs])
         body = JobList(jobs=[JobSummary(
             id=job.id, status=job.status.value, created_at=job.created_at, finished_at=job.finished_at,
+            files=details[job.id][0], submitter=details[job.id][1],
             reviewed=job.reviewed_at is not None, needs_review=counts.get(job.id, 0), progress=progress_of(job),
         ) for job in jobs])
     return Response(body.model_dump_json(), mimetype="application/json")
@@ -144,7 +153,8 @@ def _visible_line(session, line_id: int) -> Line:
 
 
 def _line_body(session, line: Line) -> Response:
-    edits = [LineEditOut(text=e.text, previous=e.previous, author=e.author, at=e.created_at) for e in history(session, line.id)]
+    edits = [LineEditOut(action=e.action, text=e.text, previous=e.previous, bbox=e.bbox, previous_bbox=e.previous_bbox, author=e.author, at=e.created_at)
+             for e in history(session, line.id)]
     body = LineDetail(**line_out(line).model_dump(), history=edits)
     return Response(body.model_dump_json(), mimetype="application/json")
 
@@ -160,11 +170,16 @@ def get_line(line_id: int) -> Response:
 @api.patch("/lines/<row_id:line_id>")
 @require("review")
 def patch_line(line_id: int) -> Response:
-    """Correct a line (``{"text": ...}``) or accept it as read (``{"reviewed": true}``); history is kept."""
+    """Correct a line (``{"text": ...}``), accept it as read (``{"reviewed": true}``) or move its box
+    (``{"bbox": [x0, y0, x1, y1]}``, read again); history is kept."""
     try:
         change = LINE_PATCH.validate_python(request.get_json(silent=True))
     except ValidationError:
-        return api_error(400, "invalid_body", 'send {"text": "corrected text"} or {"reviewed": true} as JSON')
+        return api_error(400, "invalid_body", 'send {"text": "corrected text"}, {"reviewed": true} or {"bbox": [x0, y0, x1, y1]} as JSON')
+    if isinstance(change, LineGeometry):
+        from webui.api_edits import move_box  # imported here: webui.api_edits builds on this module
+
+        return move_box(line_id, change)
     author = principal().author
     with database().session() as session:
         line = _visible_line(session, line_id)

@@ -13,6 +13,7 @@ REF = "#/components/schemas/{model}"
 MODELS = (
     schemas.ErrorResponse, schemas.JobAccepted, schemas.JobOut, schemas.JobList, schemas.LineDetail, schemas.LineCorrection, schemas.LineAcceptance,
     schemas.AttentionOut, schemas.EmbeddingOut, schemas.PageReviewed, schemas.SearchResult, schemas.SimilarResult,
+    schemas.LineGeometry, schemas.NewLine, schemas.LineSplit, schemas.LineMerge, schemas.PageLines, schemas.JobDeleted,
 )
 NO_NUL = "^[^\\x00]*$"  # text holds no NUL character (refused with 400: the database cannot store it)
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before polling again.", "schema": {"type": "integer"}}}
@@ -73,6 +74,14 @@ def _embedding_responses(kind: str) -> dict[str, Any]:
     }
 
 
+EDITED = {"200": _json("PageLines", "The page's lines after the edit, renumbered; `changed` are being read again."),
+          "404": _error("No such line or page (or not the caller's).")}
+
+
+def _body(model: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
+
+
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once per process)."""
@@ -113,13 +122,19 @@ def openapi_document() -> dict[str, Any]:
                 _query("since", {"type": "string", "format": "date"}, "Submitted on or after this date."),
                 _query("until", {"type": "string", "format": "date"}, "Submitted before this date."),
                 _query("needs_review", {"type": "string", "enum": ["1", "true"]}, "Only jobs with lines needing review."),
+                _query("file", {"type": "string", "maxLength": 255, "pattern": NO_NUL}, "Only jobs with a file whose name contains this (any case)."),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
             ]),
         },
-        "/api/v1/jobs/{job_id}": {"get": _operation("Status, progress and results of a job", "getJob", {
-            "200": _json("JobOut", "The job. While it runs, Retry-After says when to poll again.", RETRY_AFTER),
-            "404": _error("No such job (or not the caller's)."),
-        }, "read", [job_id])},
+        "/api/v1/jobs/{job_id}": {
+            "get": _operation("Status, progress and results of a job", "getJob", {
+                "200": _json("JobOut", "The job. While it runs, Retry-After says when to poll again.", RETRY_AFTER),
+                "404": _error("No such job (or not the caller's)."),
+            }, "read", [job_id]),
+            "delete": _operation("Delete a job with all its data (files, images, lines, history); recorded in the audit log", "deleteJob", {
+                "200": _json("JobDeleted", "Deleted: what went with it."), "404": _error("No such job (or not the caller's)."),
+            }, "delete", [job_id]),
+        },
         "/api/v1/jobs/{job_id}/result": {"get": _operation("The finished job's result", "getJobResult", {
             "200": {
                 "description": "json: the job; txt: pages separated by form feeds; csv: a row per line; fields: a row per field (label, value); "
@@ -139,13 +154,36 @@ def openapi_document() -> dict[str, Any]:
             "get": _operation("A line with its tokens and correction history", "getLine", {
                 "200": _json("LineDetail", "The line."), "404": _error("No such line (or not the caller's)."),
             }, "read", [line_id]),
-            "patch": _operation("Correct a line, or accept it as read", "patchLine", {
+            "patch": _operation("Correct a line, accept it as read, or move or resize its box (it is read again)", "patchLine", {
                 "200": _json("LineDetail", "The line after the change, with its history."),
-                "400": _error("The body is not {\"text\": ...} or {\"reviewed\": true}."),
-                "404": _error("No such line (or not the caller's)."), "409": _error("The line has not been read yet."),
+                "400": _error("The body is not {\"text\": ...}, {\"reviewed\": true} or {\"bbox\": [x0, y0, x1, y1]}."),
+                "404": _error("No such line (or not the caller's)."),
+                "409": _error("The line has not been read yet (a correction), or the page has not, or the box is not on the page or too small (a move)."),
             }, "review", [line_id], {"required": True, "content": {"application/json": {"schema": {
-                "oneOf": [_ref("LineCorrection"), _ref("LineAcceptance")]}}}}),
+                "oneOf": [_ref("LineCorrection"), _ref("LineAcceptance"), _ref("LineGeometry")]}}}}),
+            "delete": _operation("Delete a line (a stamp, a rule); the rest are renumbered; recorded in the audit log", "deleteLine", {
+                **EDITED, "409": _error("The page has not been read yet."),
+            }, "review", [line_id]),
         },
+        "/api/v1/lines/{line_id}/split": {"post": _operation("Cut a line in two at a page coordinate; both parts are read again", "splitLine", {
+            **EDITED, "400": _error("The body is not {\"at\": number, \"axis\": \"x\" or \"y\"}."),
+            "409": _error("The page has not been read yet, or the cut is not inside the line."),
+        }, "review", [line_id], _body("LineSplit"))},
+        "/api/v1/pages/{page_id}/lines": {
+            "get": _operation("The page's lines in reading order", "getPageLines", {
+                "200": _json("PageLines", "The lines (one being read again has no text yet)."), "404": _error("No such page (or not the caller's)."),
+            }, "read", [page_id]),
+            "post": _operation("Draw a new line (a box); it is cut out and read", "drawLine", {
+                "201": _json("PageLines", "The page's lines, renumbered; the new one in `changed`."),
+                "400": _error("The body is not {\"bbox\": [x0, y0, x1, y1]}."), "404": _error("No such page (or not the caller's)."),
+                "409": _error("The page has not been read yet, or the box is not on the page or too small."),
+            }, "review", [page_id], _body("NewLine")),
+        },
+        "/api/v1/pages/{page_id}/lines/merge": {"post": _operation("Merge lines of a page into one, read again", "mergeLines", {
+            **EDITED, "400": _error("The body is not {\"line_ids\": [...]} with two or more different ids."),
+            "404": _error("No such page, or a line is not one of its lines (or not the caller's)."),
+            "409": _error("The page has not been read yet."),
+        }, "review", [page_id], _body("LineMerge"))},
         "/api/v1/lines/{line_id}/image": {"get": _operation("The straightened line image the model read", "getLineImage", {
             "200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
             "404": _error("No such line, or it has no image."),

@@ -16,7 +16,8 @@ from inkwell.models import Job, Page, Upload, User, WorkerHeartbeat, utcnow
 from inkwell.stall import stalled_queues
 from inkwell.queue import QUEUE_LINES, QUEUE_PAGES
 from inkwell.results import job_out, load_job
-from inkwell.review import search_lines, similar_pages
+from inkwell.review import similar_pages
+from inkwell.search import search_lines
 from inkwell.storage import page_image as stored_page_image
 from inkwell.storage import upload_bytes
 from inkwell.throttle import ThrottlePolicy, clear_failures, locked_for, record_failure
@@ -98,7 +99,7 @@ def job(job_id: str) -> str:
         found = db.get(Job, job_id)
         if found is None:
             abort(404, description=f"There is no job {job_id}.")
-    return render_template("job.html", job=found)
+    return render_template("job.html", job=found, threshold=settings().review_threshold)
 
 
 @views.get("/jobs/<job_id>/pages/<row_id:number>/review")
@@ -153,6 +154,12 @@ def similar(page_id: int) -> str:
         found = similar_pages(db, page)
         origin = {"job_id": page.job_id, "number": page.number}
     return render_template("similar.html", origin=origin, similar=found)
+
+
+@views.get("/favicon.ico")
+def favicon() -> Response:
+    """The icon, for browsers and tools that ask for /favicon.ico whatever the page says (public)."""
+    return current_app.send_static_file("favicon.svg")
 
 
 @views.get("/healthz")

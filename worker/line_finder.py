@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from inkwell.geometry import LINE_CROP_PAD
-from worker.reading_order import reading_order
+from inkwell.reading_order import reading_order
 from worker.text_type import WEIGHTS, TextTypeClassifier, features, with_page_context
 
 log = logging.getLogger(__name__)

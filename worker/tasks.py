@@ -9,12 +9,12 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from inkwell.callbacks import AddressPolicy, CallbackFailed, deliver_job_callback
 from inkwell.queue import (
-    QUEUE_LINES, TASK_PREPARE_PAGE, TASK_PURGE, TASK_RECOGNIZE_PAGE, TASK_SEND_CALLBACK, TASK_SWEEP, enqueue_callback,
+    QUEUE_LINES, TASK_PREPARE_PAGE, TASK_PURGE, TASK_READ_LINES, TASK_RECOGNIZE_PAGE, TASK_SEND_CALLBACK, TASK_SWEEP, enqueue_callback,
 )
 from inkwell.retention import purge as purge_jobs
 from inkwell.scheduling import send_next_pages_of_page
 from inkwell.sweeper import sweep as sweep_once
-from worker import metrics, pipeline, runtime
+from worker import line_rereading, metrics, pipeline, runtime
 from worker.batching import RequeueingBatches
 from worker.celery_app import app, settings
 
@@ -66,6 +66,12 @@ def recognize_page(requests: list[SimpleRequest]) -> None:
         log.warning("database error while reading %d pages; sending them again in %d s", len(page_ids), delay, exc_info=True)
         for page_id in dict.fromkeys(page_ids):
             recognize_page.apply_async(args=[page_id], kwargs={"db_retries": attempts + 1}, queue=QUEUE_LINES, countdown=delay)
+
+
+@app.task(name=TASK_READ_LINES, acks_late=True, **DATABASE_RETRY)
+def read_lines(line_ids: list[int]) -> int:
+    """Model queue: cut again and read the lines a reviewer drew or reshaped."""
+    return line_rereading.read_lines_again(runtime.database(), runtime.recognizer(), [int(i) for i in line_ids])
 
 
 @app.task(name=TASK_SEND_CALLBACK, bind=True, acks_late=True, max_retries=None)

@@ -1,5 +1,6 @@
 // Polls the job's API resource and renders progress, then each page with its fields and text.
 import { el, fetchJSON } from "./dom.js";
+import { confidenceLevel, percent } from "./confidence.js";
 
 (function () {
   const root = document.getElementById("job");
@@ -10,11 +11,13 @@ import { el, fetchJSON } from "./dom.js";
   const progressText = document.getElementById("progress-text");
   const errorEl = document.getElementById("job-error");
   const pagesEl = document.getElementById("pages");
+  const downloads = document.getElementById("downloads");
+  const fieldsDownload = document.getElementById("fields-download");
+  const threshold = parseFloat(root.dataset.threshold);
   const rendered = new Set();
 
   function confidenceClass(c) {
-    if (c === null || c === undefined) return "conf-unknown";
-    return c >= 0.9 ? "conf-high" : c >= 0.6 ? "conf-mid" : "conf-low";
+    return "conf-" + confidenceLevel(c, threshold); // the review page's scale
   }
 
   function renderPage(page) {
@@ -53,8 +56,7 @@ import { el, fetchJSON } from "./dom.js";
     page.lines.forEach(function (line) {
       const item = el("li", { class: "line " + confidenceClass(line.confidence) });
       item.appendChild(el("span", { class: "line-text" }, line.text || "∅"));
-      const pct = line.confidence === null ? "–" : Math.round(line.confidence * 100) + "%";
-      item.appendChild(el("span", { class: "confidence", title: "model confidence" }, pct));
+      item.appendChild(el("span", { class: "confidence", title: "model confidence" }, percent(line.confidence)));
       lines.appendChild(item);
     });
     body.appendChild(lines);
@@ -74,7 +76,11 @@ import { el, fetchJSON } from "./dom.js";
         p.lines_done + " of " + p.lines_total + " lines read";
       if (job.error) { errorEl.hidden = false; errorEl.textContent = job.error; }
       job.pages.forEach(renderPage);
-      if (["succeeded", "failed", "partial"].includes(job.status)) return;
+      if (["succeeded", "failed", "partial"].includes(job.status)) {
+        downloads.hidden = false; // results exist only once the job has finished
+        fieldsDownload.hidden = !(job.fields && job.fields.length);
+        return;
+      }
       const retry = parseInt(response.headers.get("Retry-After") || "2", 10);
       delay = Math.max(500, retry * 1000);
     } catch (err) {

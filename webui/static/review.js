@@ -1,141 +1,61 @@
-// Review page: line outlines over the scan, editable lines, token confidences, attention heat maps,
-// corrections saved over the API (with history), keyboard first.
-import { el, fetchJSON } from "./dom.js";
+// Review page: line outlines over the scan (zoom and pan), editable lines with token confidences and
+// attention heat maps, corrections saved over the API (with history), line editing, keyboard first.
+// The pieces live in review/: geometry, heat maps, API calls, keyboard, editing, zoom.
+import { el } from "./dom.js";
+import { confidenceLevel, percent } from "./confidence.js";
+import { ReviewApi } from "./review/api.js";
+import { polygonOf } from "./review/geometry.js";
+import { clearHeat, drawLineHeat, drawPageHeat, mapFor } from "./review/heat.js";
+import { installEditing } from "./review/editing.js";
+import { installKeyboard } from "./review/keyboard.js";
+import { installZoom } from "./review/zoom.js";
 
-(function () {
-  const root = document.getElementById("review");
-  if (!root) return;
+const root = document.getElementById("review");
+if (root) start(root);
+
+function start(root) {
   const page = JSON.parse(document.getElementById("page-data").textContent);
   const threshold = parseFloat(root.dataset.threshold);
-  const apiBase = root.dataset.apiBase; // "/api/v1/lines/"
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
-  const listEl = document.getElementById("lines");
-  const pageImage = document.getElementById("page-image");
-  const pageHeat = document.getElementById("page-heat");
-  const overlay = document.getElementById("page-overlay");
-  const stripToggle = document.getElementById("strip-toggle");
-  const pageState = document.getElementById("page-state");
-  const showPrinted = document.getElementById("show-printed");
-  const printedHint = document.getElementById("printed-hint");
-  const fieldsEl = document.getElementById("fields");
-  const fieldList = document.getElementById("field-list");
+  const api = new ReviewApi(root, document.querySelector('meta[name="csrf-token"]').content);
+  const $ = (id) => document.getElementById(id);
+  const listEl = $("lines"), pageImage = $("page-image"), pageHeat = $("page-heat"), overlay = $("page-overlay");
+  const stripToggle = $("strip-toggle"), pageState = $("page-state"), showPrinted = $("show-printed"), printedHint = $("printed-hint");
+  const fieldsEl = $("fields"), fieldList = $("field-list"), editStatus = $("edit-status");
   const SVG = "http://www.w3.org/2000/svg";
+  const size = { width: page.width || pageImage.naturalWidth, height: page.height || pageImage.naturalHeight };
   const attentionCache = new Map();
-  const rows = []; // {line, li, input, chips, canvas, img, polygon}
+  let rows = []; // {index, line, li, input, chips, canvas, img, status, badge, history, polygon, saved}
   let current = -1;
+  let heatDrawnOn = null; // the one row whose line heat map is drawn
 
-  function level(confidence) {
-    if (confidence === null || confidence === undefined) return "unknown";
-    return confidence >= threshold ? "high" : confidence >= threshold / 2 ? "mid" : "low";
-  }
-
-  async function api(path, options) {
-    return (await fetchJSON(path, options)).body;
-  }
-
-  function send(path, method, payload) {
-    return api(path, { method: method, headers: { "Content-Type": "application/json", "X-CSRFToken": csrf }, body: payload ? JSON.stringify(payload) : undefined });
-  }
+  const level = (confidence) => confidenceLevel(confidence, threshold);
+  const pending = (line) => line.model_text === null;
+  const say = (message) => { editStatus.textContent = message || ""; };
 
   // ----- the page image and its line outlines -----
-  function polygonOf(line) {
-    if (line.polygon) return line.polygon;
-    const [x0, y0, x1, y1] = line.bbox;
-    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]];
-  }
-
   function drawOutlines() {
-    overlay.setAttribute("viewBox", `0 0 ${page.width || pageImage.naturalWidth} ${page.height || pageImage.naturalHeight}`);
+    overlay.setAttribute("viewBox", `0 0 ${size.width} ${size.height}`);
     overlay.setAttribute("preserveAspectRatio", "none");
-    overlay.replaceChildren();
+    overlay.querySelectorAll("polygon").forEach((p) => p.remove());
     rows.forEach((row, index) => {
       const shape = document.createElementNS(SVG, "polygon");
       shape.setAttribute("points", row.polygon.map((p) => p.join(",")).join(" "));
-      shape.setAttribute("class", "outline conf-" + level(row.line.confidence) + (index === current ? " current" : ""));
+      shape.setAttribute("class", "outline conf-" + (pending(row.line) ? "pending" : level(row.line.confidence)) + (index === current ? " current" : ""));
       shape.dataset.index = index;
-      shape.addEventListener("click", () => focusRow(index));
+      shape.dataset.lineId = row.line.id;
+      shape.addEventListener("click", () => { if (editing.mode() === "select" && index !== current) focusRow(index); });
       const title = document.createElementNS(SVG, "title");
-      title.textContent = `line ${row.line.number}: ${row.line.text} (${percent(row.line.confidence)})`;
+      title.textContent = `line ${row.line.number}: ${pending(row.line) ? "being read" : row.line.text} (${percent(row.line.confidence)})`;
       shape.appendChild(title);
-      overlay.appendChild(shape);
+      overlay.insertBefore(shape, overlay.querySelector(".handle"));
     });
+    editing.decorate(rows[current]);
   }
 
-  function percent(c) { return c === null || c === undefined ? "–" : Math.round(c * 100) + "%"; }
-
-  // ----- attention -----
-  async function attentionFor(row) {
-    if (!attentionCache.has(row.line.id)) {
-      attentionCache.set(row.line.id, api(apiBase + row.line.id + "/attention"));
-    }
+  // ----- attention: drawn for the current line only -----
+  function attentionFor(row) {
+    if (!attentionCache.has(row.line.id)) attentionCache.set(row.line.id, api.attention(row.line.id));
     return attentionCache.get(row.line.id);
-  }
-
-  function mapFor(attention, token) {
-    if (!attention.maps.length) return null;
-    if (stripToggle.checked || token === null) {
-      // whole line: for each cell, the strongest attention any token gave it
-      const [h, w] = attention.grid;
-      const out = Array.from({ length: h }, () => new Array(w).fill(0));
-      attention.maps.forEach((m) => m.forEach((r, i) => r.forEach((v, j) => { out[i][j] = Math.max(out[i][j], v); })));
-      return out;
-    }
-    return attention.maps[Math.min(token, attention.maps.length - 1)];
-  }
-
-  function cellAlpha(map) {
-    let max = 0;
-    map.forEach((r) => r.forEach((v) => { max = Math.max(max, v); }));
-    return (v) => (max > 0 ? 0.75 * v / max : 0);
-  }
-
-  function drawLineHeat(row, map) {
-    const canvas = row.canvas;
-    canvas.width = row.img.clientWidth;
-    canvas.height = row.img.clientHeight;
-    const ctx = canvas.getContext("2d");
-    ctx.clearRect(0, 0, canvas.width, canvas.height);
-    if (!map) return;
-    const alpha = cellAlpha(map);
-    const h = map.length, w = map[0].length;
-    map.forEach((r, i) => r.forEach((v, j) => {
-      ctx.fillStyle = `rgba(220, 30, 30, ${alpha(v)})`;
-      ctx.fillRect(j * canvas.width / w, i * canvas.height / h, canvas.width / w + 0.5, canvas.height / h + 0.5);
-    }));
-  }
-
-  function cropQuad(attention, polygon) {
-    // the line image covers the detected polygon grown by crop_pad line heights on each side
-    const [tl, tr, br, bl] = polygon;
-    const height = (Math.hypot(bl[0] - tl[0], bl[1] - tl[1]) + Math.hypot(br[0] - tr[0], br[1] - tr[1])) / 2;
-    const m = attention.crop_pad * height;
-    const unit = (a, b) => { const d = Math.hypot(b[0] - a[0], b[1] - a[1]) || 1; return [(b[0] - a[0]) / d, (b[1] - a[1]) / d]; };
-    const along = unit(tl, tr), across = unit(tl, bl);
-    const move = (p, sa, sc) => [p[0] + along[0] * m * sa + across[0] * m * sc, p[1] + along[1] * m * sa + across[1] * m * sc];
-    return [move(tl, -1, -1), move(tr, 1, -1), move(br, 1, 1), move(bl, -1, 1)];
-  }
-
-  function drawPageHeat(row, attention, map) {
-    pageHeat.width = pageImage.clientWidth;
-    pageHeat.height = pageImage.clientHeight;
-    const ctx = pageHeat.getContext("2d");
-    ctx.clearRect(0, 0, pageHeat.width, pageHeat.height);
-    if (!map) return;
-    const sx = pageHeat.width / (page.width || pageImage.naturalWidth);
-    const sy = pageHeat.height / (page.height || pageImage.naturalHeight);
-    const [tl, tr, br, bl] = cropQuad(attention, row.polygon);
-    const at = (u, v) => [((1 - v) * ((1 - u) * tl[0] + u * tr[0]) + v * ((1 - u) * bl[0] + u * br[0])) * sx,
-      ((1 - v) * ((1 - u) * tl[1] + u * tr[1]) + v * ((1 - u) * bl[1] + u * br[1])) * sy];
-    const alpha = cellAlpha(map);
-    const h = map.length, w = map[0].length;
-    map.forEach((r, i) => r.forEach((value, j) => {
-      const corners = [at(j / w, i / h), at((j + 1) / w, i / h), at((j + 1) / w, (i + 1) / h), at(j / w, (i + 1) / h)];
-      ctx.beginPath();
-      corners.forEach((p, k) => (k ? ctx.lineTo(p[0], p[1]) : ctx.moveTo(p[0], p[1])));
-      ctx.closePath();
-      ctx.fillStyle = `rgba(220, 30, 30, ${alpha(value)})`;
-      ctx.fill();
-    }));
   }
 
   function tokenAtCaret(row) {
@@ -155,12 +75,17 @@ import { el, fetchJSON } from "./dom.js";
   }
 
   async function showAttention(row, token) {
+    if (heatDrawnOn && heatDrawnOn !== row) clearHeat(heatDrawnOn.canvas);
+    heatDrawnOn = row;
+    clearHeat(pageHeat);
+    if (pending(row.line)) return;
     row.chips.querySelectorAll(".chip").forEach((chip, i) => chip.classList.toggle("selected", i === token && !stripToggle.checked));
     try {
       const attention = await attentionFor(row);
-      const map = mapFor(attention, token);
-      drawLineHeat(row, map);
-      drawPageHeat(row, attention, map);
+      if (rows[current] !== row) return; // the reviewer moved on while it loaded
+      const map = mapFor(attention, token, stripToggle.checked);
+      drawLineHeat(row.canvas, row.img, map);
+      drawPageHeat(pageHeat, pageImage, size, attention, row.polygon, map);
     } catch (err) {
       row.status.textContent = "attention unavailable: " + err.message;
     }
@@ -181,20 +106,43 @@ import { el, fetchJSON } from "./dom.js";
     const line = row.line;
     row.li.classList.toggle("reviewed", !!line.reviewed);
     row.li.classList.toggle("corrected", !!line.corrected);
-    row.li.classList.toggle("needs-review", !line.reviewed && (line.confidence === null || line.confidence < threshold));
-    row.badge.textContent = (line.corrected ? "corrected · " : "") + (line.reviewed ? "reviewed" : percent(line.confidence));
+    row.li.classList.toggle("pending", pending(line));
+    row.li.classList.toggle("needs-review", !pending(line) && !line.reviewed && (line.confidence === null || line.confidence < threshold));
+    row.badge.textContent = pending(line) ? "being read…" : (line.corrected ? "corrected · " : "") + (line.reviewed ? "reviewed" : percent(line.confidence));
+    row.badge.className = "badge conf-" + (pending(line) ? "pending" : level(line.confidence));
+  }
+
+  function renderRead(row) {
+    // the parts that change when a line is read (again)
+    row.input.disabled = pending(row.line);
+    row.input.placeholder = pending(row.line) ? "being read again…" : "";
+    if (!pending(row.line)) {
+      row.img.src = api.imageUrl(row.line);
+      row.img.hidden = false;
+    } else {
+      row.img.hidden = true;
+    }
+    renderChips(row);
+    renderBadges(row);
+  }
+
+  function describe(edit) {
+    const when = new Date(edit.at).toLocaleString();
+    if (edit.action === "text") return `${when} · ${edit.author}: “${edit.previous}” → “${edit.text}”`;
+    const box = (b) => (b ? `[${b.join(", ")}]` : "none");
+    return `${when} · ${edit.author}: ${edit.action} ${box(edit.previous_bbox)} → ${box(edit.bbox)}` + (edit.previous ? ` (was “${edit.previous}”)` : "");
   }
 
   function renderHistory(row, history) {
     row.history.replaceChildren(el("summary", {}, `history (${history.length})`));
     const list = el("ol");
-    list.appendChild(el("li", {}, `model: “${row.line.model_text}”`));
-    history.forEach((edit) => list.appendChild(el("li", {}, `${new Date(edit.at).toLocaleString()} · ${edit.author}: “${edit.previous}” → “${edit.text}”`)));
+    list.appendChild(el("li", {}, `model: “${row.line.model_text ?? "…"}”`));
+    history.forEach((edit) => list.appendChild(el("li", { class: "edit-" + edit.action }, describe(edit))));
     row.history.appendChild(list);
   }
 
   // ----- printed lines (a form's labels) are hidden until asked for; F8 never stops on them -----
-  function isPrinted(line) { return line.text_type === "printed"; }
+  const isPrinted = (line) => line.text_type === "printed";
 
   function applyPrintedFilter() {
     const hidden = !showPrinted.checked;
@@ -204,12 +152,12 @@ import { el, fetchJSON } from "./dom.js";
     });
     const count = rows.filter((row) => isPrinted(row.line)).length;
     printedHint.hidden = count === 0;
-    printedHint.textContent = hidden ? `${count} printed line${count === 1 ? "" : "s"} hidden` : `${count} printed line${count === 1 ? "" : "s"} shown`;
+    printedHint.textContent = `${count} printed line${count === 1 ? "" : "s"} ${hidden ? "hidden" : "shown"}`;
   }
 
   // ----- fields: each label with its value, the value corrected in place -----
   function renderFields() {
-    const fields = page.fields || [];
+    const fields = (page.fields || []).filter((f) => f.value_line_ids.some((id) => rows.some((r) => r.line.id === id)));
     fieldsEl.hidden = fields.length === 0;
     fieldList.replaceChildren();
     fields.forEach((field) => {
@@ -234,8 +182,8 @@ import { el, fetchJSON } from "./dom.js";
     });
   }
 
-  function buildRow(line, index) {
-    const li = el("li", { id: "line-" + line.id, class: "review-line" + (isPrinted(line) ? " printed" : "") });
+  function buildRow(line, index, unsaved) {
+    const li = el("li", { id: "line-" + line.id, class: "review-line" + (isPrinted(line) ? " printed" : ""), "data-line-id": String(line.id) });
     const head = el("div", { class: "line-head" });
     head.appendChild(el("span", { class: "line-number" }, String(line.number)));
     const badge = el("span", { class: "badge" });
@@ -243,36 +191,54 @@ import { el, fetchJSON } from "./dom.js";
     if (line.text_type) head.appendChild(el("span", { class: "text-type", title: `${percent(line.text_type_confidence)} sure` }, line.text_type));
     li.appendChild(head);
     const figure = el("div", { class: "line-figure" });
-    const img = el("img", { src: apiBase + line.id + "/image", alt: "line " + line.number, loading: "lazy" });
+    const img = el("img", { alt: "line " + line.number, loading: "lazy" });
     const canvas = el("canvas", { class: "line-heat", "aria-hidden": "true" });
     figure.append(img, canvas);
     li.appendChild(figure);
     const chips = el("div", { class: "chips", "aria-label": "tokens and the model's confidence" });
     li.appendChild(chips);
-    const input = el("input", { class: "line-text", type: "text", value: line.text, "aria-label": "text of line " + line.number, spellcheck: "false" });
+    const saved = line.text;
+    const input = el("input", { class: "line-text", type: "text", value: unsaved ?? saved, "aria-label": "text of line " + line.number, spellcheck: "false" });
     li.appendChild(input);
     const status = el("span", { class: "line-status", role: "status" });
     li.appendChild(status);
     const historyEl = el("details", { class: "history" });
     historyEl.appendChild(el("summary", {}, "history"));
     li.appendChild(historyEl);
-    const row = { line, li, input, chips, canvas, img, status, badge, history: historyEl, polygon: polygonOf(line), saved: line.text };
-    historyEl.addEventListener("toggle", async () => {
-      if (historyEl.open) renderHistory(row, (await api(apiBase + line.id)).history);
-    });
-    input.addEventListener("focus", () => { current = index; highlight(); showAttention(row, tokenAtCaret(row)); });
+    const row = { index, line, li, input, chips, canvas, img, status, badge, history: historyEl, polygon: polygonOf(line), saved };
+    li.classList.toggle("dirty", input.value !== saved);
+    historyEl.addEventListener("toggle", async () => { if (historyEl.open) renderHistory(row, (await api.line(row.line.id)).history); });
+    input.addEventListener("focus", () => { current = rows.indexOf(row); highlight(); showAttention(row, tokenAtCaret(row)); });
     input.addEventListener("keyup", (e) => { if (["ArrowLeft", "ArrowRight", "Home", "End"].includes(e.key)) showAttention(row, tokenAtCaret(row)); });
     input.addEventListener("click", () => showAttention(row, tokenAtCaret(row)));
     input.addEventListener("input", () => li.classList.toggle("dirty", input.value !== row.saved));
-    renderChips(row);
-    renderBadges(row);
-    listEl.appendChild(li);
+    renderRead(row);
     return row;
+  }
+
+  /** (Re)build the list and the outlines from the page's lines, keeping unsaved text and the current line. */
+  function render(lines, focusId) {
+    const unsaved = new Map(rows.filter((r) => r.input.value !== r.saved).map((r) => [r.line.id, r.input.value]));
+    const keep = focusId ?? (rows[current] && rows[current].line.id);
+    heatDrawnOn = null;
+    clearHeat(pageHeat);
+    rows = lines.map((line, index) => buildRow(line, index, unsaved.get(line.id)));
+    listEl.replaceChildren(...rows.map((r) => r.li));
+    renderFields();
+    current = -1;
+    drawOutlines();
+    applyPrintedFilter();
+    const found = rows.findIndex((r) => r.line.id === keep);
+    if (found >= 0) focusRow(found);
+    else if (rows.length) focusRow(Math.max(0, visibleFrom(0, 1)));
+    watchPending();
   }
 
   function highlight() {
     rows.forEach((row, i) => row.li.classList.toggle("current", i === current));
     overlay.querySelectorAll("polygon").forEach((shape) => shape.classList.toggle("current", Number(shape.dataset.index) === current));
+    editing.decorate(rows[current]);
+    if (rows[current]) zoom.scrollToBox(rows[current].line.bbox, size);
   }
 
   function visibleFrom(index, step) {
@@ -284,15 +250,44 @@ import { el, fetchJSON } from "./dom.js";
     if (index < 0 || index >= rows.length) return;
     const row = rows[index];
     if (row.li.hidden) { showPrinted.checked = true; applyPrintedFilter(); }
-    row.input.focus();
+    current = index;
+    if (row.input.disabled) { highlight(); showAttention(row, null); } else row.input.focus();
     row.li.scrollIntoView({ block: "nearest" });
   }
 
+  // ----- lines being read again: poll until the model has read them -----
+  let watching = null;
+  function watchPending() {
+    clearTimeout(watching);
+    if (!rows.some((r) => pending(r.line))) return;
+    watching = setTimeout(async () => {
+      try {
+        const body = await api.pageLines();
+        const byId = new Map(body.lines.map((line) => [line.id, line]));
+        rows.forEach((row) => {
+          const fresh = byId.get(row.line.id);
+          if (!fresh || !pending(row.line) || pending(fresh)) return;
+          row.line = fresh;
+          row.saved = fresh.text;
+          if (!row.li.classList.contains("dirty")) row.input.value = fresh.text;
+          attentionCache.delete(fresh.id);
+          renderRead(row);
+          if (rows[current] === row) { row.input.focus(); showAttention(row, tokenAtCaret(row)); }
+        });
+        drawOutlines();
+        applyPrintedFilter();
+      } catch (err) {
+        say("could not refresh the lines: " + err.message);
+      }
+      watchPending();
+    }, 700);
+  }
+
   async function save(row) {
+    if (pending(row.line)) return false;
     const changed = row.input.value !== row.saved;
     try {
-      const body = changed ? await send(apiBase + row.line.id, "PATCH", { text: row.input.value })
-        : await send(apiBase + row.line.id, "PATCH", { reviewed: true });
+      const body = changed ? await api.correct(row.line.id, row.input.value) : await api.accept(row.line.id);
       row.line = Object.assign(row.line, body);
       row.saved = body.text;
       row.input.value = body.text;
@@ -319,7 +314,7 @@ import { el, fetchJSON } from "./dom.js";
       const i = current + step * k;
       if (i < 0 || i >= rows.length) break;
       const line = rows[i].line;
-      if (isPrinted(line)) continue;
+      if (isPrinted(line) || pending(line)) continue;
       if (!line.reviewed && (line.confidence === null || line.confidence < threshold)) return i;
     }
     return -1;
@@ -328,7 +323,7 @@ import { el, fetchJSON } from "./dom.js";
   async function markReviewed() {
     await saveAll();
     try {
-      const body = await send(root.dataset.reviewUrl, "POST");
+      const body = await api.markReviewed();
       rows.forEach((row) => { row.line.reviewed = true; renderBadges(row); });
       pageState.textContent = body.job_reviewed ? "reviewed (the whole job is now reviewed)" : "reviewed";
     } catch (err) {
@@ -336,35 +331,44 @@ import { el, fetchJSON } from "./dom.js";
     }
   }
 
-  document.addEventListener("keydown", async (event) => {
-    const row = rows[current];
-    if (event.key === "F2") { event.preventDefault(); stripToggle.checked = !stripToggle.checked; if (row) showAttention(row, tokenAtCaret(row)); return; }
-    if (event.key === "F8") { event.preventDefault(); const i = nextNeedingReview(event.shiftKey ? -1 : 1); if (i >= 0) focusRow(i); return; }
-    if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") { event.preventDefault(); await saveAll(); return; }
-    if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key === "Enter") { event.preventDefault(); await markReviewed(); return; }
-    if (!row || document.activeElement !== row.input) return;
-    if (event.key === "ArrowDown") { event.preventDefault(); focusRow(visibleFrom(current + 1, 1)); }
-    else if (event.key === "ArrowUp") { event.preventDefault(); focusRow(visibleFrom(current - 1, -1)); }
-    else if (event.key === "Enter" && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
-      event.preventDefault();
-      if (await save(row)) { const next = visibleFrom(current + 1, 1); if (next >= 0) focusRow(next); }
-    } else if (event.key === "Escape") {
-      row.input.value = row.saved; row.li.classList.remove("dirty"); row.status.textContent = "changes undone";
-    }
+  const redrawHeat = () => { const row = rows[current]; if (row) showAttention(row, tokenAtCaret(row)); };
+  const zoom = installZoom($("page-viewport"), $("page-frame"), (value) => { $("zoom-level").textContent = Math.round(value * 100) + "%"; redrawHeat(); });
+  const editing = installEditing({
+    overlay, toolbar: $("edit-tools"), api, size, say,
+    rowAt: (index) => rows[index], currentRow: () => rows[current],
+    onEdited: (body, focusId) => { body.changed.forEach((id) => attentionCache.delete(id)); render(body.lines, focusId); },
   });
+  $("zoom-in").addEventListener("click", zoom.zoomIn);
+  $("zoom-out").addEventListener("click", zoom.zoomOut);
+  $("zoom-reset").addEventListener("click", zoom.reset);
 
-  stripToggle.addEventListener("change", () => { const row = rows[current]; if (row) showAttention(row, tokenAtCaret(row)); });
-  document.getElementById("mark-reviewed").addEventListener("click", markReviewed);
+  installKeyboard({
+    toggleWholeLine: () => { stripToggle.checked = !stripToggle.checked; redrawHeat(); },
+    nextNeedingReview: (step) => { const i = nextNeedingReview(step); if (i >= 0) focusRow(i); },
+    saveAll, markReviewed,
+    move: (step) => focusRow(visibleFrom(current + step, step)),
+    saveAndNext: async () => { if (await save(rows[current])) { const next = visibleFrom(current + 1, 1); if (next >= 0) focusRow(next); } },
+    undoChanges: () => { const row = rows[current]; row.input.value = row.saved; row.li.classList.remove("dirty"); row.status.textContent = "changes undone"; },
+    zoomIn: zoom.zoomIn, zoomOut: zoom.zoomOut, zoomReset: zoom.reset,
+    draw: () => editing.setMode("draw"), split: () => editing.setMode("split"), merge: () => editing.setMode("merge"),
+    selectMode: () => editing.setMode("select"), deleteLine: editing.deleteCurrent, undoEdit: editing.undo,
+  }, () => rows[current] && document.activeElement === rows[current].input);
+
+  stripToggle.addEventListener("change", redrawHeat);
+  $("mark-reviewed").addEventListener("click", markReviewed);
   window.addEventListener("beforeunload", (event) => { if (rows.some((row) => row.input.value !== row.saved)) event.preventDefault(); });
-
-  page.lines.forEach((line, index) => rows.push(buildRow(line, index)));
-  renderFields();
   showPrinted.addEventListener("change", applyPrintedFilter);
-  applyPrintedFilter();
-  const draw = () => { drawOutlines(); applyPrintedFilter(); if (rows[current]) showAttention(rows[current], tokenAtCaret(rows[current])); };
-  if (pageImage.complete) draw(); else pageImage.addEventListener("load", draw);
-  window.addEventListener("resize", draw);
-  const wanted = window.location.hash.startsWith("#line-") ? rows.findIndex((row) => "line-" + row.line.id === window.location.hash.slice(1)) : -1;
-  const first = nextNeedingReview(1) >= 0 ? nextNeedingReview(1) : Math.max(0, visibleFrom(0, 1));
-  if (rows.length) focusRow(wanted >= 0 ? wanted : first);
-})();
+
+  const wanted = window.location.hash.startsWith("#line-") ? Number(window.location.hash.slice(6)) : undefined;
+  const begin = () => {
+    if (!size.width) { size.width = pageImage.naturalWidth; size.height = pageImage.naturalHeight; }
+    render(page.lines, wanted);
+    if (wanted === undefined || !rows.some((r) => r.line.id === wanted)) {
+      current = -1; // the first line that needs a look, else the first shown
+      const i = nextNeedingReview(1);
+      focusRow(i >= 0 ? i : Math.max(0, visibleFrom(0, 1)));
+    }
+  };
+  if (pageImage.complete) begin(); else pageImage.addEventListener("load", begin);
+  window.addEventListener("resize", () => { drawOutlines(); applyPrintedFilter(); redrawHeat(); });
+}
