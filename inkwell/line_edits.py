@@ -42,13 +42,18 @@ def checked_box(page: Page, bbox: Sequence[float]) -> list[int]:
     width, height = page.width or 0, page.height or 0
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
     if x1 - x0 < MIN_SIDE or y1 - y0 < MIN_SIDE:
-        raise LineEditError(f"the box must lie on the page ({width}x{height} pixels) and be at least {MIN_SIDE} pixels on each side")
+        raise LineEditError(
+            f"the box must lie on the page ({width}x{height} pixels) and be at least {MIN_SIDE} pixels on each side"
+        )
     return [x0, y0, x1, y1]
 
 
 def _editable(page: Page) -> None:
     if page.status != PageStatus.SUCCEEDED:
-        raise LineEditError(f"page {page.number} is {page.status.value}: its lines can be edited once it has been read", not_yet_read=True)
+        raise LineEditError(
+            f"page {page.number} is {page.status.value}: its lines can be edited once it has been read",
+            not_yet_read=True,
+        )
 
 
 def _to_read_again(session: Session, line: Line, bbox: list[int]) -> None:
@@ -63,9 +68,20 @@ def _to_read_again(session: Session, line: Line, bbox: list[int]) -> None:
         session.delete(stored)  # cut again from the page by the worker
 
 
-def _record(session: Session, line: Line, action: str, author: str, previous_text: str, previous_bbox: list[int] | None) -> None:
-    session.add(LineEdit(line_id=line.id, action=action, text="", previous=previous_text, author=author,
-                         bbox=list(line.bbox), previous_bbox=previous_bbox))
+def _record(
+    session: Session, line: Line, action: str, author: str, previous_text: str, previous_bbox: list[int] | None
+) -> None:
+    session.add(
+        LineEdit(
+            line_id=line.id,
+            action=action,
+            text="",
+            previous=previous_text,
+            author=author,
+            bbox=list(line.bbox),
+            previous_bbox=previous_bbox,
+        )
+    )
 
 
 def renumber(session: Session, page: Page) -> None:
@@ -90,7 +106,9 @@ def add_line(session: Session, page: Page, bbox: Sequence[float], author: str) -
     """A line drawn by a reviewer where the line finder found none; it waits to be read."""
     _editable(page)
     box = checked_box(page, bbox)
-    number = (session.scalar(select(Line.number).where(Line.page_id == page.id).order_by(Line.number.desc()).limit(1)) or 0) + 1
+    number = (
+        session.scalar(select(Line.number).where(Line.page_id == page.id).order_by(Line.number.desc()).limit(1)) or 0
+    ) + 1
     line = Line(page_id=page.id, number=number, bbox=box, polygon=rectangle(box))
     session.add(line)
     session.flush()
@@ -129,8 +147,14 @@ def split_line(session: Session, page: Page, line: Line, at: float, axis: str, a
     previous_bbox, previous_text = list(line.bbox), line.final_text
     _to_read_again(session, line, first)
     _record(session, line, "split", author, previous_text, previous_bbox)
-    other = Line(page_id=page.id, number=line.number + 1_000_000, bbox=second, polygon=rectangle(second),
-                 text_type=line.text_type, text_type_confidence=None)
+    other = Line(
+        page_id=page.id,
+        number=line.number + 1_000_000,
+        bbox=second,
+        polygon=rectangle(second),
+        text_type=line.text_type,
+        text_type_confidence=None,
+    )
     session.add(other)
     session.flush()
     _record(session, other, "split", author, previous_text, previous_bbox)
@@ -147,13 +171,25 @@ def merge_lines(session: Session, page: Page, lines: Sequence[Line], author: str
         raise LineEditError("only lines of the same page can be merged")
     ordered = sorted(lines, key=lambda line: line.number)
     keep, others = ordered[0], ordered[1:]
-    box = [min(line.bbox[0] for line in ordered), min(line.bbox[1] for line in ordered),
-           max(line.bbox[2] for line in ordered), max(line.bbox[3] for line in ordered)]
+    box = [
+        min(line.bbox[0] for line in ordered),
+        min(line.bbox[1] for line in ordered),
+        max(line.bbox[2] for line in ordered),
+        max(line.bbox[3] for line in ordered),
+    ]
     previous_bbox = list(keep.bbox)
     previous_text = " ".join(line.final_text for line in ordered if line.final_text)
     for other in others:
-        session.add(AuditEntry(actor=author, action="line.merged", job_id=page.job_id, page_id=page.id, line_id=other.id,
-                               details={"into": keep.id, "bbox": list(other.bbox), "text": other.final_text}))
+        session.add(
+            AuditEntry(
+                actor=author,
+                action="line.merged",
+                job_id=page.job_id,
+                page_id=page.id,
+                line_id=other.id,
+                details={"into": keep.id, "bbox": list(other.bbox), "text": other.final_text},
+            )
+        )
         session.delete(other)
     session.flush()
     _to_read_again(session, keep, box)
@@ -165,7 +201,15 @@ def merge_lines(session: Session, page: Page, lines: Sequence[Line], author: str
 def delete_line(session: Session, page: Page, line: Line, author: str) -> None:
     """Remove a line that is not text (a stamp, a rule); what it was stays in the audit log."""
     _editable(page)
-    session.add(AuditEntry(actor=author, action="line.deleted", job_id=page.job_id, page_id=page.id, line_id=line.id,
-                           details={"bbox": list(line.bbox), "text": line.final_text, "number": line.number}))
+    session.add(
+        AuditEntry(
+            actor=author,
+            action="line.deleted",
+            job_id=page.job_id,
+            page_id=page.id,
+            line_id=line.id,
+            details={"bbox": list(line.bbox), "text": line.final_text, "number": line.number},
+        )
+    )
     session.delete(line)
     renumber(session, page)

@@ -18,6 +18,7 @@ def _aware(value: datetime) -> datetime:
 
 Timestamp = Annotated[datetime, AfterValidator(_aware)]
 
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -33,7 +34,9 @@ class ErrorResponse(Strict):
 
 class JobAccepted(Strict):
     id: str
-    status: JobStatusName = Field(description="queued for a new job; a replayed submission (same Idempotency-Key) answers the job's current status.")
+    status: JobStatusName = Field(
+        description="queued for a new job; a replayed submission (same Idempotency-Key) answers the job's current status."
+    )
 
 
 class TokenOut(Strict):
@@ -49,10 +52,13 @@ class LineOut(Strict):
     corrected: bool
     confidence: float | None = Field(description="Geometric mean of the token probabilities (end token included).")
     bbox: list[int] = Field(description="[x0, y0, x1, y1] in page pixels.", min_length=4, max_length=4)
-    polygon: list[list[int]] | None = Field(description="Corner points [[x, y], ...] in page pixels, when the line was detected.")
+    polygon: list[list[int]] | None = Field(
+        description="Corner points [[x, y], ...] in page pixels, when the line was detected."
+    )
     detection_confidence: float | None = Field(description="How sure the line detector was that this is text.")
     text_type: Literal["printed", "handwritten"] | None = Field(
-        description="Printed (a form's labels) or handwritten, as the line finder's classifier judged; null for lines found before it existed.")
+        description="Printed (a form's labels) or handwritten, as the line finder's classifier judged; null for lines found before it existed."
+    )
     text_type_confidence: float | None = Field(description="The classifier's probability for that text type (0.5-1).")
     tokens: list[TokenOut] | None
     reviewed: bool = Field(description="A reviewer accepted or corrected it.")
@@ -61,11 +67,17 @@ class LineOut(Strict):
 class FieldOut(Strict):
     page: int = Field(description="1-based page number within the job.")
     key: str = Field(description="The printed label, without its colon.")
-    value: str = Field(description="The handwritten value: its lines' final text (a reviewer's correction where there is one), joined by spaces.")
-    confidence: float | None = Field(description="The lowest confidence of the value's lines (a corrected line counts as 1).")
+    value: str = Field(
+        description="The handwritten value: its lines' final text (a reviewer's correction where there is one), joined by spaces."
+    )
+    confidence: float | None = Field(
+        description="The lowest confidence of the value's lines (a corrected line counts as 1)."
+    )
     key_line_id: int
     value_line_ids: list[int]
-    bbox: list[int] = Field(description="[x0, y0, x1, y1] around the label and its value, in page pixels.", min_length=4, max_length=4)
+    bbox: list[int] = Field(
+        description="[x0, y0, x1, y1] around the label and its value, in page pixels.", min_length=4, max_length=4
+    )
     corrected: bool = Field(description="A reviewer corrected a line of the value.")
 
 
@@ -102,7 +114,9 @@ class JobOut(Strict):
     reviewed: bool = Field(description="Every read page has been marked reviewed.")
     progress: Progress
     pages: list[PageOut]
-    fields: list[FieldOut] = Field(description="Every read page's fields, page by page (each page's are also in its `fields`).")
+    fields: list[FieldOut] = Field(
+        description="Every read page's fields, page by page (each page's are also in its `fields`)."
+    )
 
 
 class JobSummary(Strict):
@@ -111,7 +125,9 @@ class JobSummary(Strict):
     created_at: Timestamp
     finished_at: Timestamp | None
     files: list[str] = Field(description="The uploaded files' names, in the order sent.")
-    submitter: str | None = Field(description="Who submitted it: a reviewer's user name, or 'token:<name>' (null: since deleted).")
+    submitter: str | None = Field(
+        description="Who submitted it: a reviewer's user name, or 'token:<name>' (null: since deleted)."
+    )
     reviewed: bool
     needs_review: int = Field(description="Lines below the review threshold that no one has accepted or corrected.")
     progress: Progress
@@ -131,7 +147,8 @@ class JobList(Strict):
 
 class LineEditOut(Strict):
     action: Literal["text", "drawn", "moved", "split", "merged"] = Field(
-        description="text: a correction; drawn, moved, split, merged: the line's box changed (it was read again).")
+        description="text: a correction; drawn, moved, split, merged: the line's box changed (it was read again)."
+    )
     text: str = Field(description="A correction: the new text (empty for geometry edits).")
     previous: str = Field(description="The line's text before the change.")
     bbox: list[int] | None = Field(description="Geometry edits: the box after.")
@@ -150,8 +167,10 @@ class LineCorrection(Strict):
     text: str = Field(description="The corrected text of the line.", max_length=2000, pattern=r"^[^\x00]*$")
 
 
-Box = Annotated[list[Annotated[float, Field(ge=-(2**31), le=2**31)]], Field(min_length=4, max_length=4,
-                                                                           description="[x0, y0, x1, y1] in page pixels.")]
+Box = Annotated[
+    list[Annotated[float, Field(ge=-(2**31), le=2**31)]],
+    Field(min_length=4, max_length=4, description="[x0, y0, x1, y1] in page pixels."),
+]
 
 
 class LineGeometry(Strict):
@@ -176,7 +195,9 @@ class LineSplit(Strict):
 class LineMerge(Strict):
     """Join lines of the page into one (the box around them all), read again."""
 
-    line_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(min_length=2, max_length=50, json_schema_extra={"uniqueItems": True})
+    line_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+        min_length=2, max_length=50, json_schema_extra={"uniqueItems": True}
+    )
 
     @field_validator("line_ids")
     @classmethod
@@ -189,8 +210,12 @@ class LineMerge(Strict):
 class PageLines(Strict):
     page_id: int
     lines: list[LineOut] = Field(description="Every line of the page after the edit, renumbered in reading order.")
-    changed: list[int] = Field(description="Ids of the lines whose box changed: they are being read again (text null until then).")
-    queued: bool = Field(description="The lines were sent to the model queue (false: the broker was unreachable; the sweeper sends them later).")
+    changed: list[int] = Field(
+        description="Ids of the lines whose box changed: they are being read again (text null until then)."
+    )
+    queued: bool = Field(
+        description="The lines were sent to the model queue (false: the broker was unreachable; the sweeper sends them later)."
+    )
 
 
 class LineAcceptance(Strict):
@@ -204,10 +229,14 @@ class AttentionOut(Strict):
     text: str | None
     tokens: list[TokenOut]
     grid: list[int] = Field(description="[rows, columns] of the encoder's patch grid over the line image.")
-    maps: list[list[list[float]]] = Field(description="Per token, its cross-attention over the grid (each map sums to 1).")
+    maps: list[list[list[float]]] = Field(
+        description="Per token, its cross-attention over the grid (each map sums to 1)."
+    )
     polygon: list[list[int]] | None
     bbox: list[int]
-    crop_pad: float = Field(description="The line image covers the polygon grown by this many line heights on every side.")
+    crop_pad: float = Field(
+        description="The line image covers the polygon grown by this many line heights on every side."
+    )
 
 
 class PageReviewed(Strict):
@@ -225,8 +254,10 @@ class SearchHitOut(Strict):
     text: str
     corrected: bool
     filename: str
-    similarity: float = Field(description="How closely the line's text matches the query, 0-1 (PostgreSQL: pg_trgm word similarity; "
-                              "SQLite: rapidfuzz partial ratio).")
+    similarity: float = Field(
+        description="How closely the line's text matches the query, 0-1 (PostgreSQL: pg_trgm word similarity; "
+        "SQLite: rapidfuzz partial ratio)."
+    )
 
 
 class SearchResult(Strict):
@@ -251,7 +282,11 @@ class EmbeddingOut(Strict):
     kind: Literal["page", "line"]
     id: int
     model: str | None = Field(description="The model whose encoder produced it.")
-    layer: int | None = Field(description="Encoder hidden-state index it was pooled from (0 = patch embeddings, 1..L = blocks); "
-                              "null: the encoder's final output.")
+    layer: int | None = Field(
+        description="Encoder hidden-state index it was pooled from (0 = patch embeddings, 1..L = blocks); "
+        "null: the encoder's final output."
+    )
     dimensions: int
-    embedding: list[float] = Field(description="L2-normalised mean of the encoder's patch states (a page's: the mean of its lines').")
+    embedding: list[float] = Field(
+        description="L2-normalised mean of the encoder's patch states (a page's: the mean of its lines')."
+    )

@@ -33,7 +33,10 @@ def _has_trigrams(session: Session) -> bool:
 
 
 def _trigram_scores(session: Session, query: str, token_id: int | None, limit: int) -> list[tuple[int, float]]:
-    score = func.greatest(func.coalesce(func.word_similarity(query, Line.text), 0.0), func.coalesce(func.word_similarity(query, Line.corrected_text), 0.0))
+    score = func.greatest(
+        func.coalesce(func.word_similarity(query, Line.text), 0.0),
+        func.coalesce(func.word_similarity(query, Line.corrected_text), 0.0),
+    )
     # one operator per indexed column (not on coalesce): each can use its own trigram index
     matches = or_(literal(query).op("<%")(Line.text), literal(query).op("<%")(Line.corrected_text))
     statement = _scope(select(Line.id, score.label("score")), token_id).where(matches)
@@ -43,9 +46,13 @@ def _trigram_scores(session: Session, query: str, token_id: int | None, limit: i
 
 def _fuzzy_scores(session: Session, query: str, token_id: int | None, limit: int) -> list[tuple[int, float]]:
     wanted = query.lower()  # only the case: rapidfuzz's default processor would also drop %, / and the like
-    statement = _scope(select(Line.id, Line.text, Line.corrected_text, Job.created_at, Page.number, Line.number), token_id)
+    statement = _scope(
+        select(Line.id, Line.text, Line.corrected_text, Job.created_at, Page.number, Line.number), token_id
+    )
     scored = []
-    for line_id, read, corrected, created, page_number, line_number in session.execute(statement.where(Line.text.is_not(None))):
+    for line_id, read, corrected, created, page_number, line_number in session.execute(
+        statement.where(Line.text.is_not(None))
+    ):
         best = max(fuzz.partial_ratio(wanted, value.lower()) if value else 0.0 for value in (read, corrected)) / 100
         if best >= FUZZY_CUTOFF:
             scored.append((-best, -created.timestamp(), page_number, line_number, line_id))
@@ -62,14 +69,35 @@ def search_lines(session: Session, query: str, token_id: int | None = None, limi
     if not ranked:
         return []
     rows = session.execute(
-        select(Line.id, Line.number, Line.page_id, Line.text, Line.corrected_text, Page.job_id, Page.number, Upload.filename)
-        .join(Page, Line.page_id == Page.id).join(Upload, Page.upload_id == Upload.id).where(Line.id.in_([line_id for line_id, _ in ranked]))
+        select(
+            Line.id,
+            Line.number,
+            Line.page_id,
+            Line.text,
+            Line.corrected_text,
+            Page.job_id,
+            Page.number,
+            Upload.filename,
+        )
+        .join(Page, Line.page_id == Page.id)
+        .join(Upload, Page.upload_id == Upload.id)
+        .where(Line.id.in_([line_id for line_id, _ in ranked]))
     )
     found = {row[0]: row for row in rows}
     hits = []
     for line_id, score in ranked:
         _, number, page_id, read, corrected, job_id, page_number, filename = found[line_id]
-        hits.append(SearchHitOut(job_id=job_id, page_id=page_id, page_number=page_number, line_id=line_id, line_number=number,
-                                 text=corrected if corrected is not None else (read or ""), corrected=corrected is not None,
-                                 filename=filename, similarity=round(score, 4)))
+        hits.append(
+            SearchHitOut(
+                job_id=job_id,
+                page_id=page_id,
+                page_number=page_number,
+                line_id=line_id,
+                line_number=number,
+                text=corrected if corrected is not None else (read or ""),
+                corrected=corrected is not None,
+                filename=filename,
+                similarity=round(score, 4),
+            )
+        )
     return hits

@@ -27,8 +27,13 @@ def badly_found_page() -> tuple[Image.Image, dict[str, list[int]]]:
     hello, jane, paris, code = (render_text_line(t) for t in ("hello world", "Jane Doe", "Paris", "75001"))
     faint = np.asarray(render_text_line("total 9.50")).astype(float)
     faint = Image.fromarray((255 - (255 - faint) * 0.05).astype("uint8"))
-    places = {"hello": (60, 60, hello), "jane": (60 + hello.width + 8, 60, jane), "paris": (60, 180, paris),
-              "code": (60 + paris.width + 150, 180, code), "faint": (60, 300, faint)}
+    places = {
+        "hello": (60, 60, hello),
+        "jane": (60 + hello.width + 8, 60, jane),
+        "paris": (60, 180, paris),
+        "code": (60 + paris.width + 150, 180, code),
+        "faint": (60, 300, faint),
+    }
     for x, y, image in places.values():
         page.paste(image, (x, y))
     return page, {name: [x, y, x + image.width, y + image.height] for name, (x, y, image) in places.items()}
@@ -36,9 +41,11 @@ def badly_found_page() -> tuple[Image.Image, dict[str, list[int]]]:
 
 def _screen(page: Page, point: tuple[float, float]) -> tuple[float, float]:
     """Page pixels to screen coordinates, through the outline overlay (its viewBox is the page)."""
-    return page.evaluate("([x, y]) => { const svg = document.getElementById('page-overlay'); const r = svg.getBoundingClientRect();"
-                         " const [, , w, h] = svg.getAttribute('viewBox').split(' ').map(Number); return [r.left + x * r.width / w, r.top + y * r.height / h]; }",
-                         list(point))
+    return page.evaluate(
+        "([x, y]) => { const svg = document.getElementById('page-overlay'); const r = svg.getBoundingClientRect();"
+        " const [, , w, h] = svg.getAttribute('viewBox').split(' ').map(Number); return [r.left + x * r.width / w, r.top + y * r.height / h]; }",
+        list(point),
+    )
 
 
 def _lines(page: Page, base: str, page_id: int) -> list[dict]:
@@ -118,7 +125,10 @@ def test_a_badly_found_page_is_repaired_by_drawing_splitting_and_merging(service
         lines = _lines(page, base, page_id)
         assert all(line["model_text"] is not None and line["tokens"] for line in lines), lines
         centre = lambda line: ((line["bbox"][0] + line["bbox"][2]) / 2, (line["bbox"][1] + line["bbox"][3]) / 2)  # noqa: E731
-        inside = lambda name, line: boxes[name][0] - 20 <= centre(line)[0] <= boxes[name][2] + 20 and boxes[name][1] - 20 <= centre(line)[1] <= boxes[name][3] + 20  # noqa: E731
+        inside = lambda name, line: (
+            boxes[name][0] - 20 <= centre(line)[0] <= boxes[name][2] + 20
+            and boxes[name][1] - 20 <= centre(line)[1] <= boxes[name][3] + 20
+        )  # noqa: E731
         # reading order renumbered: hello world, Jane Doe, Paris 75001, the faint line
         assert inside("hello", lines[0]) and inside("jane", lines[1]) and lines[1]["bbox"][0] >= cut - 1
         assert lines[2]["bbox"][0] <= boxes["paris"][0] + 5 and lines[2]["bbox"][2] >= boxes["code"][2] - 5
@@ -126,9 +136,11 @@ def test_a_badly_found_page_is_repaired_by_drawing_splitting_and_merging(service
         # the heat map is drawn for the current line only: moving on clears the line left
         page.locator(f"#line-{lines[0]['id']} input.line-text").click()
         page.keyboard.press("ArrowDown")
-        heated = ("() => [...document.querySelectorAll('.review-line')].filter(li => { const c = li.querySelector('.line-heat');"
-                  " if (!c.width || !c.height) return false; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-                  " for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true; return false; }).map(li => li.id)")
+        heated = (
+            "() => [...document.querySelectorAll('.review-line')].filter(li => { const c = li.querySelector('.line-heat');"
+            " if (!c.width || !c.height) return false; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            " for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true; return false; }).map(li => li.id)"
+        )
         page.wait_for_function(f"() => ({heated})().length > 0", timeout=20_000)
         assert page.evaluate(heated) == [f"line-{lines[1]['id']}"]
         # the split's history, seen in the page
@@ -145,7 +157,9 @@ def test_a_badly_found_page_is_repaired_by_drawing_splitting_and_merging(service
         context.close()
 
 
-def test_a_clerk_finds_a_job_by_file_name_downloads_every_export_searches_and_deletes(service, browser, tmp_path) -> None:  # noqa: F811
+def test_a_clerk_finds_a_job_by_file_name_downloads_every_export_searches_and_deletes(
+    service, browser, tmp_path
+) -> None:  # noqa: F811
     base, _ = service
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     page = context.new_page()
@@ -201,13 +215,15 @@ def test_a_clerk_finds_a_job_by_file_name_downloads_every_export_searches_and_de
         text = target["text"]
         assert len(text) >= 3, text
         middle = len(text) // 2
-        misread = text[:middle] + ("x" if text[middle] != "x" else "y") + text[middle + 1:]
+        misread = text[:middle] + ("x" if text[middle] != "x" else "y") + text[middle + 1 :]
         page.fill("input[name=q]", misread)
         page.press("input[name=q]", "Enter")
         hit = page.locator(f".search-hit:has(a[href$='#line-{target['id']}'])")
         expect(hit).to_have_count(1)
-        page.wait_for_function("(id) => { const img = document.querySelector(`.search-hit a[href$='#line-${id}'] ~ img`); return img && img.naturalWidth > 0; }",
-                               arg=target["id"])
+        page.wait_for_function(
+            "(id) => { const img = document.querySelector(`.search-hit a[href$='#line-${id}'] ~ img`); return img && img.naturalWidth > 0; }",
+            arg=target["id"],
+        )
         hit.locator("a").click()
         expect(page.locator(f"#line-{target['id']}")).to_have_class(re.compile(r"\bcurrent\b"))
         assert errors == [], errors

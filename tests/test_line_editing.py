@@ -15,11 +15,11 @@ from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import func, select
 
+from inkwell.broker_contents import held_arguments
 from inkwell.config import Settings
 from inkwell.db import Database
 from inkwell.migrate import upgrade
 from inkwell.models import AuditEntry, Job, Line, LineImage, Page, Upload
-from inkwell.broker_contents import held_arguments
 from inkwell.queue import QUEUE_LINES, TASK_READ_LINES, enqueue_line_reading, make_celery
 from inkwell.sweeper import sweep
 from tests.broker import drain
@@ -60,9 +60,11 @@ def _form() -> tuple[Image.Image, dict[str, list[int]]]:
     """A page with two texts side by side and one below; returns it and each text's box."""
     left, right, below = (render_text_line(t) for t in (LEFT, RIGHT, BELOW))
     page = Image.new("RGB", (left.width + right.width + 60, left.height + below.height + 80), "white")
-    boxes = {LEFT: [10, 10, 10 + left.width, 10 + left.height],
-             RIGHT: [50 + left.width, 10, 50 + left.width + right.width, 10 + right.height],
-             BELOW: [10, 50 + left.height, 10 + below.width, 50 + left.height + below.height]}
+    boxes = {
+        LEFT: [10, 10, 10 + left.width, 10 + left.height],
+        RIGHT: [50 + left.width, 10, 50 + left.width + right.width, 10 + right.height],
+        BELOW: [10, 50 + left.height, 10 + below.width, 50 + left.height + below.height],
+    }
     for image, text in ((left, LEFT), (right, RIGHT), (below, BELOW)):
         page.paste(image, tuple(boxes[text][:2]))
     # Boxes drawn inside the white margin of each rendering: cut with the line margin the worker adds,
@@ -94,7 +96,9 @@ def _sent_for_reading(app: Flask) -> list[int]:
     return [line_id for _, args in messages for line_id in args[0]]
 
 
-def test_a_badly_found_page_is_repaired_and_read_again(app: Flask, reviewer: FlaskClient, recognizer: Recognizer, badly_found: dict) -> None:
+def test_a_badly_found_page_is_repaired_and_read_again(
+    app: Flask, reviewer: FlaskClient, recognizer: Recognizer, badly_found: dict
+) -> None:
     page_id, boxes = badly_found["page_id"], badly_found["boxes"]
     (wrong,) = reviewer.get(f"/api/v1/pages/{page_id}/lines").get_json()["lines"]
 
@@ -126,11 +130,15 @@ def test_a_badly_found_page_is_repaired_and_read_again(app: Flask, reviewer: Fla
         assert line["confidence"] is not None and not line["reviewed"]
     assert all(line["model_text"] is not None and line["tokens"] for line in lines)
     image = reviewer.get(f"/api/v1/lines/{lines[1]['id']}/image")
-    assert image.status_code == 200 and Image.open(io.BytesIO(image.data)).width < boxes[RIGHT][2] - cut + 20  # cut again: the right half only
+    assert (
+        image.status_code == 200 and Image.open(io.BytesIO(image.data)).width < boxes[RIGHT][2] - cut + 20
+    )  # cut again: the right half only
     assert reviewer.get(f"/api/v1/lines/{lines[1]['id']}/attention").get_json()["maps"]
 
     # merge the two halves back; the history of the kept line says what happened
-    merged = reviewer.post(f"/api/v1/pages/{page_id}/lines/merge", json={"line_ids": [lines[1]["id"], lines[0]["id"]]}).get_json()
+    merged = reviewer.post(
+        f"/api/v1/pages/{page_id}/lines/merge", json={"line_ids": [lines[1]["id"], lines[0]["id"]]}
+    ).get_json()
     assert merged["changed"] == [lines[0]["id"]] and len(merged["lines"]) == 2
     assert merged["lines"][0]["bbox"] == [boxes[LEFT][0], boxes[LEFT][1], boxes[RIGHT][2], boxes[LEFT][3]]
     history = reviewer.get(f"/api/v1/lines/{lines[0]['id']}").get_json()["history"]
@@ -165,11 +173,27 @@ def test_bad_edits_are_refused_with_the_error_shape(reviewer: FlaskClient, badly
     cases = [
         (reviewer.post(f"/api/v1/pages/{page_id}/lines", json={"bbox": [1, 2, 3]}), 400, "invalid_body"),
         (reviewer.post(f"/api/v1/pages/{page_id}/lines", json={"bbox": [5, 5, 6, 6]}), 409, "invalid_line_edit"),
-        (reviewer.post(f"/api/v1/pages/{page_id}/lines", json={"bbox": [-50, -50, -10, -10]}), 409, "invalid_line_edit"),
-        (reviewer.post(f"/api/v1/lines/{line['id']}/split", json={"at": line["bbox"][0] + 1}), 409, "invalid_line_edit"),
+        (
+            reviewer.post(f"/api/v1/pages/{page_id}/lines", json={"bbox": [-50, -50, -10, -10]}),
+            409,
+            "invalid_line_edit",
+        ),
+        (
+            reviewer.post(f"/api/v1/lines/{line['id']}/split", json={"at": line["bbox"][0] + 1}),
+            409,
+            "invalid_line_edit",
+        ),
         (reviewer.post(f"/api/v1/lines/{line['id']}/split", json={"at": 50, "axis": "z"}), 400, "invalid_body"),
-        (reviewer.post(f"/api/v1/pages/{page_id}/lines/merge", json={"line_ids": [line["id"], line["id"]]}), 400, "invalid_body"),
-        (reviewer.post(f"/api/v1/pages/{page_id}/lines/merge", json={"line_ids": [line["id"], 999999]}), 404, "not_found"),
+        (
+            reviewer.post(f"/api/v1/pages/{page_id}/lines/merge", json={"line_ids": [line["id"], line["id"]]}),
+            400,
+            "invalid_body",
+        ),
+        (
+            reviewer.post(f"/api/v1/pages/{page_id}/lines/merge", json={"line_ids": [line["id"], 999999]}),
+            404,
+            "not_found",
+        ),
         (reviewer.patch(f"/api/v1/lines/{line['id']}", json={"bbox": "nowhere"}), 400, "invalid_body"),
         (reviewer.delete("/api/v1/lines/999999"), 404, "not_found"),
     ]
@@ -201,7 +225,9 @@ def test_other_tokens_pages_are_404_and_missing_scopes_403(app: Flask, badly_fou
         if response.request.method == "GET":
             assert response.status_code == 200
         else:
-            assert response.status_code == 403 and response.get_json()["error"]["code"] == "forbidden", response.get_json()
+            assert response.status_code == 403 and response.get_json()["error"]["code"] == "forbidden", (
+                response.get_json()
+            )
     with _db(app).session() as session:
         assert session.scalar(select(func.count()).select_from(Line).where(Line.page_id == page_id)) == 1
 
@@ -222,7 +248,9 @@ def test_a_job_is_deleted_with_all_its_data_and_audited(app: Flask, reviewer: Fl
         assert entry.job_id == job_id and entry.details["files"] == ["form.png"] and entry.actor.startswith("token:")
 
 
-def test_the_sweeper_sends_again_edited_lines_whose_message_was_lost(app: Flask, reviewer: FlaskClient, badly_found: dict) -> None:
+def test_the_sweeper_sends_again_edited_lines_whose_message_was_lost(
+    app: Flask, reviewer: FlaskClient, badly_found: dict
+) -> None:
     page_id, boxes = badly_found["page_id"], badly_found["boxes"]
     (new_id,) = reviewer.post(f"/api/v1/pages/{page_id}/lines", json={"bbox": boxes[BELOW]}).get_json()["changed"]
     celery = app.extensions["inkwell"]["celery"]

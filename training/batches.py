@@ -22,7 +22,7 @@ class Batch:
     labels: torch.Tensor  # B x L token ids ending in EOS, padded with IGNORE_INDEX
     texts: list[str]
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         """The same batch with its tensors on ``device`` (a no-op on the CPU)."""
         return Batch(self.pixel_values.to(device), self.labels.to(device), self.texts)
 

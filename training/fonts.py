@@ -175,7 +175,7 @@ def draws_lowercase_as_capitals(path: Path, size: int = 64) -> bool:
 
     face = ImageFont.truetype(str(path), size)
 
-    def shape(char: str) -> "np.ndarray | None":
+    def shape(char: str) -> np.ndarray | None:
         canvas = Image.new("L", (size * 3, size * 3), 0)
         ImageDraw.Draw(canvas).text((size, size // 2), char, font=face, fill=255)
         box = canvas.getbbox()
@@ -213,7 +213,8 @@ def fetch_fonts(cache_dir: Path, families: tuple[str, ...] | list[str], strict: 
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     missing = [
-        family for family in families
+        family
+        for family in families
         if not (cache_dir / family).is_dir() and (strict or not (cache_dir / f"{family}.missing").exists())
     ]
     # npm spends its time waiting on the registry: fetching a fresh machine's 200 families one

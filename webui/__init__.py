@@ -17,7 +17,6 @@ from webui.headers import SECURITY_HEADERS
 csrf = CSRFProtect()
 
 
-
 class RowIdConverter(BaseConverter):
     """``<row_id:name>``: a positive integer that fits the database's INTEGER; anything else is a 404."""
 
@@ -38,8 +37,8 @@ MAX_ROW_ID = 2**31 - 1
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the web app for ``settings`` (default: from the environment)."""
-    from webui.api import api
     from webui import api_edits  # noqa: F401 - adds the line-editing and job-deletion routes to the blueprint
+    from webui.api import api
     from webui.auth import init_auth
     from webui.errors import register_error_handlers
     from webui.input_guard import init_input_guard

@@ -24,6 +24,7 @@ from webui.auth import principal, require, visible_or_404
 from webui.errors import api_error
 from webui.state import celery_app, database
 
+
 def _body(model: type[BaseModel], example: str) -> BaseModel | Response:
     try:
         return model.model_validate(request.get_json(silent=True))
@@ -79,8 +80,13 @@ def page_lines(page_id: int) -> Response:
     """The page's lines in reading order (a line being read again has no text yet)."""
     with database().session() as session:
         _visible_page(session, page_id)
-        lines = [line_out(line) for line in session.scalars(select(Line).where(Line.page_id == page_id).order_by(Line.number))]
-    return Response(PageLines(page_id=page_id, lines=lines, changed=[], queued=True).model_dump_json(), mimetype="application/json")
+        lines = [
+            line_out(line)
+            for line in session.scalars(select(Line).where(Line.page_id == page_id).order_by(Line.number))
+        ]
+    return Response(
+        PageLines(page_id=page_id, lines=lines, changed=[], queued=True).model_dump_json(), mimetype="application/json"
+    )
 
 
 @api.post("/pages/<row_id:page_id>/lines/merge")

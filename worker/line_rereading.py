@@ -49,9 +49,19 @@ def _cut(db: Database, line_ids: list[int]) -> list[_Cut]:
             if page is None:
                 log.warning("line %s: its page has no stored image; it cannot be read again", line.id)
                 continue
-            quad = np.array(line.polygon or [[line.bbox[0], line.bbox[1]], [line.bbox[2], line.bbox[1]],
-                                             [line.bbox[2], line.bbox[3]], [line.bbox[0], line.bbox[3]]], dtype=np.float32)
-            image = crop_line(page, FoundLine(quad, 1.0))  # the same margin as detected lines, so attention maps line up
+            quad = np.array(
+                line.polygon
+                or [
+                    [line.bbox[0], line.bbox[1]],
+                    [line.bbox[2], line.bbox[1]],
+                    [line.bbox[2], line.bbox[3]],
+                    [line.bbox[0], line.bbox[3]],
+                ],
+                dtype=np.float32,
+            )
+            image = crop_line(
+                page, FoundLine(quad, 1.0)
+            )  # the same margin as detected lines, so attention maps line up
             previous = session.get(LineImage, line.id)
             if previous is not None:
                 session.delete(previous)
