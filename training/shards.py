@@ -142,7 +142,9 @@ def real_samples(
             image = opened.convert("L")
         for variant in range(variants):
             if variant == 0:
-                pixels = np.asarray(image.resize((max(1, round(image.width * height / image.height)), height), Image.Resampling.LANCZOS))
+                pixels = np.asarray(
+                    image.resize((max(1, round(image.width * height / image.height)), height), Image.Resampling.LANCZOS)
+                )
             else:
                 pixels = augment_real_line(image, rng, height, Augmentation(rng.uniform(0.3, strength)))
             yield _fitted(pixels, height, width), line.text

@@ -120,7 +120,9 @@ def _resolve_principal() -> Principal | Response:
             except Exception:  # noqa: BLE001 - validate_csrf raises ValidationError for missing/bad tokens
                 return api_error(400, "csrf_failed", "the CSRF token is missing or invalid")
         return Principal("user", current_user.id, current_user.username, frozenset(SCOPES), True)
-    return _unauthorized("this API needs a token: send 'Authorization: Bearer <token>' (create one with `inkwell token create`)")
+    return _unauthorized(
+        "this API needs a token: send 'Authorization: Bearer <token>' (create one with `inkwell token create`)"
+    )
 
 
 def require(scope: str) -> Callable:

@@ -77,10 +77,16 @@ def features(upright_ink: np.ndarray, page_median_height: float) -> np.ndarray:
     relative = float(np.log(max(ink_height, 1) / max(page_median_height, 1)))
     steps = np.diff(small.mean(axis=1))
     sharpness = [float(steps.max()), float(-steps.min())]  # type has a sharp baseline and x-height
-    return np.concatenate([
-        orientation, profile, [stroke_mean, stroke_spread, pieces, height_spread, ink_share, relative], sharpness,
-        _runs(binary), _slant(binary),
-    ]).astype(np.float32)
+    return np.concatenate(
+        [
+            orientation,
+            profile,
+            [stroke_mean, stroke_spread, pieces, height_spread, ink_share, relative],
+            sharpness,
+            _runs(binary),
+            _slant(binary),
+        ]
+    ).astype(np.float32)
 
 
 def _longest_runs(binary: np.ndarray) -> np.ndarray:
@@ -100,8 +106,9 @@ def _runs(binary: np.ndarray) -> list[float]:
     vertical = _longest_runs(binary)
     horizontal = _longest_runs(binary.T.copy())
     rows = max(int(binary.any(axis=1).sum()), 1)
-    return [float((vertical >= HEIGHT * f).sum() / inked) for f in (0.2, 0.33, 0.5)] + \
-           [float((horizontal >= HEIGHT * f).sum() / rows) for f in (0.2, 0.4)]
+    return [float((vertical >= HEIGHT * f).sum() / inked) for f in (0.2, 0.33, 0.5)] + [
+        float((horizontal >= HEIGHT * f).sum() / rows) for f in (0.2, 0.4)
+    ]
 
 
 def _slant(binary: np.ndarray) -> list[float]:
@@ -129,7 +136,9 @@ def with_page_context(base: np.ndarray) -> np.ndarray:
 class TextTypeClassifier:
     """A small neural network (one hidden layer) over standardised features: P(handwritten)."""
 
-    def __init__(self, mean: np.ndarray, scale: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: float) -> None:
+    def __init__(
+        self, mean: np.ndarray, scale: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: float
+    ) -> None:
         self.mean, self.scale, self.w1, self.b1, self.w2, self.b2 = mean, scale, w1, b1, w2, b2
 
     @classmethod
@@ -144,10 +153,20 @@ class TextTypeClassifier:
         return cls(arrays["mean"], arrays["scale"], arrays["w1"], arrays["b1"], arrays["w2"], float(data["b2"]))
 
     def save(self, path: Path, note: str = "") -> None:
-        Path(path).write_text(json.dumps({
-            "note": note, "features": int(self.mean.size), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-            "w1": np.round(self.w1, 6).tolist(), "b1": self.b1.tolist(), "w2": self.w2.tolist(), "b2": self.b2,
-        }))
+        Path(path).write_text(
+            json.dumps(
+                {
+                    "note": note,
+                    "features": int(self.mean.size),
+                    "mean": self.mean.tolist(),
+                    "scale": self.scale.tolist(),
+                    "w1": np.round(self.w1, 6).tolist(),
+                    "b1": self.b1.tolist(),
+                    "w2": self.w2.tolist(),
+                    "b2": self.b2,
+                }
+            )
+        )
 
     def probability(self, batch: np.ndarray) -> np.ndarray:
         """P(handwritten) for each row of ``batch`` (lines x features, with page context)."""
@@ -155,17 +174,32 @@ class TextTypeClassifier:
         return 1.0 / (1.0 + np.exp(-np.clip(hidden @ self.w2 + self.b2, -30, 30)))
 
     def classify(self, batch: np.ndarray) -> list[TextType]:
-        return [TextType(HANDWRITTEN, float(p)) if p >= 0.5 else TextType(PRINTED, float(1 - p)) for p in self.probability(batch)]
+        return [
+            TextType(HANDWRITTEN, float(p)) if p >= 0.5 else TextType(PRINTED, float(1 - p))
+            for p in self.probability(batch)
+        ]
 
     @classmethod
-    def fit(cls, batch: np.ndarray, handwritten: np.ndarray, hidden: int = 32, steps: int = 3000, rate: float = 0.01,
-            l2: float = 1e-2, seed: int = 0) -> TextTypeClassifier:
+    def fit(
+        cls,
+        batch: np.ndarray,
+        handwritten: np.ndarray,
+        hidden: int = 32,
+        steps: int = 3000,
+        rate: float = 0.01,
+        l2: float = 1e-2,
+        seed: int = 0,
+    ) -> TextTypeClassifier:
         """Fit on the log loss by full-batch Adam (a few thousand lines take a minute)."""
         rng = np.random.default_rng(seed)
         mean, scale = batch.mean(axis=0), batch.std(axis=0) + 1e-6
         x, y = ((batch - mean) / scale).astype(np.float32), handwritten.astype(np.float32)
-        params = [rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], hidden)).astype(np.float32), np.zeros(hidden, np.float32),
-                  rng.normal(0, 1 / np.sqrt(hidden), hidden).astype(np.float32), np.zeros(1, np.float32)]
+        params = [
+            rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], hidden)).astype(np.float32),
+            np.zeros(hidden, np.float32),
+            rng.normal(0, 1 / np.sqrt(hidden), hidden).astype(np.float32),
+            np.zeros(1, np.float32),
+        ]
         first = [np.zeros_like(p) for p in params]
         second = [np.zeros_like(p) for p in params]
         for step in range(1, steps + 1):
@@ -174,7 +208,12 @@ class TextTypeClassifier:
             p = 1.0 / (1.0 + np.exp(-np.clip(h @ w2 + b2[0], -30, 30)))
             error = (p - y) / len(y)
             grad_h = np.outer(error, w2) * (h > 0)
-            grads = [x.T @ grad_h + l2 * w1, grad_h.sum(axis=0), h.T @ error + l2 * w2, np.array([error.sum()], np.float32)]
+            grads = [
+                x.T @ grad_h + l2 * w1,
+                grad_h.sum(axis=0),
+                h.T @ error + l2 * w2,
+                np.array([error.sum()], np.float32),
+            ]
             for i, g in enumerate(grads):
                 first[i] = 0.9 * first[i] + 0.1 * g
                 second[i] = 0.999 * second[i] + 0.001 * g * g
