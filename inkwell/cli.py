@@ -313,12 +313,11 @@ def features(
     import numpy as np
 
     from inkwell.intake import UploadError, check_upload
+    from inkwell.progress import quiet_libraries_off_terminal
     from worker.features import encoder_layer_count, resolve_layer
     from worker.page_image import PageDecodeError, render_page
     from worker.pipeline import cut_lines
     from worker.runtime import line_finder, load_recognizer
-
-    from inkwell.progress import quiet_libraries_off_terminal
 
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING)

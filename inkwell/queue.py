@@ -93,7 +93,7 @@ def _send(app: Celery, task: str, queue: str, arguments: Iterable) -> bool:
                     retry=True,
                     retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
                 )
-    except Exception:  # noqa: BLE001 - any broker failure: the database still holds the work, the sweeper resends it
+    except Exception:
         log.exception("could not send %s messages", task)
         return False
     return True

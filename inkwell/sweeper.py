@@ -17,9 +17,9 @@ from datetime import timedelta
 from celery import Celery
 from sqlalchemy import and_, or_, select, update
 
+from inkwell.broker_contents import held_arguments
 from inkwell.db import Database
 from inkwell.models import Job, JobStatus, Page, PageStatus, utcnow
-from inkwell.broker_contents import held_arguments
 from inkwell.queue import (
     QUEUE_LINES,
     QUEUE_PAGES,

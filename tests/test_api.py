@@ -19,10 +19,10 @@ from inkwell.config import Settings
 from inkwell.db import Database
 from inkwell.migrate import upgrade
 from inkwell.models import Job, JobStatus, Line, Page, PageStatus, Upload
-from inkwell.queue import QUEUE_PAGES, TASK_PREPARE_PAGE
-from tests.images import NOT_AN_IMAGE, declared_size_png, line_png, truncated_png
+from inkwell.queue import QUEUE_PAGES
 from tests.broker import drain
 from tests.clients import api_client, signed_in
+from tests.images import NOT_AN_IMAGE, declared_size_png, line_png, truncated_png
 from webui import create_app
 from webui.openapi import openapi_document
 

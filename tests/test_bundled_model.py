@@ -19,9 +19,9 @@ from PIL import Image
 
 from inkwell.config import BUNDLED_MODEL
 from inkwell.text_metrics import character_error_rate
+from tests.forms import FONT_CACHE
 from training.fonts import LEGACY_HELDOUT_FAMILIES, fetch_fonts
 from training.render import Augmentation, fit_text_to_font, render_line
-from tests.forms import FONT_CACHE
 
 pytestmark = pytest.mark.slow
 

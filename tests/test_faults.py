@@ -18,8 +18,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from inkwell.config import Settings
 from inkwell.db import Database
-from inkwell.models import Job, Line, Page, PageStatus
-from tests.documents import image_pdf
+from inkwell.models import Line, Page, PageStatus
 from tests.images import encode, line_png
 from tests.processes import Processes, create_token, free_port, wait_until_up
 from tests.services import PrivatePostgres, PrivateRedis

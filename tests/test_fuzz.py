@@ -8,15 +8,13 @@ import contextlib
 import io
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from schemathesis.checks import positive_data_acceptance
 
 from inkwell.arrays import pack_array
 from inkwell.config import Settings

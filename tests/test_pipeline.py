@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from inkwell.arrays import unpack_array
 from inkwell.db import Database
 from inkwell.jobs import AcceptedFile, create_job
-from inkwell.models import Job, JobStatus, Line, LineImage, Page, PageFile, PageStatus, Upload
+from inkwell.models import Job, JobStatus, Line, LineImage, Page, PageFile, PageStatus
 from tests.images import line_png
 from worker.line_finder import LineFinder
 from worker.pipeline import PageLimits, prepare_page, recognize_pages

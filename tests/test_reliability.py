@@ -30,7 +30,7 @@ from inkwell.config import Settings
 from inkwell.db import Database
 from inkwell.jobs import AcceptedFile, create_job, refresh_job
 from inkwell.migrate import upgrade
-from inkwell.models import ApiToken, Job, JobStatus, Line, Page, PageStatus, Upload, WorkerHeartbeat, utcnow
+from inkwell.models import ApiToken, Job, JobStatus, Page, PageStatus, Upload, WorkerHeartbeat, utcnow
 from inkwell.queue import QUEUE_LINES, QUEUE_PAGES, make_celery
 from inkwell.retention import purge
 from inkwell.sweeper import sweep
@@ -220,7 +220,7 @@ class _Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append((dict(self.headers), body))
                 self.send_response(receiver.status)

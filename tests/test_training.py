@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.forms import FONT_CACHE
 from training.charset import ALPHABET, build_tokenizer, in_alphabet, normalise_text
 from training.data import VALIDATION_SETS
 from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, fetch_fonts
@@ -18,7 +19,6 @@ from training.real_lines import DEFAULT_REAL_DIR, is_validation_group, load_real
 from training.render import Augmentation, fit_text_to_font, render_line
 from training.shards import load_shard, synthetic_samples, write_shard
 from training.texts import FormTextGenerator
-from tests.forms import FONT_CACHE
 
 
 def test_form_text_is_varied_and_writable() -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from tests.forms import FONT_CACHE
 from training import render

@@ -34,10 +34,10 @@ def _char_model(folder: Path) -> None:
     from transformers import (
         TrOCRConfig,
         TrOCRForCausalLM,
+        VisionEncoderDecoderModel,
         ViTConfig,
         ViTImageProcessor,
         ViTModel,
-        VisionEncoderDecoderModel,
     )
 
     from training.charset import build_tokenizer
@@ -92,8 +92,8 @@ def _bpe_model(folder: Path) -> None:
         PreTrainedTokenizerFast,
         TrOCRConfig,
         TrOCRForCausalLM,
-        ViTImageProcessor,
         VisionEncoderDecoderModel,
+        ViTImageProcessor,
     )
 
     bpe = ByteLevelBPETokenizer()

@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
 
         build_all(DataPlan(args.root, args.synthetic_lines, shape.height, shape.width, args.workers))
     elif args.command == "train":
-        from training.train import TrainConfig, train as run_training
+        from training.train import TrainConfig
+        from training.train import train as run_training
 
         shape = ModelShape(encoder_layers=args.encoder_layers, decoder_layers=args.decoder_layers, hidden=args.hidden)
         run_training(
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         from training.data import DataPlan, build_all
         from training.evaluate import evaluate_exported
         from training.export import export_run
-        from training.train import TrainConfig, train as run_training
+        from training.train import TrainConfig
+        from training.train import train as run_training
 
         build_all(DataPlan(args.root, args.synthetic_lines, shape.height, shape.width))
         run_training(TrainConfig(root=args.root, run="main", shape=shape, hours=args.hours))

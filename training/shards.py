@@ -21,9 +21,9 @@ from PIL import Image
 
 from training.charset import in_alphabet, normalise_text
 from training.fonts import Font
+from training.prose import ProseLines
 from training.real_lines import RealLine
 from training.render import Augmentation, augment_real_line, fit_text_to_font, render_line
-from training.prose import ProseLines
 from training.texts import FormTextGenerator
 from worker.line_image import fit_line
 

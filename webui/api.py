@@ -19,6 +19,18 @@ from inkwell.attention import attention_json, attention_maps, heat_map_png
 from inkwell.exports import export_alto, export_csv, export_fields_csv, export_page_xml_zip
 from inkwell.models import Job, Line, LineImage, Page
 from inkwell.results import job_out, job_text, line_out, load_job, progress_of
+from inkwell.review import (
+    JobFilter,
+    ReviewError,
+    accept_line,
+    correct_line,
+    history,
+    list_jobs,
+    mark_page_reviewed,
+    needs_review_counts,
+    search_lines,
+    similar_pages,
+)
 from inkwell.schemas import (
     AttentionOut,
     EmbeddingOut,
@@ -31,18 +43,6 @@ from inkwell.schemas import (
     PageReviewed,
     SearchResult,
     SimilarResult,
-)
-from inkwell.review import (
-    JobFilter,
-    ReviewError,
-    accept_line,
-    correct_line,
-    history,
-    list_jobs,
-    mark_page_reviewed,
-    needs_review_counts,
-    search_lines,
-    similar_pages,
 )
 from webui.auth import principal, require, visible_or_404
 from webui.errors import api_error

@@ -9,9 +9,10 @@ caller may not see is 404, so its existence does not leak.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, Response, abort, g, request
 from flask import session as flask_session

@@ -8,7 +8,6 @@ from werkzeug.exceptions import HTTPException
 
 from inkwell.intake import UploadError
 
-
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 

@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 from inkwell.accounts import authenticate
 from inkwell.models import Job, Page, Upload, User, WorkerHeartbeat, utcnow
-from inkwell.stall import stalled_queues
 from inkwell.queue import QUEUE_LINES, QUEUE_PAGES
 from inkwell.results import job_out, load_job
 from inkwell.review import search_lines, similar_pages
+from inkwell.stall import stalled_queues
 from inkwell.storage import page_image as stored_page_image
 from inkwell.storage import upload_bytes
 from inkwell.throttle import ThrottlePolicy, clear_failures, locked_for, record_failure
