@@ -40,8 +40,9 @@ def correct_line(session: Session, line: Line, text: str, author: str) -> Line:
         session.add(LineEdit(line_id=line.id, text=text, previous=line.final_text, author=author, created_at=now))
         line.corrected_text = None if text == line.text else text
         line.corrected_by, line.corrected_at = (None, None) if line.corrected_text is None else (author, now)
+        # Only a changed text re-opens a reviewed page: a save that differs in spaces alone changes nothing.
+        _unmark_page(session, line.page_id)
     line.reviewed_at, line.reviewed_by = now, author
-    _unmark_page(session, line.page_id)
     return line
 
 
