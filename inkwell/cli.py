@@ -270,7 +270,7 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
             page_texts.append("\n".join(result.text for result in results))
             lines += [
                 {"page": number, "text": r.text, "confidence": round(r.confidence, 4), "bbox": list(c.bbox)}
-                for r, c in zip(results, cut)
+                for r, c in zip(results, cut, strict=True)
             ]
         text = "\n\f\n".join(page_texts)
         if as_json:

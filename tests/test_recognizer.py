@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 
 from inkwell.config import BUNDLED_MODEL
 from tests.tiny_models import TEXTS, render_text_line
-from worker.recognizer import Recognizer, _ctc_greedy_lengths
+from worker.recognizer import RecognitionError, Recognizer, _ctc_greedy_lengths
 
 
 @pytest.fixture(scope="module", params=["char", "bpe"])
@@ -77,6 +77,16 @@ def test_ctc_greedy_length_merges_repeats_and_drops_blanks() -> None:
     best = torch.tensor([[1, 1, 0, 1, 2, 2, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]])  # "1 1 2" and nothing
     log_probs = torch.nn.functional.one_hot(best, 3).float().log_softmax(dim=-1)
     assert _ctc_greedy_lengths(log_probs, blank_id=0).tolist() == [3, 0]
+
+
+def test_a_missing_result_raises_instead_of_shortening_the_list(tiny_char_model: Path) -> None:
+    class Lossy(Recognizer):
+        def _decode(self, lines, capture, min_new_tokens=None):
+            return super()._decode(lines, capture, min_new_tokens)[:-1]  # one line of the batch lost
+
+    lossy = Lossy.load(tiny_char_model, device="cpu", max_new_tokens=32, batch_size=2)
+    with pytest.raises(RecognitionError, match="lines"):
+        lossy.recognize([render_text_line(t) for t in TEXTS[:3]])
 
 
 def test_tokens_attention_and_embedding_are_consistent(recognizer: Recognizer) -> None:

@@ -27,10 +27,11 @@ from inkwell.models import Job, Line, Page, PageStatus, Upload, utcnow
 from inkwell.storage import line_images, put_line_image, put_page_image, upload_bytes
 from worker import metrics
 from worker.line_finder import FoundLine, crop_line
+from worker.line_result import LineResult, checked_results
 from worker.page_image import PageDecodeError, encode_jpeg, encode_png, render_page
 
 if TYPE_CHECKING:  # the model (and torch) is loaded only by workers of the "lines" queue
-    from worker.recognizer import LineResult, Recognizer
+    from worker.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
             return page is not None and page.status == PageStatus.PREPARED
         job = session.get(Job, page.job_id, with_for_update=True)
         session.execute(delete(Line).where(Line.page_id == page_id))
-        for number, (line, png) in enumerate(zip(lines, encoded), start=1):
+        for number, (line, png) in enumerate(zip(lines, encoded, strict=True), start=1):
             row = Line(
                 page_id=page_id,
                 number=number,
@@ -253,7 +254,7 @@ def _recognize_isolating_failures(
     images = [image for item in work for image in item.images]
     started = time.perf_counter()
     try:
-        flat = recognizer.recognize(images)
+        flat = checked_results(recognizer.recognize(images), len(images))
         elapsed = time.perf_counter() - started
         for item in work:
             item.read_seconds = elapsed * len(item.images) / max(len(images), 1)
@@ -262,7 +263,7 @@ def _recognize_isolating_failures(
         results: dict[int, list[LineResult]] = {}
         for item in work:
             try:
-                results[item.page_id] = recognizer.recognize(item.images)
+                results[item.page_id] = checked_results(recognizer.recognize(item.images), len(item.images))
             except Exception as error:  # noqa: BLE001
                 fail_page(db, item.page_id, f"recognition failed: {type(error).__name__}: {error}")
         return results
@@ -289,7 +290,7 @@ def _store_page_results(
         lines = {line.id: line for line in session.scalars(select(Line).where(Line.page_id == item.page_id))}
         now = utcnow()
         embeddings = []
-        for line_id, result in zip(item.line_ids, results):
+        for line_id, result in zip(item.line_ids, results, strict=True):
             line = lines.get(line_id)
             if line is None:
                 continue

@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,37 +32,11 @@ from transformers.modeling_outputs import BaseModelOutput
 from worker.calibration import Calibration, line_signals
 from worker.features import Pool, encoder_features, encoder_layer_count, resolve_layer
 from worker.line_image import line_to_input
+from worker.line_result import LineResult, RecognitionError, TokenResult, checked_results
 
 log = logging.getLogger(__name__)
 
 Preprocessing = Literal["auto", "processor", "fit-pad"]
-
-
-@dataclass(frozen=True)
-class TokenResult:
-    """One generated token: its text piece and the model's probability for it."""
-
-    text: str
-    confidence: float
-
-
-@dataclass
-class LineResult:
-    """What the model read in one line image.
-
-    ``attention`` is ``tokens x grid_h x grid_w`` float32: for each generated token, the chosen
-    decoder layer's cross-attention (mean over heads) over the encoder patches that cover the
-    line image, each row summing to 1; stretched over the line image it shows where the model
-    looked. ``embedding`` is the L2-normalised mean of the encoder's patch states: of its final
-    output, or of the hidden layer the recognizer's ``embedding_layer`` names (see worker.features).
-    """
-
-    text: str
-    confidence: float
-    tokens: list[TokenResult] = field(default_factory=list)
-    attention: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
-    embedding: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    signals: dict[str, float] = field(default_factory=dict)  # what the confidence was computed from
 
 
 @dataclass(frozen=True)
@@ -286,10 +260,14 @@ class Recognizer:
                 regrouped = list(range(len(indices)))
             for s in range(0, len(regrouped), self.batch_size):
                 chunk = regrouped[s : s + self.batch_size]
-                for k, result in zip(chunk, self._decode([encoded[k] for k in chunk], capture)):
+                decoded = checked_results(self._decode([encoded[k] for k in chunk], capture), len(chunk))
+                for k, result in zip(chunk, decoded, strict=True):
                     results[indices[k]] = result
         if self.observer is not None:
             self.observer(len(images), time.perf_counter() - started)
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:  # a result on the wrong line is worse than no result: never hand back fewer
+            raise RecognitionError(f"no result for {len(missing)} of {len(images)} lines (first: {missing[0]})")
         return [r for r in results if r is not None]
 
     def features(
