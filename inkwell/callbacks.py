@@ -127,7 +127,7 @@ def check_callback_url(url: str, policy: AddressPolicy) -> str:
     if refused:
         raise CallbackRefused(f"callback_url must not point at {host}: {refused}")
     try:
-        parts.port
+        _ = parts.port  # reading it raises ValueError for a port out of range
     except ValueError:
         raise CallbackRefused("callback_url has an invalid port") from None
     return url
@@ -174,7 +174,7 @@ def deliver(url: str, body: bytes, secret: str, policy: AddressPolicy, timeout: 
     host = parts.hostname
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+        addresses = sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
     except socket.gaierror as error:
         raise CallbackFailed(f"cannot resolve {host}: {error}") from None
     refused = [reason for reason in (refusal(a, policy) for a in addresses) if reason]
@@ -191,11 +191,14 @@ def deliver(url: str, body: bytes, secret: str, policy: AddressPolicy, timeout: 
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    kwargs = {"timeout": urllib3.Timeout(connect=min(timeout, 5.0), read=timeout), "retries": False}
+    limit = urllib3.Timeout(connect=min(timeout, 5.0), read=timeout)
+    pool: urllib3.HTTPConnectionPool
     if parts.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(allowed[0], port, server_hostname=host, assert_hostname=host, **kwargs)
+        pool = urllib3.HTTPSConnectionPool(
+            allowed[0], port, server_hostname=host, assert_hostname=host, timeout=limit, retries=False
+        )
     else:
-        pool = urllib3.HTTPConnectionPool(allowed[0], port, **kwargs)
+        pool = urllib3.HTTPConnectionPool(allowed[0], port, timeout=limit, retries=False)
     try:
         response = pool.urlopen("POST", target, body=body, headers=headers, redirect=False, preload_content=True)
     except urllib3.exceptions.HTTPError as error:

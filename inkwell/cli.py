@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -147,7 +148,8 @@ def sweep() -> None:
         _database(), make_celery(settings), settings.stale_after_seconds, settings.pages_in_flight_per_job
     )
     click.echo(
-        f"sent again: {len(report.prepare)} pages to prepare, {len(report.recognize)} to read, {len(report.callbacks)} callbacks"
+        f"sent again: {len(report.prepare)} pages to prepare, {len(report.recognize)} to read, {len(report.callbacks)} "
+        "callbacks"
     )
 
 
@@ -343,7 +345,7 @@ def features(
         except (UploadError, PageDecodeError) as error:
             raise click.ClickException(f"{path}: {error}") from None
     found = recognizer.features(images, list(layers), pool)  # type: ignore[arg-type]
-    arrays = {f"layer_{layer}": values for layer, values in found.items()}
+    arrays: dict[str, Any] = {f"layer_{layer}": values for layer, values in found.items()}
     np.savez(
         out,
         **arrays,
@@ -511,7 +513,8 @@ def token_list() -> None:
             state = "revoked" if item.revoked_at else "active"
             used = item.last_used_at.strftime("%Y-%m-%d %H:%M") if item.last_used_at else "never"
             click.echo(
-                f"{item.id}\t{item.name}\t{item.prefix}…\t{','.join(item.scopes)}{' +all-jobs' if item.all_jobs else ''}\t{state}\tlast used {used}"
+                f"{item.id}\t{item.name}\t{item.prefix}…\t{','.join(item.scopes)}"
+                f"{' +all-jobs' if item.all_jobs else ''}\t{state}\tlast used {used}"
             )
 
 

@@ -86,7 +86,8 @@ def _check_size(name: str, page: int, pages: int, width: int, height: int, limit
         raise UploadError(
             422,
             "image_too_small",
-            f"{where}: {width}x{height} pixels is too small to hold text (at least {limits.min_image_side} pixels a side)",
+            f"{where}: {width}x{height} pixels is too small to hold text (at least {limits.min_image_side} pixels a "
+            "side)",
         )
 
 

@@ -2,7 +2,8 @@
 
 Two queues: ``pages`` for CPU work (decoding, finding lines) and ``lines`` for the model (GPU
 where there is one); a third, ``maintenance``, for the sweeper and the purge, served by every
-``pages`` worker beside its pages, so that a backlog of pages never delays the sweeper. Messages carry only ids; everything else is read from the database.
+``pages`` worker beside its pages, so that a backlog of pages never delays the sweeper. Messages
+carry only ids; everything else is read from the database.
 """
 
 from __future__ import annotations

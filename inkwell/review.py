@@ -59,7 +59,7 @@ def _unmark_page(session: Session, page_id: int) -> None:
     if page is not None and page.reviewed_at is not None:
         # the page changed after it was marked reviewed: it is reviewed again once re-marked
         page.reviewed_at = page.reviewed_by = None
-        job = session.get(Job, page.job_id)
+        job = session.get_one(Job, page.job_id)
         job.reviewed_at = None
 
 
@@ -72,7 +72,7 @@ def mark_page_reviewed(session: Session, page: Page, author: str) -> Page:
     for line in page.lines:
         if line.reviewed_at is None:
             line.reviewed_at, line.reviewed_by = now, author
-    job = session.get(Job, page.job_id)
+    job = session.get_one(Job, page.job_id)
     pending = session.scalar(
         select(func.count())
         .select_from(Page)

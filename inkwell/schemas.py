@@ -55,7 +55,8 @@ class LineOut(Strict):
     )
     detection_confidence: float | None = Field(description="How sure the line detector was that this is text.")
     text_type: Literal["printed", "handwritten"] | None = Field(
-        description="Printed (a form's labels) or handwritten, as the line finder's classifier judged; null for lines found before it existed."
+        description="Printed (a form's labels) or handwritten, as the line finder's classifier judged; null for lines "
+        "found before it existed."
     )
     text_type_confidence: float | None = Field(description="The classifier's probability for that text type (0.5-1).")
     tokens: list[TokenOut] | None
@@ -66,7 +67,8 @@ class FieldOut(Strict):
     page: int = Field(description="1-based page number within the job.")
     key: str = Field(description="The printed label, without its colon.")
     value: str = Field(
-        description="The handwritten value: its lines' final text (a reviewer's correction where there is one), joined by spaces."
+        description="The handwritten value: its lines' final text (a reviewer's correction where there is one), joined "
+        "by spaces."
     )
     confidence: float | None = Field(
         description="The lowest confidence of the value's lines (a corrected line counts as 1)."

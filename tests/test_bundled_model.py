@@ -119,7 +119,8 @@ def test_clear_lines_in_unseen_fonts_are_read_offline(tmp_path: Path) -> None:
     exact = sum(got == want for got, want in pairs) / len(pairs)
     misread = [(want, got) for got, want in pairs if got != want]
     print(
-        f"\nclear lines in {len(LEGACY_HELDOUT_FAMILIES)} unseen fonts: CER {cer:.3f}, read exactly {exact:.0%}, misread {misread}"
+        f"\nclear lines in {len(LEGACY_HELDOUT_FAMILIES)} unseen fonts: CER {cer:.3f}, read exactly {exact:.0%}, "
+        f"misread {misread}"
     )
     assert cer <= MAX_CLEAR_CER
     assert exact >= MIN_EXACT_SHARE

@@ -46,7 +46,7 @@ def test_prometheus_scrapes_the_web_server_and_every_worker() -> None:
     """prometheus.yml's targets are the services and ports compose really runs."""
     services = _resolved()["services"]
     mounts = [
-        v if isinstance(v, dict) else dict(zip(("source", "target"), v.split(":")))
+        v if isinstance(v, dict) else dict(zip(("source", "target"), v.split(":"), strict=False))
         for v in services["prometheus"]["volumes"]
     ]
     (mount,) = [m for m in mounts if m["target"] == "/etc/prometheus/prometheus.yml"]

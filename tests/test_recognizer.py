@@ -42,7 +42,7 @@ def test_reads_the_lines_it_was_trained_on(recognizer: Recognizer) -> None:
 def test_batched_equals_one_at_a_time(recognizer: Recognizer) -> None:
     images = _mixed_width_lines()
     batched = recognizer.recognize(images)
-    for image, together in zip(images, batched):
+    for image, together in zip(images, batched, strict=True):
         alone = recognizer.recognize([image])[0]
         assert alone.text == together.text
         assert alone.confidence == pytest.approx(together.confidence, abs=1e-4)
@@ -65,7 +65,7 @@ def test_regrouping_by_ctc_length_keeps_every_line_exact() -> None:
     by_length = sorted(range(len(images)), key=lambda i: lengths[i])
     assert by_length != sorted(range(len(images)), key=lambda i: widths[i])  # regrouping changes the batches
     batched = recognizer.recognize(images)
-    for image, together in zip(images, batched):
+    for image, together in zip(images, batched, strict=True):
         alone = recognizer.recognize([image])[0]
         assert alone.text == together.text
         assert alone.confidence == pytest.approx(together.confidence, abs=1e-4)

@@ -123,8 +123,8 @@ def evaluate(
                     encoder_outputs=encoded, max_new_tokens=config.shape.max_target_tokens, num_beams=1, do_sample=False
                 )
             att_texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
-            ctc_pairs += zip(ctc_texts, batch.texts)
-            att_pairs += zip(att_texts, batch.texts)
+            ctc_pairs += zip(ctc_texts, batch.texts, strict=True)
+            att_pairs += zip(att_texts, batch.texts, strict=True)
         results[f"{name}/ctc"] = character_error_rate(ctc_pairs)
         results[f"{name}/attention"] = character_error_rate(att_pairs)
         results[f"{name}/example"] = f"{att_pairs[0][0]!r} <- {att_pairs[0][1]!r}"

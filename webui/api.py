@@ -160,7 +160,8 @@ def get_job(job_id: str) -> Response:
 @api.get("/jobs/<job_id>/result")
 @require("read")
 def get_result(job_id: str) -> Response:
-    """The finished job's result: JSON (default), txt, csv, fields (CSV of label/value pairs), alto (ALTO XML v4) or pagexml (a ZIP of PAGE XML 2019)."""
+    """The finished job's result: JSON (default), txt, csv, fields (CSV of label/value pairs),
+    alto (ALTO XML v4) or pagexml (a ZIP of PAGE XML 2019)."""
     fmt = request.args.get("format", "json")
     if fmt not in RESULT_FORMATS:
         return api_error(400, "invalid_format", f"format must be one of {', '.join(RESULT_FORMATS)}")

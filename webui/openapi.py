@@ -130,13 +130,15 @@ def openapi_document() -> dict[str, Any]:
                             "type": "string",
                             "enum": ["page", "line"],
                             "default": "page",
-                            "description": "'page': find the text lines of each page; 'line': each page is one text line.",
+                            "description": "'page': find the text lines of each page; 'line': each page is one text "
+                            "line.",
                         },
                         "callback_url": {
                             "type": "string",
                             "format": "uri",
                             "maxLength": 2000,
-                            "description": "POSTed the job summary when the job finishes, signed with the token's webhook secret "
+                            "description": "POSTed the job summary when the job finishes, signed with the token's "
+                            "webhook secret "
                             "(X-Inkwell-Signature: t=<time>,v1=<HMAC-SHA256 of '<time>.<body>'>).",
                         },
                     },
@@ -173,7 +175,8 @@ def openapi_document() -> dict[str, Any]:
                         "in": "header",
                         "required": False,
                         "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-                        "description": "A retried submission with the same key and content returns the first job (header Idempotent-Replayed: true).",
+                        "description": "A retried submission with the same key and content returns the first job "
+                        "(header Idempotent-Replayed: true).",
                     }
                 ],
                 body=upload_body,
@@ -219,7 +222,8 @@ def openapi_document() -> dict[str, Any]:
                 "getJobResult",
                 {
                     "200": {
-                        "description": "json: the job; txt: pages separated by form feeds; csv: a row per line; fields: a row per field (label, value); "
+                        "description": "json: the job; txt: pages separated by form feeds; csv: a row per line; "
+                        "fields: a row per field (label, value); "
                         "alto: ALTO XML v4; pagexml: a ZIP of PAGE XML 2019 files, one per page.",
                         "content": {
                             "application/json": {"schema": _ref("JobOut")},
@@ -400,7 +404,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Inkwell",
             "version": "1",
-            "description": "Reads handwriting on scanned forms. Submit scans, poll the job, fetch the result, review lines. "
+            "description": "Reads handwriting on scanned forms. Submit scans, poll the job, fetch the result, review "
+            "lines. "
             'Every error response has the shape {"error": {"code", "message"}}.',
         },
         "security": [{"bearer": []}],

@@ -65,7 +65,8 @@ def _validate(submission: Submission) -> None:
         raise UploadError(
             400,
             "invalid_layout",
-            f"layout must be 'page' (find the lines of each page) or 'line' (each file is one line), not {submission.layout!r}",
+            "layout must be 'page' (find the lines of each page) or 'line' (each file is one line), not "
+            f"{submission.layout!r}",
         )
     key = submission.idempotency_key
     if key is not None and (not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable()):

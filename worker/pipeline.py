@@ -87,7 +87,8 @@ def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn) -> list[
 
 
 def fail_page(db: Database, page_id: int, reason: str, reason_code: str | None = None) -> None:
-    """Mark one page failed with ``reason`` and recount its job (``reason_code``: its metrics label, if not known from ``reason``)."""
+    """Mark one page failed with ``reason`` and recount its job (``reason_code``: its metrics label, if not known from "
+    "``reason``)."""
     with db.session() as session:
         page = session.get(Page, page_id)
         if page is None or page.status.finished:
