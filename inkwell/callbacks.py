@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from inkwell.models import Job
+from inkwell.models import CallbackState, Job
 
 MAX_URL_LENGTH = 2000
 METADATA_HOSTS = {
@@ -221,12 +221,15 @@ def deliver_job_callback(
 
     with db.session() as session:
         job = session.get(Job, job_id)
-        if job is None or job.callback_state != "pending" or not job.status.finished:
+        if job is None or job.callback_state != CallbackState.PENDING or not job.status.finished:
             return job.callback_state if job is not None else "gone"
         token = session.get(ApiToken, job.token_id) if job.token_id is not None else None
         if token is None:
-            job.callback_state, job.callback_error = "failed", "the submitting token was deleted: nothing to sign with"
-            return "failed"
+            job.callback_state, job.callback_error = (
+                CallbackState.FAILED.value,
+                "the submitting token was deleted: nothing to sign with",
+            )
+            return CallbackState.FAILED.value
         job.callback_attempts += 1
         attempt = job.callback_attempts
         url, secret, body = job.callback_url, token.webhook_secret, payload(job, base_url)
@@ -239,12 +242,12 @@ def deliver_job_callback(
             if job is not None:
                 job.callback_error = f"attempt {attempt}: {error}"
                 if final:
-                    job.callback_state = "failed"
+                    job.callback_state = CallbackState.FAILED.value
         if final:
-            return "failed"
+            return CallbackState.FAILED.value
         raise CallbackFailed(str(error)) from None
     with db.session() as session:
         job = session.get(Job, job_id)
         if job is not None:
-            job.callback_state, job.callback_error = "delivered", None
-    return "delivered"
+            job.callback_state, job.callback_error = CallbackState.DELIVERED.value, None
+    return CallbackState.DELIVERED.value

@@ -241,7 +241,8 @@ def _terminate(children, grace: float = 20.0) -> None:
 @click.option("--model", default=None, help="Model folder or Hub id (default: INKWELL_MODEL, the bundled model).")
 def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str | None) -> None:
     """Read FILES (images, multi-page TIFFs, PDFs) in this process, with no queue and no database."""
-    from inkwell.intake import UploadError, check_upload
+    from inkwell.errors import Refused
+    from inkwell.intake import check_upload
     from worker.page_image import PageDecodeError, render_page
     from worker.pipeline import cut_lines
     from worker.runtime import line_finder, load_recognizer
@@ -261,7 +262,7 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
                 render_page(data, checked.media_type, i, settings.max_image_pixels, settings.pdf_dpi)
                 for i in range(checked.page_count)
             ]
-        except (UploadError, PageDecodeError) as error:
+        except (Refused, PageDecodeError) as error:
             echo_above(f"{path}: {error}", err=True)
             failures += 1
             continue
@@ -314,7 +315,8 @@ def features(
     """
     import numpy as np
 
-    from inkwell.intake import UploadError, check_upload
+    from inkwell.errors import Refused
+    from inkwell.intake import check_upload
     from inkwell.progress import quiet_libraries_off_terminal
     from worker.features import encoder_layer_count, resolve_layer
     from worker.page_image import PageDecodeError, render_page
@@ -342,7 +344,7 @@ def features(
                     sources.append(str(path))
                     pages.append(index + 1)
                     boxes.append(list(line.bbox))
-        except (UploadError, PageDecodeError) as error:
+        except (Refused, PageDecodeError) as error:
             raise click.ClickException(f"{path}: {error}") from None
     found = recognizer.features(images, list(layers), pool)  # type: ignore[arg-type]
     arrays: dict[str, Any] = {f"layer_{layer}": values for layer, values in found.items()}

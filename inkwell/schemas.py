@@ -7,8 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-JobStatusName = Literal["queued", "processing", "succeeded", "failed", "partial"]
-PageStatusName = Literal["queued", "prepared", "succeeded", "failed"]
+from inkwell.states import JobStatus, PageStatus
+
+# The API spells statuses as the enums do (their JSON schema lists the values).
+JobStatusName = JobStatus
+PageStatusName = PageStatus
 
 
 def _aware(value: datetime) -> datetime:
@@ -34,7 +37,7 @@ class ErrorResponse(Strict):
 
 class JobAccepted(Strict):
     id: str
-    status: Literal["queued"]
+    status: Literal[JobStatus.QUEUED]
 
 
 class TokenOut(Strict):

@@ -16,12 +16,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from inkwell.arrays import unpack_array
 from inkwell.attention import attention_json, attention_maps, heat_map_png
+from inkwell.errors import ErrorCode, Refused
 from inkwell.exports import export_alto, export_csv, export_fields_csv, export_page_xml_zip
-from inkwell.models import Job, Line, LineImage, Page
+from inkwell.models import Job, JobStatus, Line, LineImage, Page
 from inkwell.results import job_out, job_text, line_out, load_job, progress_of
 from inkwell.review import (
     JobFilter,
-    ReviewError,
     accept_line,
     correct_line,
     history,
@@ -45,7 +45,6 @@ from inkwell.schemas import (
     SimilarResult,
 )
 from webui.auth import principal, require, visible_or_404
-from webui.errors import api_error
 from webui.input_guard import bounded_int
 from webui.openapi import openapi_document
 from webui.state import database, settings
@@ -87,7 +86,7 @@ def submit_job() -> Response:
             callback_url=request.form.get("callback_url") or None,
         )
     )
-    response = jsonify({"id": accepted.job_id, "status": "queued"})
+    response = jsonify({"id": accepted.job_id, "status": JobStatus.QUEUED.value})
     response.status_code = 202
     response.headers["Location"] = url_for("api.get_job", job_id=accepted.job_id)
     response.headers["Retry-After"] = str(settings().retry_after_seconds)
@@ -103,7 +102,7 @@ def _date(name: str) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise ReviewError(f"{name} must be a date like 2026-11-25") from None
+        raise Refused(ErrorCode.INVALID_FILTER, f"{name} must be a date like 2026-11-25") from None
 
 
 @api.get("/jobs")
@@ -112,8 +111,8 @@ def list_jobs_view() -> Response:
     """Recent jobs, newest first: ``status``, ``since``, ``until`` and ``needs_review=1`` filter them."""
     threshold = settings().review_threshold
     status = request.args.get("status") or None
-    if status not in (None, "queued", "processing", "succeeded", "failed", "partial"):
-        return api_error(400, "invalid_status", "status is one of queued, processing, succeeded, failed, partial")
+    if status is not None and status not in JobStatus._value2member_map_:
+        raise Refused(ErrorCode.INVALID_STATUS, f"status is one of {', '.join(s.value for s in JobStatus)}")
     try:
         query = JobFilter(
             status,
@@ -123,8 +122,8 @@ def list_jobs_view() -> Response:
             _own_jobs_only(),
             bounded_int(request.args.get("limit"), "limit", 50, 1, 200),
         )
-    except (ReviewError, ValueError) as error:
-        return api_error(400, "invalid_filter", str(error))
+    except ValueError as error:  # bounded_int's complaint
+        raise Refused(ErrorCode.INVALID_FILTER, str(error)) from None
     with database().session() as session:
         jobs = list_jobs(session, query, threshold)
         counts = needs_review_counts(session, [job.id for job in jobs], threshold)
@@ -152,7 +151,7 @@ def get_job(job_id: str) -> Response:
     with database().session() as session:
         body = job_out(visible_or_404(load_job(session, job_id)))
     response = Response(body.model_dump_json(), mimetype="application/json")
-    if body.status in ("queued", "processing"):
+    if not body.status.finished:
         response.headers["Retry-After"] = str(settings().retry_after_seconds)
     return response
 
@@ -164,15 +163,14 @@ def get_result(job_id: str) -> Response:
     alto (ALTO XML v4) or pagexml (a ZIP of PAGE XML 2019)."""
     fmt = request.args.get("format", "json")
     if fmt not in RESULT_FORMATS:
-        return api_error(400, "invalid_format", f"format must be one of {', '.join(RESULT_FORMATS)}")
+        raise Refused(ErrorCode.INVALID_FORMAT, f"format must be one of {', '.join(RESULT_FORMATS)}")
     with database().session() as session:
         job = visible_or_404(load_job(session, job_id))
         if not job.status.finished:
-            return api_error(
-                409,
-                "job_not_finished",
+            raise Refused(
+                ErrorCode.JOB_NOT_FINISHED,
                 f"job {job_id} is {job.status.value}; poll /api/v1/jobs/{job_id}",
-                {"Retry-After": str(settings().retry_after_seconds)},
+                settings().retry_after_seconds,
             )
         media_type, render, suffix = RESULT_FORMATS[fmt]
         body = render(job)
@@ -213,17 +211,14 @@ def patch_line(line_id: int) -> Response:
     try:
         change = LINE_PATCH.validate_python(request.get_json(silent=True))
     except ValidationError:
-        return api_error(400, "invalid_body", 'send {"text": "corrected text"} or {"reviewed": true} as JSON')
+        raise Refused(ErrorCode.INVALID_BODY, 'send {"text": "corrected text"} or {"reviewed": true} as JSON') from None
     author = principal().author
     with database().session() as session:
         line = _visible_line(session, line_id)
-        try:
-            if isinstance(change, LineCorrection):
-                correct_line(session, line, change.text, author)
-            else:
-                accept_line(session, line, author)
-        except ReviewError as error:
-            return api_error(409, "not_reviewable", str(error))
+        if isinstance(change, LineCorrection):
+            correct_line(session, line, change.text, author)
+        else:
+            accept_line(session, line, author)
         session.flush()
         return _line_body(session, line)
 
@@ -236,7 +231,7 @@ def line_image(line_id: int) -> Response:
         _visible_line(session, line_id)
         stored = session.get(LineImage, line_id)
         if stored is None:
-            return api_error(404, "not_found", "this line has no image")
+            raise Refused(ErrorCode.NOT_FOUND, "this line has no image")
         return Response(stored.data, mimetype=stored.media_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -250,21 +245,20 @@ def line_attention(line_id: int) -> Response:
         if fmt == "json":
             return Response(AttentionOut(**attention_json(line)).model_dump_json(), mimetype="application/json")
         if fmt != "png":
-            return api_error(400, "invalid_format", "format must be json or png")
+            raise Refused(ErrorCode.INVALID_FORMAT, "format must be json or png")
         maps = attention_maps(line)
         stored = session.get(LineImage, line_id)
         if not maps.size or stored is None:
-            return api_error(404, "not_found", "this line has no attention map")
+            raise Refused(ErrorCode.NOT_FOUND, "this line has no attention map")
         try:
             token = bounded_int(request.args.get("token"), "token", -1, 0, MAX_TOKEN_INDEX)
         except ValueError:
-            return api_error(
-                400, "invalid_token_index", f"token is a whole number, an index from 0 to {maps.shape[0] - 1}"
-            )
+            raise Refused(
+                ErrorCode.INVALID_TOKEN_INDEX, f"token is a whole number, an index from 0 to {maps.shape[0] - 1}"
+            ) from None
         if token >= maps.shape[0]:  # a well-formed index this line does not have
-            return api_error(
-                404,
-                "not_found",
+            raise Refused(
+                ErrorCode.NOT_FOUND,
                 f"this line has {maps.shape[0]} tokens: token is an index from 0 to {maps.shape[0] - 1}",
             )
         png = heat_map_png(Image.open(io.BytesIO(stored.data)), maps, token if token >= 0 else None)
@@ -283,10 +277,7 @@ def review_page(page_id: int) -> Response:
     """Mark a page reviewed; its job is reviewed when all its read pages are."""
     with database().session() as session:
         page = _visible_page(session, page_id)
-        try:
-            mark_page_reviewed(session, page, principal().author)
-        except ReviewError as error:
-            return api_error(409, "not_reviewable", str(error))
+        mark_page_reviewed(session, page, principal().author)
         job = session.get(Job, page.job_id)
         body = PageReviewed(page_id=page.id, reviewed=True, job_reviewed=job.reviewed_at is not None)
     return Response(body.model_dump_json(), mimetype="application/json")
@@ -307,9 +298,9 @@ def _embedding_response(kind: str, row_id: int, blob: bytes | None, model: str |
     """A stored embedding as JSON, or ``?format=npy`` as a NumPy .npy file (float32, 1-D)."""
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "npy"):
-        return api_error(400, "invalid_format", "format must be json or npy")
+        raise Refused(ErrorCode.INVALID_FORMAT, "format must be json or npy")
     if blob is None:
-        return api_error(404, "not_found", f"this {kind} has no embedding (not read yet, or read without one)")
+        raise Refused(ErrorCode.NOT_FOUND, f"this {kind} has no embedding (not read yet, or read without one)")
     vector = unpack_array(blob).astype("float32").ravel()
     if fmt == "npy":
         buffer = io.BytesIO()
@@ -349,7 +340,7 @@ def search() -> Response:
     """Lines whose text (as read or as corrected) contains every word of ``q``."""
     text = request.args.get("q", "").strip()
     if not text:
-        return api_error(400, "missing_query", "give the words to look for in ?q=")
+        raise Refused(ErrorCode.MISSING_QUERY, "give the words to look for in ?q=")
     with database().session() as session:
         hits = search_lines(session, text, _own_jobs_only())
     body = SearchResult(query=text, hits=hits)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from inkwell import schemas
+from inkwell.states import JobStatus
 
 REF = "#/components/schemas/{model}"
 MODELS = (
@@ -190,9 +191,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "read",
                 [
-                    _query(
-                        "status", {"type": "string", "enum": ["queued", "processing", "succeeded", "failed", "partial"]}
-                    ),
+                    _query("status", {"type": "string", "enum": [status.value for status in JobStatus]}),
                     _query("since", {"type": "string", "format": "date"}, "Submitted on or after this date."),
                     _query("until", {"type": "string", "format": "date"}, "Submitted before this date."),
                     _query(

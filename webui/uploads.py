@@ -16,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
 
 from inkwell.callbacks import AddressPolicy, CallbackRefused, check_callback_url
-from inkwell.intake import UploadError, check_upload
+from inkwell.errors import ErrorCode, Refused
+from inkwell.intake import check_upload
 from inkwell.jobs import AcceptedFile, create_job
-from inkwell.models import Job
+from inkwell.models import CallbackState, Job
 from inkwell.scheduling import send_next_pages
 from webui.state import celery_app, database, settings
 
@@ -62,32 +63,31 @@ class Accepted:
 def _validate(submission: Submission) -> None:
     config = settings()
     if submission.layout not in LAYOUTS:
-        raise UploadError(
-            400,
-            "invalid_layout",
+        raise Refused(
+            ErrorCode.INVALID_LAYOUT,
             "layout must be 'page' (find the lines of each page) or 'line' (each file is one line), not "
             f"{submission.layout!r}",
         )
     key = submission.idempotency_key
     if key is not None and (not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable()):
-        raise UploadError(
-            400, "invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"
+        raise Refused(
+            ErrorCode.INVALID_IDEMPOTENCY_KEY,
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
         )
     if submission.callback_url is not None:
         if submission.token_id is None:
-            raise UploadError(
-                400, "invalid_callback_url", "callbacks are signed with an API token's secret: submit with a token"
+            raise Refused(
+                ErrorCode.INVALID_CALLBACK_URL, "callbacks are signed with an API token's secret: submit with a token"
             )
         try:
             check_callback_url(submission.callback_url, AddressPolicy.from_settings(config))
         except CallbackRefused as error:
-            raise UploadError(400, "invalid_callback_url", str(error)) from None
+            raise Refused(ErrorCode.INVALID_CALLBACK_URL, str(error)) from None
     if not submission.files:
-        raise UploadError(400, "missing_file", "no file was uploaded: send one or more files in the 'files' field")
+        raise Refused(ErrorCode.MISSING_FILE, "no file was uploaded: send one or more files in the 'files' field")
     if len(submission.files) > config.max_files_per_job:
-        raise UploadError(
-            413,
-            "too_many_files",
+        raise Refused(
+            ErrorCode.TOO_MANY_FILES,
             f"{len(submission.files)} files is more than the limit of {config.max_files_per_job} per job",
         )
 
@@ -105,8 +105,8 @@ def _replay(scoped_key: str, fingerprint: str) -> Accepted | None:
         if job is None:
             return None
         if job.request_fingerprint != fingerprint:
-            raise UploadError(
-                422, "idempotency_key_reused", "this Idempotency-Key was already used for a different submission"
+            raise Refused(
+                ErrorCode.IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was already used for a different submission"
             )
         return Accepted(job.id, job.page_count, replayed=True)
 
@@ -129,8 +129,9 @@ def accept_upload(submission: Submission) -> Accepted:
         checked = check_upload(data, name, limits)
         pages += checked.page_count
         if pages > config.max_pages_per_job:
-            raise UploadError(
-                413, "too_many_pages", f"the files hold more than the limit of {config.max_pages_per_job} pages per job"
+            raise Refused(
+                ErrorCode.TOO_MANY_PAGES,
+                f"the files hold more than the limit of {config.max_pages_per_job} pages per job",
             )
         accepted.append(AcceptedFile(name, checked.media_type, data, tuple(checked.page_sizes)))
     try:
@@ -139,7 +140,7 @@ def accept_upload(submission: Submission) -> Accepted:
             job.user_id, job.token_id = submission.user_id, submission.token_id
             job.idempotency_key, job.request_fingerprint = scoped_key, fingerprint
             if submission.callback_url:
-                job.callback_url, job.callback_state = submission.callback_url, "pending"
+                job.callback_url, job.callback_state = submission.callback_url, CallbackState.PENDING.value
             session.flush()
             job_id = job.id
             page_ids = [page.id for page in job.pages]

@@ -7,11 +7,12 @@ import math
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from inkwell.accounts import authenticate
+from inkwell.errors import ErrorCode, Refused
 from inkwell.models import Job, Page, Upload, User, WorkerHeartbeat, utcnow
 from inkwell.queue import QUEUE_LINES, QUEUE_PAGES
 from inkwell.results import job_out, load_job
@@ -112,7 +113,7 @@ def job(job_id: str) -> str:
     with database().session() as db:
         found = db.get(Job, job_id)
         if found is None:
-            abort(404, description=f"There is no job {job_id}.")
+            raise Refused(ErrorCode.NOT_FOUND, f"There is no job {job_id}.")
     return render_template("job.html", job=found)
 
 
@@ -122,7 +123,7 @@ def review(job_id: str, number: int) -> str:
     with database().session() as db:
         loaded = load_job(db, job_id)
         if loaded is None or not 1 <= number <= len(loaded.pages):
-            abort(404, description="No such page.")
+            raise Refused(ErrorCode.NOT_FOUND, "No such page.")
         body = job_out(loaded)
     page = body.pages[number - 1]
     return render_template("review.html", job=body, page=page, threshold=settings().review_threshold)
@@ -135,14 +136,14 @@ def page_image(job_id: str, number: int) -> Response:
     with database().session() as db:
         page = db.scalar(select(Page).where(Page.job_id == job_id, Page.number == number))
         if page is None:
-            abort(404, description="No such page.")
+            raise Refused(ErrorCode.NOT_FOUND, "No such page.")
         prepared = stored_page_image(db, page.id)
         if prepared is not None:
             data, media_type = prepared.data, prepared.media_type
         else:
             upload = db.get(Upload, page.upload_id)
             if upload.media_type not in BROWSER_IMAGE_TYPES:
-                abort(404, description="The page image is not ready yet.")
+                raise Refused(ErrorCode.NOT_FOUND, "The page image is not ready yet.")
             data, media_type = upload_bytes(db, upload.id), upload.media_type
     response = Response(data, mimetype=media_type)
     response.headers["Cache-Control"] = "private, max-age=3600"
@@ -164,7 +165,7 @@ def similar(page_id: int) -> str:
     with database().session() as db:
         page = db.get(Page, page_id)
         if page is None:
-            abort(404, description="No such page.")
+            raise Refused(ErrorCode.NOT_FOUND, "No such page.")
         found = similar_pages(db, page)
         origin = {"job_id": page.job_id, "number": page.number}
     return render_template("similar.html", origin=origin, similar=found)

@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, update
 from inkwell.arrays import pack_array
 from inkwell.db import Database
 from inkwell.jobs import mark_job_started, refresh_job
-from inkwell.models import Job, Line, Page, PageStatus, Upload, utcnow
+from inkwell.models import CallbackState, Job, Line, Page, PageStatus, Upload, utcnow
 from inkwell.storage import line_images, put_line_image, put_page_image, upload_bytes
 from worker import metrics
 from worker.line_finder import FoundLine, crop_line
@@ -365,7 +365,7 @@ def finished_jobs_with_pending_callbacks(db: Database, page_ids: list[int]) -> l
         rows = session.execute(
             select(Job.id, Job.status)
             .join(Page, Page.job_id == Job.id)
-            .where(Page.id.in_(page_ids), Job.callback_state == "pending")
+            .where(Page.id.in_(page_ids), Job.callback_state == CallbackState.PENDING.value)
             .distinct()
         ).all()
     return [job_id for job_id, status in rows if status.finished]
