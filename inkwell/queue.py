@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from celery import Celery
 from kombu import Queue
@@ -81,7 +82,14 @@ def lines_prefetch_multiplier(settings: Settings) -> int:
     return max(1, math.ceil(settings.lines_flush_every / settings.lines_concurrency))
 
 
-def _send(app: Celery, task: str, queue: str, arguments: Iterable) -> bool:
+def _send(
+    app: Celery,
+    task: str,
+    queue: str,
+    arguments: Iterable,
+    kwargs: dict[str, Any] | None = None,
+    countdown: float | None = None,
+) -> bool:
     """Send one ``task`` message per argument; False (logged) when the broker cannot be reached."""
     try:
         with app.producer_or_acquire() as producer:
@@ -89,12 +97,14 @@ def _send(app: Celery, task: str, queue: str, arguments: Iterable) -> bool:
                 app.send_task(
                     task,
                     args=[argument],
+                    kwargs=kwargs,
+                    countdown=countdown,
                     queue=queue,
                     producer=producer,
                     retry=True,
                     retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
                 )
-    except Exception:
+    except Exception:  # noqa: BLE001 - any broker failure: the database still holds the work, the sweeper resends it
         log.exception("could not send %s messages", task)
         return False
     return True
@@ -112,6 +122,12 @@ def enqueue_pages(app: Celery, page_ids: Iterable[int]) -> bool:
 def enqueue_recognition(app: Celery, page_ids: Iterable[int]) -> bool:
     """Send prepared pages to the model queue."""
     return _send(app, TASK_RECOGNIZE_PAGE, QUEUE_LINES, page_ids)
+
+
+def enqueue_recognition_later(app: Celery, page_ids: Iterable[int], db_retries: int, countdown: float) -> bool:
+    """Send pages to the model queue again after ``countdown`` seconds (a batch that met a database
+    outage); ``db_retries`` travels with them so the backoff grows."""
+    return _send(app, TASK_RECOGNIZE_PAGE, QUEUE_LINES, page_ids, {"db_retries": db_retries}, countdown)
 
 
 def enqueue_callback(app: Celery, job_id: str) -> bool:

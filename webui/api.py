@@ -13,12 +13,14 @@ import numpy as np
 from flask import Blueprint, Response, jsonify, request, url_for
 from PIL import Image
 from pydantic import TypeAdapter, ValidationError
+from werkzeug.datastructures import MultiDict
 
+from inkwell import storage
 from inkwell.arrays import unpack_array
 from inkwell.attention import attention_json, attention_maps, heat_map_png
 from inkwell.errors import ErrorCode, Refused
 from inkwell.exports import export_alto, export_csv, export_fields_csv, export_page_xml_zip
-from inkwell.models import Job, JobStatus, Line, LineImage, Page
+from inkwell.models import Job, JobStatus, Line, Page
 from inkwell.results import job_out, job_text, line_out, load_job, progress_of
 from inkwell.review import (
     JobFilter,
@@ -44,11 +46,11 @@ from inkwell.schemas import (
     SearchResult,
     SimilarResult,
 )
+from inkwell.submission import Submission, SubmittedFile, accept_submission
 from webui.auth import principal, require, visible_or_404
 from webui.input_guard import bounded_int
 from webui.openapi import openapi_document
-from webui.state import database, settings
-from webui.uploads import Submission, accept_upload, submitted_files
+from webui.state import celery_app, database, settings
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_TOKEN_INDEX = 100_000
@@ -64,6 +66,17 @@ RESULT_FORMATS = {
 }
 
 
+UPLOAD_FIELDS = ("files", "file")
+
+
+def submitted_files(files: MultiDict) -> list[SubmittedFile]:
+    """The uploaded files of a multipart form, under ``files`` (repeated) or ``file``."""
+    found: list[SubmittedFile] = []
+    for field in UPLOAD_FIELDS:
+        found.extend(f for f in files.getlist(field) if f is not None and (f.filename or f.content_length))
+    return found
+
+
 def _own_jobs_only() -> int | None:
     """The token id to filter on, when the caller may see only its own jobs."""
     caller = principal()
@@ -75,7 +88,10 @@ def _own_jobs_only() -> int | None:
 def submit_job() -> Response:
     """Accept one or more files as a new job; 202 with the job's URL in ``Location``."""
     caller = principal()
-    accepted = accept_upload(
+    accepted = accept_submission(
+        database(),
+        settings(),
+        celery_app(),
         Submission(
             files=submitted_files(request.files),
             source="api",
@@ -84,7 +100,7 @@ def submit_job() -> Response:
             token_id=caller.id if caller.kind == "token" else None,
             idempotency_key=request.headers.get("Idempotency-Key"),
             callback_url=request.form.get("callback_url") or None,
-        )
+        ),
     )
     response = jsonify({"id": accepted.job_id, "status": JobStatus.QUEUED.value})
     response.status_code = 202
@@ -229,10 +245,11 @@ def line_image(line_id: int) -> Response:
     """The straightened line image the model read."""
     with database().session() as session:
         _visible_line(session, line_id)
-        stored = session.get(LineImage, line_id)
+        stored = storage.line_image(session, line_id)
         if stored is None:
             raise Refused(ErrorCode.NOT_FOUND, "this line has no image")
-        return Response(stored.data, mimetype=stored.media_type, headers={"Cache-Control": "private, max-age=3600"})
+        data, media_type = stored
+        return Response(data, mimetype=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
 @api.get("/lines/<row_id:line_id>/attention")
@@ -247,7 +264,7 @@ def line_attention(line_id: int) -> Response:
         if fmt != "png":
             raise Refused(ErrorCode.INVALID_FORMAT, "format must be json or png")
         maps = attention_maps(line)
-        stored = session.get(LineImage, line_id)
+        stored = storage.line_image(session, line_id)
         if not maps.size or stored is None:
             raise Refused(ErrorCode.NOT_FOUND, "this line has no attention map")
         try:
@@ -261,7 +278,7 @@ def line_attention(line_id: int) -> Response:
                 ErrorCode.NOT_FOUND,
                 f"this line has {maps.shape[0]} tokens: token is an index from 0 to {maps.shape[0] - 1}",
             )
-        png = heat_map_png(Image.open(io.BytesIO(stored.data)), maps, token if token >= 0 else None)
+        png = heat_map_png(Image.open(io.BytesIO(stored[0])), maps, token if token >= 0 else None)
         return Response(png, mimetype="image/png")
 
 

@@ -20,10 +20,11 @@ from inkwell.review import search_lines, similar_pages
 from inkwell.stall import stalled_queues
 from inkwell.storage import page_image as stored_page_image
 from inkwell.storage import upload_bytes
+from inkwell.submission import Submission, accept_submission
 from inkwell.throttle import ThrottlePolicy, clear_failures, locked_for, record_failure
+from webui.api import submitted_files
 from webui.auth import Reviewer, end_sessions, start_session
 from webui.state import celery_app, database, settings
-from webui.uploads import Submission, accept_upload, submitted_files
 
 views = Blueprint("views", __name__)
 
@@ -96,13 +97,16 @@ def index() -> str:
 @views.post("/jobs")
 @login_required
 def upload() -> Response:
-    accepted = accept_upload(
+    accepted = accept_submission(
+        database(),
+        settings(),
+        celery_app(),
         Submission(
             submitted_files(request.files),
             source="web",
             layout=request.form.get("layout", "page"),
             user_id=current_user.id,
-        )
+        ),
     )
     return redirect(url_for("views.job", job_id=accepted.job_id), code=303)
 

@@ -40,7 +40,7 @@ class Heartbeat:
         while not self._stop.is_set():
             try:
                 self._beat()
-            except Exception:
+            except Exception:  # noqa: BLE001 - a missed beat (database restarting) must not kill the worker
                 log.warning("heartbeat not written", exc_info=True)
             self._stop.wait(INTERVAL_SECONDS)
 

@@ -29,7 +29,7 @@ def render_page(data: bytes, media_type: str, index: int, max_pixels: int, dpi: 
             return to_rgb(image)
     except PageDecodeError:
         raise
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - Pillow raises many types for bad data
         raise PageDecodeError(f"the image cannot be decoded ({error})") from error
 
 
@@ -50,7 +50,7 @@ def _render_pdf_page(data: bytes, index: int, max_pixels: int, dpi: int) -> Imag
         return bitmap.to_pil().convert("RGB")
     except PageDecodeError:
         raise
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - pdfium raises for broken page content
         raise PageDecodeError(f"PDF page {index + 1} cannot be rendered ({error})") from error
     finally:
         document.close()

@@ -259,7 +259,7 @@ def _recognize_isolating_failures(
         elapsed = time.perf_counter() - started
         for item in work:
             item.read_seconds = elapsed * len(item.images) / max(len(images), 1)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any model failure: find the page that causes it
         log.exception("batched recognition of %d pages failed; retrying page by page", len(work))
         results: dict[int, list[LineResult]] = {}
         for item in work:
