@@ -67,7 +67,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, tiny_char_model: Path):
 def processes_command(*args: str) -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "inkwell", *args]
+    return [sys.executable, "-m", "inkwell_cli", *args]
 
 
 @pytest.fixture(scope="module")

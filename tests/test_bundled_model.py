@@ -106,7 +106,7 @@ def test_clear_lines_in_unseen_fonts_are_read_offline(tmp_path: Path) -> None:
         "PATH": "/usr/bin:/bin",
     }
     result = subprocess.run(
-        [sys.executable, "-m", "inkwell", "recognize", "--lines", "--json", *files],
+        [sys.executable, "-m", "inkwell_cli", "recognize", "--lines", "--json", *files],
         capture_output=True,
         text=True,
         env=env,

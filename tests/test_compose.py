@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from inkwell.cli import main
 from inkwell.config import Settings
+from inkwell_cli.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -86,6 +86,36 @@ def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn) -> list[
     ]
 
 
+@dataclass(frozen=True)
+class CutPage:
+    """One page of an upload as an upright image and its lines, with what each step took."""
+
+    image: Image.Image
+    lines: list[CutLine]
+    decode_seconds: float
+    detection_seconds: float
+
+
+def cut_page(
+    data: bytes, media_type: str, index: int, layout: str, limits: PageLimits, find_lines: LineFinderFn
+) -> CutPage:
+    """Page ``index`` of an upload rasterised and cut into lines: the CPU half of reading a page,
+    run by the ``pages`` workers (``prepare_page``) and by ``inkwell recognize`` alike."""
+    started = time.perf_counter()
+    image = render_page(data, media_type, index, limits.max_pixels, limits.dpi)
+    decoded = time.perf_counter()
+    lines = cut_lines(image, layout, find_lines)
+    return CutPage(image, lines, decoded - started, time.perf_counter() - decoded)
+
+
+def read_lines(recognizer: Recognizer, images: list[Image.Image], capture: bool = True) -> list[LineResult]:
+    """The model half of reading a page: one result per line image, in order, or RecognitionError.
+
+    Run by the ``lines`` workers (``recognize_pages``) and by ``inkwell recognize`` alike.
+    """
+    return checked_results(recognizer.recognize(images, capture), len(images))
+
+
 def fail_page(db: Database, page_id: int, reason: str, reason_code: str | None = None) -> None:
     """Mark one page failed with ``reason`` and recount its job (``reason_code``: its metrics label, if not known from "
     "``reason``)."""
@@ -135,19 +165,17 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
     if data is None:
         fail_page(db, page_id, "the page's file is missing")
         return False
-    started = time.perf_counter()
     try:
-        image = render_page(data, media_type, index, limits.max_pixels, limits.dpi)
+        cut = cut_page(data, media_type, index, layout, limits, find_lines)
         del data
-        decoded = time.perf_counter()
-        lines = cut_lines(image, layout, find_lines)
-        found = time.perf_counter()
     except PageDecodeError as error:
         fail_page(db, page_id, str(error), "undecodable")
         return False
     except MemoryError:
         fail_page(db, page_id, "not enough memory to process this page")
         return False
+    image, lines = cut.image, cut.lines
+    found = time.perf_counter()
     encoded = [encode_png(line.image) for line in lines]
     page_jpeg = encode_jpeg(image)
     with db.session() as session:
@@ -175,8 +203,8 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
         page.status = PageStatus.PREPARED
         page.timings = {
             "pages_queue": round(waited, 4),
-            "decode": round(decoded - started, 4),
-            "detection": round(found - decoded, 4),
+            "decode": round(cut.decode_seconds, 4),
+            "detection": round(cut.detection_seconds, 4),
             "store_lines": round(time.perf_counter() - found, 4),
         }  # (PNG encoding and the rows, before the commit)
         page.attempts = 0  # the reading stage counts its own attempts
@@ -255,7 +283,7 @@ def _recognize_isolating_failures(
     images = [image for item in work for image in item.images]
     started = time.perf_counter()
     try:
-        flat = checked_results(recognizer.recognize(images), len(images))
+        flat = read_lines(recognizer, images)
         elapsed = time.perf_counter() - started
         for item in work:
             item.read_seconds = elapsed * len(item.images) / max(len(images), 1)
@@ -264,7 +292,7 @@ def _recognize_isolating_failures(
         results: dict[int, list[LineResult]] = {}
         for item in work:
             try:
-                results[item.page_id] = checked_results(recognizer.recognize(item.images), len(item.images))
+                results[item.page_id] = read_lines(recognizer, item.images)
             except Exception as error:  # noqa: BLE001
                 fail_page(db, item.page_id, f"recognition failed: {type(error).__name__}: {error}")
         return results

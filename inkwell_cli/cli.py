@@ -176,7 +176,7 @@ def serve() -> None:
     _configure_logging(settings)
     upgrade(settings)
     use_metrics_dir(settings, empty=True)  # this run owns the folder; its children inherit it
-    base = [sys.executable, "-m", "inkwell"]
+    base = [sys.executable, "-m", "inkwell_cli"]
     commands = {
         "web": base + ["web"],
         "pages worker": base + ["worker", "-Q", "pages", "--beat"],
@@ -243,23 +243,24 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
     """Read FILES (images, multi-page TIFFs, PDFs) in this process, with no queue and no database."""
     from inkwell.errors import Refused
     from inkwell.intake import check_upload
-    from worker.page_image import PageDecodeError, render_page
-    from worker.pipeline import cut_lines
-    from worker.runtime import line_finder, load_recognizer
+    from inkwell.progress import echo_above
+    from worker.page_image import PageDecodeError
+    from worker.pipeline import cut_page, read_lines
+    from worker.runtime import line_finder, load_recognizer, page_limits, quiet_libraries_off_terminal
 
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING)
-    from inkwell.progress import echo_above, quiet_libraries_off_terminal
-
     quiet_libraries_off_terminal()
     recognizer = load_recognizer(settings, model)
+    limits = page_limits(settings)
+    layout = "line" if as_lines else "page"
     failures = 0
     for path in _progress(files, "files"):
         data = path.read_bytes()
-        try:
+        try:  # every page cut first, as the pages workers do: a file with a broken page is refused whole
             checked = check_upload(data, str(path), settings.upload_limits())
             pages = [
-                render_page(data, checked.media_type, i, settings.max_image_pixels, settings.pdf_dpi)
+                cut_page(data, checked.media_type, i, layout, limits, lambda image: line_finder().find(image))
                 for i in range(checked.page_count)
             ]
         except (Refused, PageDecodeError) as error:
@@ -268,12 +269,11 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
             continue
         lines, page_texts = [], []
         for number, page in enumerate(pages, start=1):
-            cut = cut_lines(page, "line" if as_lines else "page", lambda image: line_finder().find(image))
-            results = recognizer.recognize([line.image for line in cut], capture=False)
+            results = read_lines(recognizer, [line.image for line in page.lines], capture=False)
             page_texts.append("\n".join(result.text for result in results))
             lines += [
                 {"page": number, "text": r.text, "confidence": round(r.confidence, 4), "bbox": list(c.bbox)}
-                for r, c in zip(results, cut, strict=True)
+                for r, c in zip(results, page.lines, strict=True)
             ]
         text = "\n\f\n".join(page_texts)
         if as_json:
@@ -317,11 +317,10 @@ def features(
 
     from inkwell.errors import Refused
     from inkwell.intake import check_upload
-    from inkwell.progress import quiet_libraries_off_terminal
     from worker.features import encoder_layer_count, resolve_layer
-    from worker.page_image import PageDecodeError, render_page
-    from worker.pipeline import cut_lines
-    from worker.runtime import line_finder, load_recognizer
+    from worker.page_image import PageDecodeError
+    from worker.pipeline import cut_page
+    from worker.runtime import line_finder, load_recognizer, page_limits, quiet_libraries_off_terminal
 
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING)
@@ -338,8 +337,16 @@ def features(
         try:
             checked = check_upload(data, str(path), settings.upload_limits())
             for index in range(checked.page_count):
-                page = render_page(data, checked.media_type, index, settings.max_image_pixels, settings.pdf_dpi)
-                for line in cut_lines(page, "line" if as_lines else "page", lambda image: line_finder().find(image)):
+                layout = "line" if as_lines else "page"
+                cut = cut_page(
+                    data,
+                    checked.media_type,
+                    index,
+                    layout,
+                    page_limits(settings),
+                    lambda image: line_finder().find(image),
+                )
+                for line in cut.lines:
                     images.append(line.image)
                     sources.append(str(path))
                     pages.append(index + 1)
