@@ -13,7 +13,8 @@ from PIL import Image, ImageOps
 
 from inkwell.config import BUNDLED_MODEL
 from tests.tiny_models import TEXTS, render_text_line
-from worker.recognizer import RecognitionError, Recognizer, _ctc_greedy_lengths
+from worker.ctc_head import ctc_greedy_lengths
+from worker.recognizer import RecognitionError, Recognizer
 
 
 @pytest.fixture(scope="module", params=["char", "bpe"])
@@ -76,7 +77,7 @@ def test_regrouping_by_ctc_length_keeps_every_line_exact() -> None:
 def test_ctc_greedy_length_merges_repeats_and_drops_blanks() -> None:
     best = torch.tensor([[1, 1, 0, 1, 2, 2, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]])  # "1 1 2" and nothing
     log_probs = torch.nn.functional.one_hot(best, 3).float().log_softmax(dim=-1)
-    assert _ctc_greedy_lengths(log_probs, blank_id=0).tolist() == [3, 0]
+    assert ctc_greedy_lengths(log_probs, blank_id=0) == [3, 0]
 
 
 def test_a_missing_result_raises_instead_of_shortening_the_list(tiny_char_model: Path) -> None:

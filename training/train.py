@@ -25,6 +25,7 @@ from training.charset import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
 from training.data import VALIDATION_SETS
 from training.model import CTCHead, ModelShape, build_model
 from training.shards import load_shard
+from worker.ctc_head import ctc_greedy_ids
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +69,8 @@ def learning_rate(config: TrainConfig, elapsed_hours: float) -> float:
 
 
 def ctc_greedy(log_probs: torch.Tensor, id_to_char: dict[int, str]) -> list[str]:
-    """Best path decoding: collapse repeats, drop blanks (the pad id)."""
-    texts = []
-    for row in log_probs.argmax(-1).tolist():
-        chars, previous = [], None
-        for token in row:
-            if token != previous and token != PAD_ID:
-                chars.append(id_to_char.get(token, ""))
-            previous = token
-        texts.append("".join(chars))
-    return texts
+    """Best path decoding: collapse repeats, drop blanks (the pad id); the recognizer's own reading."""
+    return ["".join(id_to_char.get(token, "") for token in ids) for ids in ctc_greedy_ids(log_probs, PAD_ID)]
 
 
 def joint_loss(model, ctc_head, batch, config: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
