@@ -75,3 +75,11 @@ def test_the_import_check_sees_lazy_imports(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("def run():\n    from worker.pipeline import cut_page\n    import webui.api\n")
     assert {"worker", "webui"} <= _imported_packages(sample)
+
+
+def test_the_readme_names_the_path_of_an_upload_in_at_most_twelve_files() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme.split("**One upload, file by file.**", 1)[1].split("\n\n", 2)[1]
+    files = re.findall(r"^\|[^|]*\| `([^`]+)` \|", table, flags=re.MULTILINE)
+    assert 0 < len(files) <= 12
+    assert [name for name in files if not (PROJECT_ROOT / name).is_file()] == []
