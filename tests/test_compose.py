@@ -94,5 +94,5 @@ def test_dockerfile_installs_the_same_torch_as_pyproject() -> None:
     pin = re.search(r'"torch==([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f'"torch=={pin}"' in dockerfile
-    for folder in ("inkwell", "webui", "worker", "migrations"):
+    for folder in ("inkwell", "inkwell_cli", "webui", "worker", "migrations"):
         assert f"COPY {folder} ./{folder}" in dockerfile
