@@ -11,6 +11,7 @@ WORKDIR /app
 RUN pip install "torch==2.13.0"
 COPY pyproject.toml README.md alembic.ini ./
 COPY inkwell ./inkwell
+COPY inkwell_cli ./inkwell_cli
 COPY webui ./webui
 COPY worker ./worker
 COPY migrations ./migrations

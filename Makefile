@@ -6,15 +6,21 @@ HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 RUN_STAMP := $(VENV)/.run-$(HASH)
 TEST_STAMP := $(VENV)/.test-$(HASH)
 
-.PHONY: run test services clean
+.PHONY: run test lint services clean
 
 ## make run: install, migrate, start web + workers on http://127.0.0.1:8000 (SQLite + SQLite broker in ./var)
 run: $(RUN_STAMP)
 	$(BIN)/inkwell serve
 
-## make test: install, make sure Redis, PostgreSQL and the browser are there, run the whole suite
-test: $(TEST_STAMP) services
+## make test: install, lint (ruff, mypy on the core), make sure Redis, PostgreSQL and the browser are there, run the whole suite
+test: lint services
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+## make lint: ruff (lint and format, whole tree) and mypy (the core, inkwell/); the versions are pinned in pyproject.toml
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

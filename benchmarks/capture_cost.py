@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
             ratios.append(seconds[True] / seconds[False])
     decoding = "attention alone" if args.ctc_weight == 0 else "joint CTC/attention" if recognizer.ctc else "attention"
     print(
-        f"model {args.model}  device {recognizer.device}  lines {len(images)}  batch {recognizer.batch_size}  decoding {decoding}"
+        f"model {args.model}  device {recognizer.device}  lines {len(images)}  batch {recognizer.batch_size}  decoding "
+        f"{decoding}"
     )
     print(
         f"capture costs {(statistics.median(ratios) - 1) * 100:+.1f}% time (median of {len(ratios)} alternating pairs; "

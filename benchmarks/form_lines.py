@@ -9,7 +9,8 @@ includes the text-type classifier).
 
 A found line matches a true line when its box covers at least 80% of the true line's ink box and
 that ink box fills at least 35% of it (the detector pads its boxes; a box over a label and its
-value, or half a value, matches neither), one to one, best IoU first. Recall: true lines matched; precision: found lines matched. Duplicated text: a true line
+value, or half a value, matches neither), one to one, best IoU first. Recall: true lines matched;
+precision: found lines matched. Duplicated text: a true line
 of which two or more found lines (their tilted quadrilaterals, not their upright boxes) each
 cover at least a quarter. Text type: right on found lines that match a true line. A field is
 paired right when its label's found line is paired with exactly its value's found line.
@@ -60,7 +61,7 @@ def match_lines(
         reverse=True,
     )
     matched, used = {}, set()
-    for score, i, j in pairs:
+    for _score, i, j in pairs:
         if i not in matched and j not in used:
             matched[i] = j
             used.add(j)
@@ -99,7 +100,8 @@ class Tally:
     def line(self) -> str:
         recall, precision = self.matched / max(self.truth, 1), self.matched / max(self.found, 1)
         return (
-            f"lines: recall {recall:.4f} ({self.matched}/{self.truth}), precision {precision:.4f} ({self.matched}/{self.found}), "
+            f"lines: recall {recall:.4f} ({self.matched}/{self.truth}), precision {precision:.4f} "
+            f"({self.matched}/{self.found}), "
             f"duplicated text {self.duplicates}"
         )
 
@@ -111,7 +113,10 @@ def score_form(
     text_types: list[str] | None = None,
     fields: list[tuple[int, list[int]]] | None = None,
 ) -> dict[int, int]:
-    """Add one form's figures to ``tally`` (found lines as their four corners); returns its true -> found line matching."""
+    """Add one form's figures to ``tally`` (found lines as their four corners).
+
+    Returns its true -> found line matching.
+    """
     found_boxes = [(*np.min(q, axis=0), *np.max(q, axis=0)) for q in found_quads]
     truth = [form.page_bbox(line) for line in form.lines]
     matched = match_lines(truth, found_boxes)
@@ -184,7 +189,8 @@ def main() -> None:
     print(tally.line())
     print(f"fax pages only: {fax_tally.line()}")
     print(
-        f"text type right: {tally.typed_right / max(tally.typed, 1):.4f} ({tally.typed_right}/{tally.typed} found lines that match a true one); "
+        f"text type right: {tally.typed_right / max(tally.typed, 1):.4f} ({tally.typed_right}/{tally.typed} found "
+        "lines that match a true one); "
         f"fax pages only: {fax_tally.typed_right / max(fax_tally.typed, 1):.4f}"
     )
     print(

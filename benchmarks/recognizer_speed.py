@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         else f"joint CTC/attention ({args.ctc_weight if args.ctc_weight is not None else 'model default'})"
     )
     print(
-        f"model {args.model}  device {base['device']}  lines {base['lines']}  batch {results['batched']['batch_size']}  threads {args.threads}  "
+        f"model {args.model}  device {base['device']}  lines {base['lines']}  batch {results['batched']['batch_size']} "
+        f" threads {args.threads}  "
         f"modes 2-3 decode with {decoding}"
     )
     print(
@@ -211,11 +212,12 @@ def main(argv: list[str] | None = None) -> None:
     slowdown = (
         statistics.median(r["batched"]["lines_per_second"] / r["capture"]["lines_per_second"] for r in rounds) - 1
     )
-    agree = sum(a == b for a, b in zip(results["batched"]["texts"], results["capture"]["texts"]))
-    card_agree = sum(a == b for a, b in zip(results["batched"]["texts"], base["texts"]))
+    agree = sum(a == b for a, b in zip(results["batched"]["texts"], results["capture"]["texts"], strict=True))
+    card_agree = sum(a == b for a, b in zip(results["batched"]["texts"], base["texts"], strict=True))
     print(f"capture costs {slowdown * 100:+.1f}% time against batched without capture")
     print(
-        f"same text: capture vs batched {agree}/{base['lines']}; model-card loop vs batched {card_agree}/{base['lines']}"
+        f"same text: capture vs batched {agree}/{base['lines']}; model-card loop vs batched "
+        f"{card_agree}/{base['lines']}"
     )
 
 

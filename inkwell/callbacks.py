@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from inkwell.models import Job
+from inkwell.models import CallbackState, Job
 
 MAX_URL_LENGTH = 2000
 METADATA_HOSTS = {
@@ -127,7 +127,7 @@ def check_callback_url(url: str, policy: AddressPolicy) -> str:
     if refused:
         raise CallbackRefused(f"callback_url must not point at {host}: {refused}")
     try:
-        parts.port
+        _ = parts.port  # reading it raises ValueError for a port out of range
     except ValueError:
         raise CallbackRefused("callback_url has an invalid port") from None
     return url
@@ -174,7 +174,7 @@ def deliver(url: str, body: bytes, secret: str, policy: AddressPolicy, timeout: 
     host = parts.hostname
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+        addresses = sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
     except socket.gaierror as error:
         raise CallbackFailed(f"cannot resolve {host}: {error}") from None
     refused = [reason for reason in (refusal(a, policy) for a in addresses) if reason]
@@ -191,11 +191,14 @@ def deliver(url: str, body: bytes, secret: str, policy: AddressPolicy, timeout: 
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    kwargs = {"timeout": urllib3.Timeout(connect=min(timeout, 5.0), read=timeout), "retries": False}
+    limit = urllib3.Timeout(connect=min(timeout, 5.0), read=timeout)
+    pool: urllib3.HTTPConnectionPool
     if parts.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(allowed[0], port, server_hostname=host, assert_hostname=host, **kwargs)
+        pool = urllib3.HTTPSConnectionPool(
+            allowed[0], port, server_hostname=host, assert_hostname=host, timeout=limit, retries=False
+        )
     else:
-        pool = urllib3.HTTPConnectionPool(allowed[0], port, **kwargs)
+        pool = urllib3.HTTPConnectionPool(allowed[0], port, timeout=limit, retries=False)
     try:
         response = pool.urlopen("POST", target, body=body, headers=headers, redirect=False, preload_content=True)
     except urllib3.exceptions.HTTPError as error:
@@ -218,12 +221,15 @@ def deliver_job_callback(
 
     with db.session() as session:
         job = session.get(Job, job_id)
-        if job is None or job.callback_state != "pending" or not job.status.finished:
+        if job is None or job.callback_state != CallbackState.PENDING or not job.status.finished:
             return job.callback_state if job is not None else "gone"
         token = session.get(ApiToken, job.token_id) if job.token_id is not None else None
         if token is None:
-            job.callback_state, job.callback_error = "failed", "the submitting token was deleted: nothing to sign with"
-            return "failed"
+            job.callback_state, job.callback_error = (
+                CallbackState.FAILED.value,
+                "the submitting token was deleted: nothing to sign with",
+            )
+            return CallbackState.FAILED.value
         job.callback_attempts += 1
         attempt = job.callback_attempts
         url, secret, body = job.callback_url, token.webhook_secret, payload(job, base_url)
@@ -236,12 +242,12 @@ def deliver_job_callback(
             if job is not None:
                 job.callback_error = f"attempt {attempt}: {error}"
                 if final:
-                    job.callback_state = "failed"
+                    job.callback_state = CallbackState.FAILED.value
         if final:
-            return "failed"
+            return CallbackState.FAILED.value
         raise CallbackFailed(str(error)) from None
     with db.session() as session:
         job = session.get(Job, job_id)
         if job is not None:
-            job.callback_state, job.callback_error = "delivered", None
-    return "delivered"
+            job.callback_state, job.callback_error = CallbackState.DELIVERED.value, None
+    return CallbackState.DELIVERED.value

@@ -45,12 +45,15 @@ class Settings(BaseSettings):
         None,
         ge=0,
         le=1,
-        description="Weight of the CTC head in joint decoding, for checkpoints that ship one; empty: the checkpoint's; 0: off.",
+        description="Weight of the CTC head in joint decoding, for checkpoints that ship one; empty: the checkpoint's; "
+        "0: off.",
     )
     embedding_layer: int | None = Field(
         None,
-        description="Encoder layer whose mean-pooled states are stored as line and page embeddings (0 = patch embeddings, "
-        "1..L = blocks, negative from the end); empty: the encoder's final output. Similar pages compare only the same layer and model.",
+        description="Encoder layer whose mean-pooled states are stored as line and page embeddings (0 = patch "
+        "embeddings, "
+        "1..L = blocks, negative from the end); empty: the encoder's final output. Similar pages compare only the same "
+        "layer and model.",
     )
     preprocessing: Literal["auto", "processor", "fit-pad"] = Field(
         "auto",
@@ -68,7 +71,8 @@ class Settings(BaseSettings):
         10.0,
         gt=0,
         le=600,
-        description="A client that sends nothing for this long while its request is read (or its answer written) is dropped.",
+        description="A client that sends nothing for this long while its request is read (or its answer written) is "
+        "dropped.",
     )
     secret_key: SecretStr | None = Field(
         None, description="Signs sessions and CSRF tokens; default: generated into data_dir."
@@ -88,7 +92,8 @@ class Settings(BaseSettings):
     pages_in_flight_per_job: int = Field(
         4,
         gt=0,
-        description="Pages of one job on the 'pages' queue at a time: later jobs' pages queue between them (fair scheduling).",
+        description="Pages of one job on the 'pages' queue at a time: later jobs' pages queue between them (fair "
+        "scheduling).",
     )
     lines_concurrency: int = Field(
         1, gt=0, description="Processes of a worker serving the 'lines' queue (one per GPU)."
@@ -132,11 +137,13 @@ class Settings(BaseSettings):
     )
     callback_denied_networks: str = Field(
         "169.254.0.0/16,fe80::/10,100.100.100.200/32,fd00:ec2::254/128,0.0.0.0/8,224.0.0.0/4,ff00::/8",
-        description="Comma-separated networks callbacks are never sent to (link-local and cloud metadata addresses by default).",
+        description="Comma-separated networks callbacks are never sent to (link-local and cloud metadata addresses by "
+        "default).",
     )
     callback_allowed_networks: str = Field(
         "",
-        description="Comma-separated non-public networks callbacks may reach (internal receivers); by default only public addresses.",
+        description="Comma-separated non-public networks callbacks may reach (internal receivers); by default only "
+        "public addresses.",
     )
     retry_after_seconds: int = Field(2, gt=0, description="Retry-After sent to clients polling a running job.")
     metrics_dir: Path | None = Field(

@@ -3,7 +3,8 @@
 A value is the handwritten line to the label's right on the same row (the nearest, with no other
 label between them), or else the handwritten line just below the label (starting within a few
 label heights of its left edge, its top below the label's middle, with nothing between them);
-handwritten lines of the same size stacked right under that value continue it. Each handwritten line belongs to at most one label,
+handwritten lines of the same size stacked right under that value continue it. Each handwritten
+line belongs to at most one label,
 a value on the label's row first. Printed lines with no value (titles, blank fields) are not fields.
 
 Pure Python over boxes and text types: the worker uses it to keep each label next to its value
@@ -88,7 +89,7 @@ def pair_fields(boxes: Sequence[Box], kinds: Sequence[str | None]) -> list[Field
             continue
         paired[key] = [value]
         taken.add(value)
-    for key, values in paired.items():  # handwritten lines stacked under a value continue it
+    for _key, values in paired.items():  # handwritten lines stacked under a value continue it
         while True:
             last = boxes[values[-1]]
             below = [

@@ -14,20 +14,12 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from inkwell.errors import ErrorCode, Refused
+
 # Pillow format name -> media type we accept. Decided by the bytes, never by the file name.
 IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "TIFF": "image/tiff"}
 PDF = "application/pdf"
 SUPPORTED = "PNG, JPEG, WebP, TIFF or PDF"
-
-
-class UploadError(Exception):
-    """An upload Inkwell refuses; ``status`` and ``code`` become the HTTP error response."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -64,10 +56,10 @@ def check_upload(data: bytes, filename: str, limits: Limits) -> CheckedUpload:
     """Accept ``data`` only if it is a complete, readable image or PDF within ``limits``."""
     name = filename or "upload"
     if not data:
-        raise UploadError(400, "empty_file", f"{name}: the file is empty")
+        raise Refused(ErrorCode.EMPTY_FILE, f"{name}: the file is empty")
     if len(data) > limits.max_file_bytes:
-        raise UploadError(
-            413, "file_too_large", f"{name}: {len(data)} bytes is more than the limit of {limits.max_file_bytes}"
+        raise Refused(
+            ErrorCode.FILE_TOO_LARGE, f"{name}: {len(data)} bytes is more than the limit of {limits.max_file_bytes}"
         )
     if data.lstrip()[:5] == b"%PDF-":
         return _check_pdf(data, name, limits)
@@ -77,25 +69,25 @@ def check_upload(data: bytes, filename: str, limits: Limits) -> CheckedUpload:
 def _check_size(name: str, page: int, pages: int, width: int, height: int, limits: Limits) -> None:
     where = f"{name}{f' page {page}' if pages > 1 else ''}"
     if width * height > limits.max_image_pixels:
-        raise UploadError(
-            413,
-            "image_too_large",
+        raise Refused(
+            ErrorCode.IMAGE_TOO_LARGE,
             f"{where}: {width}x{height} pixels is more than the limit of {limits.max_image_pixels} pixels per page",
         )
     if min(width, height) < limits.min_image_side:
-        raise UploadError(
-            422,
-            "image_too_small",
-            f"{where}: {width}x{height} pixels is too small to hold text (at least {limits.min_image_side} pixels a side)",
+        raise Refused(
+            ErrorCode.IMAGE_TOO_SMALL,
+            f"{where}: {width}x{height} pixels is too small to hold text (at least {limits.min_image_side} pixels a "
+            "side)",
         )
 
 
 def _check_page_count(name: str, count: int, limits: Limits) -> None:
     if count == 0:
-        raise UploadError(422, "invalid_document", f"{name}: the document has no pages")
+        raise Refused(ErrorCode.INVALID_DOCUMENT, f"{name}: the document has no pages")
     if count > limits.max_pages:
-        raise UploadError(
-            413, "too_many_pages", f"{name}: {count} pages is more than the limit of {limits.max_pages} pages per job"
+        raise Refused(
+            ErrorCode.TOO_MANY_PAGES,
+            f"{name}: {count} pages is more than the limit of {limits.max_pages} pages per job",
         )
 
 
@@ -106,18 +98,18 @@ def _check_image(data: bytes, name: str, limits: Limits) -> CheckedUpload:
             image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             if _looks_like_supported_image(data):
-                raise UploadError(422, "invalid_image", f"{name}: the image is damaged and cannot be read") from None
-            raise UploadError(
-                415, "unsupported_media_type", f"{name}: not a file in a supported format ({SUPPORTED})"
+                raise Refused(ErrorCode.INVALID_IMAGE, f"{name}: the image is damaged and cannot be read") from None
+            raise Refused(
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"{name}: not a file in a supported format ({SUPPORTED})"
             ) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise UploadError(413, "image_too_large", f"{name}: the image has too many pixels") from None
+            raise Refused(ErrorCode.IMAGE_TOO_LARGE, f"{name}: the image has too many pixels") from None
         except Exception as error:  # noqa: BLE001 - Pillow raises many types for broken headers
-            raise UploadError(422, "invalid_image", f"{name}: the image cannot be read ({error})") from None
+            raise Refused(ErrorCode.INVALID_IMAGE, f"{name}: the image cannot be read ({error})") from None
         with image:
             if image.format not in IMAGE_FORMATS:
-                raise UploadError(
-                    415, "unsupported_media_type", f"{name}: {image.format} files are not accepted ({SUPPORTED})"
+                raise Refused(
+                    ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"{name}: {image.format} files are not accepted ({SUPPORTED})"
                 )
             sizes = []
             try:
@@ -131,13 +123,13 @@ def _check_image(data: bytes, name: str, limits: Limits) -> CheckedUpload:
                 for frame in range(frames):  # decode only once every header passed
                     image.seek(frame)
                     image.load()
-            except UploadError:
+            except Refused:
                 raise
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                raise UploadError(413, "image_too_large", f"{name}: the image has too many pixels") from None
+                raise Refused(ErrorCode.IMAGE_TOO_LARGE, f"{name}: the image has too many pixels") from None
             except Exception as error:  # noqa: BLE001 - truncated or corrupt data
-                raise UploadError(
-                    422, "invalid_image", f"{name}: the image is damaged or incomplete ({error})"
+                raise Refused(
+                    ErrorCode.INVALID_IMAGE, f"{name}: the image is damaged or incomplete ({error})"
                 ) from None
             return CheckedUpload(IMAGE_FORMATS[image.format], sizes)
 
@@ -149,10 +141,10 @@ def _check_pdf(data: bytes, name: str, limits: Limits) -> CheckedUpload:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as error:
         if "password" in str(error).lower():
-            raise UploadError(
-                422, "encrypted_pdf", f"{name}: the PDF is protected by a password; send it unprotected"
+            raise Refused(
+                ErrorCode.ENCRYPTED_PDF, f"{name}: the PDF is protected by a password; send it unprotected"
             ) from None
-        raise UploadError(422, "invalid_document", f"{name}: the PDF cannot be read ({error})") from None
+        raise Refused(ErrorCode.INVALID_DOCUMENT, f"{name}: the PDF cannot be read ({error})") from None
     try:
         count = len(document)
         _check_page_count(name, count, limits)
@@ -162,8 +154,8 @@ def _check_pdf(data: bytes, name: str, limits: Limits) -> CheckedUpload:
             try:
                 width, height = document.get_page_size(index)
             except pdfium.PdfiumError as error:
-                raise UploadError(
-                    422, "invalid_document", f"{name} page {index + 1}: the page cannot be read ({error})"
+                raise Refused(
+                    ErrorCode.INVALID_DOCUMENT, f"{name} page {index + 1}: the page cannot be read ({error})"
                 ) from None
             pixels = (max(1, round(width * scale)), max(1, round(height * scale)))
             _check_size(name, index + 1, count, *pixels, limits)

@@ -11,19 +11,13 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from inkwell.errors import ErrorCode, Refused
 from inkwell.jobs import refresh_job
-from inkwell.models import AuditEntry, Job, Line, LineEdit, LineImage, Page, PageStatus
+from inkwell.models import AuditEntry, Job, Line, LineEdit, Page, PageStatus
 from inkwell.reading_order import reading_order
+from inkwell.storage import delete_line_image
 
 MIN_SIDE = 4  # pixels: a smaller box holds no text, and is almost always a slip of the mouse
-
-
-class LineEditError(ValueError):
-    """A line edit that cannot be done (the message says why); ``not_yet_read``: the page is not read yet."""
-
-    def __init__(self, message: str, not_yet_read: bool = False) -> None:
-        super().__init__(message)
-        self.not_yet_read = not_yet_read
 
 
 def rectangle(bbox: Sequence[int]) -> list[list[int]]:
@@ -35,24 +29,25 @@ def rectangle(bbox: Sequence[int]) -> list[list[int]]:
 def checked_box(page: Page, bbox: Sequence[float]) -> list[int]:
     """``bbox`` as whole pixels, clipped to the page; refused when it leaves nothing of a line."""
     if len(bbox) != 4:
-        raise LineEditError("a box is [x0, y0, x1, y1] in page pixels")
+        raise Refused(ErrorCode.INVALID_LINE_EDIT, "a box is [x0, y0, x1, y1] in page pixels")
     x0, y0, x1, y1 = (int(round(v)) for v in bbox)
     x0, x1 = sorted((x0, x1))
     y0, y1 = sorted((y0, y1))
     width, height = page.width or 0, page.height or 0
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
     if x1 - x0 < MIN_SIDE or y1 - y0 < MIN_SIDE:
-        raise LineEditError(
-            f"the box must lie on the page ({width}x{height} pixels) and be at least {MIN_SIDE} pixels on each side"
+        raise Refused(
+            ErrorCode.INVALID_LINE_EDIT,
+            f"the box must lie on the page ({width}x{height} pixels) and be at least {MIN_SIDE} pixels on each side",
         )
     return [x0, y0, x1, y1]
 
 
 def _editable(page: Page) -> None:
     if page.status != PageStatus.SUCCEEDED:
-        raise LineEditError(
+        raise Refused(
+            ErrorCode.NOT_EDITABLE,
             f"page {page.number} is {page.status.value}: its lines can be edited once it has been read",
-            not_yet_read=True,
         )
 
 
@@ -63,9 +58,7 @@ def _to_read_again(session: Session, line: Line, bbox: list[int]) -> None:
     line.corrected_text = line.corrected_by = line.corrected_at = None
     line.reviewed_at = line.reviewed_by = None
     line.recognized_at = None
-    stored = session.get(LineImage, line.id)
-    if stored is not None:
-        session.delete(stored)  # cut again from the page by the worker
+    delete_line_image(session, line.id)  # cut again from the page by the worker
 
 
 def _record(
@@ -88,7 +81,9 @@ def renumber(session: Session, page: Page) -> None:
     """Number the page's lines in reading order again (the line finder's rule), and recount the job."""
     session.flush()
     lines = list(session.scalars(select(Line).where(Line.page_id == page.id)))
-    order = reading_order([tuple(line.bbox) for line in lines], [line.text_type for line in lines])
+    order = reading_order(
+        [(x0, y0, x1, y1) for x0, y0, x1, y1 in (line.bbox for line in lines)], [line.text_type for line in lines]
+    )
     # Two steps: (page, number) is unique, and an intermediate state must never collide.
     session.execute(update(Line).where(Line.page_id == page.id).values(number=-Line.number - 1_000_000))
     for number, index in enumerate(order, start=1):
@@ -96,10 +91,10 @@ def renumber(session: Session, page: Page) -> None:
     page.line_count = len(lines)
     if page.reviewed_at is not None:  # the page changed after it was marked reviewed
         page.reviewed_at = page.reviewed_by = None
-        session.get(Job, page.job_id).reviewed_at = None
+        session.get_one(Job, page.job_id).reviewed_at = None
     session.flush()
     session.expire(page, ["lines"])
-    refresh_job(session, session.get(Job, page.job_id))
+    refresh_job(session, session.get_one(Job, page.job_id))
 
 
 def add_line(session: Session, page: Page, bbox: Sequence[float], author: str) -> Line:
@@ -137,12 +132,17 @@ def split_line(session: Session, page: Page, line: Line, at: float, axis: str, a
     """
     _editable(page)
     x0, y0, x1, y1 = line.bbox
-    low, high = (x0, x1) if axis == "x" else (y0, y1) if axis == "y" else (None, None)
-    if low is None:
-        raise LineEditError("axis is 'x' (cut into left and right) or 'y' (cut into top and bottom)")
+    if axis not in ("x", "y"):
+        raise Refused(
+            ErrorCode.INVALID_LINE_EDIT, "axis is 'x' (cut into left and right) or 'y' (cut into top and bottom)"
+        )
+    low, high = (x0, x1) if axis == "x" else (y0, y1)
     cut = int(round(at))
     if not low + MIN_SIDE <= cut <= high - MIN_SIDE:
-        raise LineEditError(f"the cut must fall inside the line, between {low + MIN_SIDE} and {high - MIN_SIDE}")
+        raise Refused(
+            ErrorCode.INVALID_LINE_EDIT,
+            f"the cut must fall inside the line, between {low + MIN_SIDE} and {high - MIN_SIDE}",
+        )
     first, second = ([x0, y0, cut, y1], [cut, y0, x1, y1]) if axis == "x" else ([x0, y0, x1, cut], [x0, cut, x1, y1])
     previous_bbox, previous_text = list(line.bbox), line.final_text
     _to_read_again(session, line, first)
@@ -166,9 +166,9 @@ def merge_lines(session: Session, page: Page, lines: Sequence[Line], author: str
     """Join lines of one page into the first of them in reading order (the box around all); the others go."""
     _editable(page)
     if len(lines) < 2 or len({line.id for line in lines}) != len(lines):
-        raise LineEditError("merge needs two or more different lines")
+        raise Refused(ErrorCode.INVALID_LINE_EDIT, "merge needs two or more different lines")
     if any(line.page_id != page.id for line in lines):
-        raise LineEditError("only lines of the same page can be merged")
+        raise Refused(ErrorCode.INVALID_LINE_EDIT, "only lines of the same page can be merged")
     ordered = sorted(lines, key=lambda line: line.number)
     keep, others = ordered[0], ordered[1:]
     box = [

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from inkwell.db import Base
+from inkwell.states import CallbackState, JobStatus, PageStatus  # noqa: F401 - re-exported: models name them
 
 
 def utcnow() -> datetime:
@@ -32,29 +33,6 @@ def utcnow() -> datetime:
 def new_job_id() -> str:
     # Random, not sequential: a job id in a URL must not let anyone guess other jobs' ids.
     return uuid.uuid4().hex
-
-
-class JobStatus(str, enum.Enum):
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    PARTIAL = "partial"  # finished; some pages failed, others succeeded
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.PARTIAL)
-
-
-class PageStatus(str, enum.Enum):
-    QUEUED = "queued"  # stored, waiting for the "pages" queue
-    PREPARED = "prepared"  # decoded and cut into lines, waiting for the "lines" queue
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-    @property
-    def finished(self) -> bool:
-        return self in (PageStatus.SUCCEEDED, PageStatus.FAILED)
 
 
 def _enum(kind: type[enum.Enum]) -> Enum:
@@ -100,7 +78,7 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))  # what was sent with that key
     callback_url: Mapped[str | None] = mapped_column(Text)
-    callback_state: Mapped[str | None] = mapped_column(String(16))  # pending, delivered, failed
+    callback_state: Mapped[str | None] = mapped_column(String(16))  # a CallbackState value
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_error: Mapped[str | None] = mapped_column(Text)
 

@@ -32,17 +32,6 @@ def progress(items: Iterable | None = None, *, logs: bool = False, **options: An
     return bar
 
 
-def quiet_libraries_off_terminal() -> None:
-    """Off a terminal, also silence the bars transformers and huggingface_hub draw (loading weights, downloads)."""
-    if sys.stderr.isatty():
-        return
-    from huggingface_hub.utils import disable_progress_bars
-    from transformers.utils import logging as transformers_logging
-
-    disable_progress_bars()
-    transformers_logging.disable_progress_bar()
-
-
 def echo_above(text: str, err: bool = False) -> None:
     """Print a line (to standard output, or error) without tearing a progress bar being drawn."""
     from tqdm import tqdm

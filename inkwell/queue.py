@@ -2,7 +2,8 @@
 
 Two queues: ``pages`` for CPU work (decoding, finding lines) and ``lines`` for the model (GPU
 where there is one); a third, ``maintenance``, for the sweeper and the purge, served by every
-``pages`` worker beside its pages, so that a backlog of pages never delays the sweeper. Messages carry only ids; everything else is read from the database.
+``pages`` worker beside its pages, so that a backlog of pages never delays the sweeper. Messages
+carry only ids; everything else is read from the database.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from celery import Celery
 from kombu import Queue
@@ -82,7 +84,14 @@ def lines_prefetch_multiplier(settings: Settings) -> int:
     return max(1, math.ceil(settings.lines_flush_every / settings.lines_concurrency))
 
 
-def _send(app: Celery, task: str, queue: str, arguments: Iterable) -> bool:
+def _send(
+    app: Celery,
+    task: str,
+    queue: str,
+    arguments: Iterable,
+    kwargs: dict[str, Any] | None = None,
+    countdown: float | None = None,
+) -> bool:
     """Send one ``task`` message per argument; False (logged) when the broker cannot be reached."""
     try:
         with app.producer_or_acquire() as producer:
@@ -90,6 +99,8 @@ def _send(app: Celery, task: str, queue: str, arguments: Iterable) -> bool:
                 app.send_task(
                     task,
                     args=[argument],
+                    kwargs=kwargs,
+                    countdown=countdown,
                     queue=queue,
                     producer=producer,
                     retry=True,
@@ -118,6 +129,12 @@ def enqueue_recognition(app: Celery, page_ids: Iterable[int]) -> bool:
 def enqueue_line_reading(app: Celery, line_ids: list[int]) -> bool:
     """Send lines a reviewer drew or reshaped to the model queue, as one message; call after commit."""
     return _send(app, TASK_READ_LINES, QUEUE_LINES, [list(line_ids)])
+
+
+def enqueue_recognition_later(app: Celery, page_ids: Iterable[int], db_retries: int, countdown: float) -> bool:
+    """Send pages to the model queue again after ``countdown`` seconds (a batch that met a database
+    outage); ``db_retries`` travels with them so the backoff grows."""
+    return _send(app, TASK_RECOGNIZE_PAGE, QUEUE_LINES, page_ids, {"db_retries": db_retries}, countdown)
 
 
 def enqueue_callback(app: Celery, job_id: str) -> bool:

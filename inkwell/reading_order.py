@@ -117,7 +117,10 @@ def reading_order(
     order = _order(boxes, gutter_heights * median_height, min_rows)
     if kinds is None:
         return order
-    values = {pair.key: pair.values for pair in pair_fields([tuple(map(float, e)) for e in extents], kinds)}
+    values = {
+        pair.key: pair.values
+        for pair in pair_fields([(float(e[0]), float(e[1]), float(e[2]), float(e[3])) for e in extents], kinds)
+    }
     owned = {value for pair_values in values.values() for value in pair_values}
     ordered: list[int] = []
     for index in order:

@@ -47,18 +47,22 @@ def page_fields(page: Page) -> list[FieldOut]:
     Computed from the stored lines each time, so a value a reviewer corrects is the field's value.
     """
     lines = list(page.lines)
-    pairs = pair_fields([tuple(map(float, line.bbox)) for line in lines], [line.text_type for line in lines])
+    boxes4 = [(float(x0), float(y0), float(x1), float(y1)) for x0, y0, x1, y1 in (line.bbox for line in lines)]
+    pairs = pair_fields(boxes4, [line.text_type for line in lines])
     fields = []
     for pair in pairs:
         key, values = lines[pair.key], [lines[i] for i in pair.values]
         boxes = [key.bbox] + [line.bbox for line in values]
-        confidences = [1.0 if line.corrected_text is not None else line.confidence for line in values]
+        confidences: list[float | None] = [
+            1.0 if line.corrected_text is not None else line.confidence for line in values
+        ]
+        known = [c for c in confidences if c is not None]
         fields.append(
             FieldOut(
                 page=page.number,
                 key=label_text(key.final_text),
                 value=" ".join(line.final_text for line in values),
-                confidence=None if any(c is None for c in confidences) else round(min(confidences), 4),
+                confidence=None if len(known) < len(confidences) else round(min(known), 4),
                 key_line_id=key.id,
                 value_line_ids=[line.id for line in values],
                 bbox=[

@@ -11,14 +11,11 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from inkwell.arrays import unpack_array
+from inkwell.errors import ErrorCode, Refused
 from inkwell.models import Job, JobStatus, Line, LineEdit, Page, PageStatus, Upload, utcnow
 from inkwell.schemas import SimilarPageOut
 
 MAX_LINE_LENGTH = 2000
-
-
-class ReviewError(ValueError):
-    """A review action that cannot be done (the message says why)."""
 
 
 def needs_review_clause(threshold: float):
@@ -32,23 +29,24 @@ def correct_line(session: Session, line: Line, text: str, author: str) -> Line:
     """Set the reviewer's text for ``line`` and record the edit (no edit is recorded when nothing changes)."""
     text = " ".join(text.split())  # one line of text: no line breaks, no stray spaces
     if len(text) > MAX_LINE_LENGTH:
-        raise ReviewError(f"a line has at most {MAX_LINE_LENGTH} characters")
+        raise Refused(ErrorCode.NOT_REVIEWABLE, f"a line has at most {MAX_LINE_LENGTH} characters")
     if line.text is None:
-        raise ReviewError("the line has not been read yet")
+        raise Refused(ErrorCode.NOT_REVIEWABLE, "the line has not been read yet")
     now = utcnow()
     if text != line.final_text:
         session.add(LineEdit(line_id=line.id, text=text, previous=line.final_text, author=author, created_at=now))
         line.corrected_text = None if text == line.text else text
         line.corrected_by, line.corrected_at = (None, None) if line.corrected_text is None else (author, now)
+        # Only a changed text re-opens a reviewed page: a save that differs in spaces alone changes nothing.
+        _unmark_page(session, line.page_id)
     line.reviewed_at, line.reviewed_by = now, author
-    _unmark_page(session, line.page_id)
     return line
 
 
 def accept_line(session: Session, line: Line, author: str) -> Line:
     """The reviewer checked the line and it is right as it stands."""
     if line.text is None:
-        raise ReviewError("the line has not been read yet")
+        raise Refused(ErrorCode.NOT_REVIEWABLE, "the line has not been read yet")
     line.reviewed_at, line.reviewed_by = utcnow(), author
     return line
 
@@ -58,20 +56,22 @@ def _unmark_page(session: Session, page_id: int) -> None:
     if page is not None and page.reviewed_at is not None:
         # the page changed after it was marked reviewed: it is reviewed again once re-marked
         page.reviewed_at = page.reviewed_by = None
-        job = session.get(Job, page.job_id)
+        job = session.get_one(Job, page.job_id)
         job.reviewed_at = None
 
 
 def mark_page_reviewed(session: Session, page: Page, author: str) -> Page:
     """Mark a read page reviewed (its lines count as checked); the job is reviewed once all its pages are."""
     if page.status != PageStatus.SUCCEEDED:
-        raise ReviewError(f"page {page.number} is {page.status.value}, not read: there is nothing to review")
+        raise Refused(
+            ErrorCode.NOT_REVIEWABLE, f"page {page.number} is {page.status.value}, not read: there is nothing to review"
+        )
     now = utcnow()
     page.reviewed_at, page.reviewed_by = now, author
     for line in page.lines:
         if line.reviewed_at is None:
             line.reviewed_at, line.reviewed_by = now, author
-    job = session.get(Job, page.job_id)
+    job = session.get_one(Job, page.job_id)
     pending = session.scalar(
         select(func.count())
         .select_from(Page)

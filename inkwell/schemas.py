@@ -7,8 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-JobStatusName = Literal["queued", "processing", "succeeded", "failed", "partial"]
-PageStatusName = Literal["queued", "prepared", "succeeded", "failed"]
+from inkwell.states import JobStatus, PageStatus
+
+# The API spells statuses as the enums do (their JSON schema lists the values).
+JobStatusName = JobStatus
+PageStatusName = PageStatus
 
 
 def _aware(value: datetime) -> datetime:
@@ -35,7 +38,8 @@ class ErrorResponse(Strict):
 class JobAccepted(Strict):
     id: str
     status: JobStatusName = Field(
-        description="queued for a new job; a replayed submission (same Idempotency-Key) answers the job's current status."
+        description="queued for a new job; a replayed submission (same Idempotency-Key) answers the job's current "
+        "status."
     )
 
 
@@ -57,7 +61,8 @@ class LineOut(Strict):
     )
     detection_confidence: float | None = Field(description="How sure the line detector was that this is text.")
     text_type: Literal["printed", "handwritten"] | None = Field(
-        description="Printed (a form's labels) or handwritten, as the line finder's classifier judged; null for lines found before it existed."
+        description="Printed (a form's labels) or handwritten, as the line finder's classifier judged; null for lines "
+        "found before it existed."
     )
     text_type_confidence: float | None = Field(description="The classifier's probability for that text type (0.5-1).")
     tokens: list[TokenOut] | None
@@ -68,7 +73,8 @@ class FieldOut(Strict):
     page: int = Field(description="1-based page number within the job.")
     key: str = Field(description="The printed label, without its colon.")
     value: str = Field(
-        description="The handwritten value: its lines' final text (a reviewer's correction where there is one), joined by spaces."
+        description="The handwritten value: its lines' final text (a reviewer's correction where there is one), joined "
+        "by spaces."
     )
     confidence: float | None = Field(
         description="The lowest confidence of the value's lines (a corrected line counts as 1)."
@@ -214,7 +220,8 @@ class PageLines(Strict):
         description="Ids of the lines whose box changed: they are being read again (text null until then)."
     )
     queued: bool = Field(
-        description="The lines were sent to the model queue (false: the broker was unreachable; the sweeper sends them later)."
+        description="The lines were sent to the model queue (false: the broker was unreachable; the sweeper sends "
+        "them later)."
     )
 
 

@@ -56,6 +56,20 @@ def put_line_image(session: Session, line: Line, data: bytes, media_type: str = 
     session.add(LineImage(line_id=line.id, media_type=media_type, data=data))
 
 
+def delete_line_image(session: Session, line_id: int) -> None:
+    """Forget a line's image (its box changed: the worker cuts it again from the page)."""
+    stored = session.get(LineImage, line_id)
+    if stored is not None:
+        session.delete(stored)
+        session.flush()
+
+
+def line_image(session: Session, line_id: int) -> tuple[bytes, str] | None:
+    """(bytes, media type) of one line's straightened image, or None if it has none."""
+    stored = session.get(LineImage, line_id)
+    return None if stored is None else (stored.data, stored.media_type)
+
+
 def line_images(session: Session, page_id: int) -> list[tuple[int, bytes]]:
     """(line id, image bytes) of a page's lines, in reading order."""
     rows = session.execute(

@@ -20,7 +20,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from inkwell.broker_contents import held_arguments
 from inkwell.db import Database
-from inkwell.models import Job, JobStatus, Line, LineEdit, Page, PageStatus, utcnow
+from inkwell.models import CallbackState, Job, JobStatus, Line, LineEdit, Page, PageStatus, utcnow
 from inkwell.queue import (
     QUEUE_LINES,
     QUEUE_PAGES,
@@ -94,7 +94,7 @@ def sweep(db: Database, celery: Celery, stale_after: float, window: int = 4) -> 
         callbacks = list(
             session.scalars(
                 select(Job.id).where(
-                    Job.callback_state == "pending",
+                    Job.callback_state == CallbackState.PENDING.value,
                     Job.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.PARTIAL]),
                     or_(Job.finished_at.is_(None), Job.finished_at < cutoff),
                 )

@@ -3,7 +3,8 @@
     python -m scripts.train_text_type [--forms 80]
 
 The forms are made like the evaluation set (tests/form_set.py) but from other seeds and written
-in the 39 families the bundled model trained on (training/fonts.py LEGACY_TRAINING_FAMILIES), never the evaluation hands; the lines
+in the 39 families the bundled model trained on (training/fonts.py LEGACY_TRAINING_FAMILIES), never the
+evaluation hands; the lines
 are those the line finder finds, labelled by the form they match. Writes
 worker/models/text_type.json and prints the accuracy on the training lines; the figure that
 counts is the one ``python -m benchmarks.form_lines`` prints on the evaluation set.
@@ -43,7 +44,10 @@ def main() -> None:
     x, y = np.stack(rows), np.array(labels)
     classifier = TextTypeClassifier.fit(x, y)
     accuracy = float(((classifier.probability(x) >= 0.5) == y).mean())
-    note = f"fitted by scripts/train_text_type.py on {len(y)} lines of {args.forms} generated forms (training hands); training accuracy {accuracy:.4f}"
+    note = (
+        f"fitted by scripts/train_text_type.py on {len(y)} lines of {args.forms} generated forms (training hands); "
+        f"training accuracy {accuracy:.4f}"
+    )
     classifier.save(WEIGHTS, note)
     print(note)
 

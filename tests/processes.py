@@ -29,7 +29,7 @@ class Processes:
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "inkwell", *args],
+            [sys.executable, "-m", "inkwell_cli", *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -40,7 +40,7 @@ class Processes:
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = (self.log_dir / f"{name}.log").open("w")
         child = subprocess.Popen(
-            [sys.executable, "-m", "inkwell", *args],
+            [sys.executable, "-m", "inkwell_cli", *args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

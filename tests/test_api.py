@@ -300,7 +300,8 @@ def test_the_web_side_never_imports_torch(tmp_path: Path) -> None:
     code = (
         "import sys; from inkwell.config import Settings; from webui import create_app; "
         f"app = create_app(Settings(data_dir={str(tmp_path)!r}, secret_key='x')); "
-        "app.test_client().get('/sign-in'); print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))))"
+        "app.test_client().get('/sign-in'); print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'transformers'))))"
     )
     output = subprocess.run(
         [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True

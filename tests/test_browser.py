@@ -67,7 +67,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, tiny_char_model: Path):
 def processes_command(*args: str) -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "inkwell", *args]
+    return [sys.executable, "-m", "inkwell_cli", *args]
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,8 @@ def test_review_a_form_end_to_end(service, browser, tmp_path: Path) -> None:
             timeout=20_000,
         )
         line_heat = page.evaluate(
-            "() => { const c = document.querySelector('.line-heat'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            "() => { const c = document.querySelector('.line-heat'); const d = c.getContext('2d').getImageData(0, 0, "
+            "c.width, c.height).data;"
             " let s = 0; for (let i = 3; i < d.length; i += 4) s += d[i]; return s; }"
         )
         assert line_heat > 0, "the line's heat map is drawn"
@@ -173,7 +174,8 @@ def test_review_a_form_end_to_end(service, browser, tmp_path: Path) -> None:
         exported = context.request.get(f"{base}/api/v1/jobs/{job_id}/result?format=txt")
         assert exported.ok and "Corrected by keyboard" in exported.text()
         job_json = context.request.get(f"{base}/api/v1/jobs/{job_id}").json()
-        # the line corrected with the keyboard is the first field's value (corrected in the panel before): the field follows
+        # the line corrected with the keyboard is the first field's value (corrected in the panel before):
+        # the field follows
         assert job_json["fields"][0]["value_line_ids"] == [int(line_id)] and focused_id == f"line-{line_id}"
         assert job_json["fields"][0]["value"] == "Corrected by keyboard" and job_json["fields"][0]["corrected"]
         fields_csv = context.request.get(f"{base}/api/v1/jobs/{job_id}/result?format=fields").text()

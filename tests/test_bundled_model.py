@@ -106,7 +106,7 @@ def test_clear_lines_in_unseen_fonts_are_read_offline(tmp_path: Path) -> None:
         "PATH": "/usr/bin:/bin",
     }
     result = subprocess.run(
-        [sys.executable, "-m", "inkwell", "recognize", "--lines", "--json", *files],
+        [sys.executable, "-m", "inkwell_cli", "recognize", "--lines", "--json", *files],
         capture_output=True,
         text=True,
         env=env,
@@ -119,7 +119,8 @@ def test_clear_lines_in_unseen_fonts_are_read_offline(tmp_path: Path) -> None:
     exact = sum(got == want for got, want in pairs) / len(pairs)
     misread = [(want, got) for got, want in pairs if got != want]
     print(
-        f"\nclear lines in {len(LEGACY_HELDOUT_FAMILIES)} unseen fonts: CER {cer:.3f}, read exactly {exact:.0%}, misread {misread}"
+        f"\nclear lines in {len(LEGACY_HELDOUT_FAMILIES)} unseen fonts: CER {cer:.3f}, read exactly {exact:.0%}, "
+        f"misread {misread}"
     )
     assert cer <= MAX_CLEAR_CER
     assert exact >= MIN_EXACT_SHARE

@@ -13,7 +13,7 @@ from tests.images import line_png, truncated_png
 def _inkwell(*args: str, env_dir: Path) -> subprocess.CompletedProcess:
     env = {"INKWELL_DATA_DIR": str(env_dir), "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, "-m", "inkwell", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "inkwell_cli", *args], capture_output=True, text=True, env=env, timeout=300
     )
 
 
@@ -88,7 +88,7 @@ def test_migrate_creates_the_embedded_database(tmp_path: Path) -> None:
 def test_bad_setting_stops_the_command_with_its_name(tmp_path: Path) -> None:
     env = {"INKWELL_DATA_DIR": str(tmp_path), "INKWELL_WEB_PORT": "not-a-port", "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "-m", "inkwell", "migrate"], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-m", "inkwell_cli", "migrate"], capture_output=True, text=True, env=env, timeout=60
     )
     assert result.returncode != 0 and "web_port" in result.stderr
 
@@ -104,7 +104,7 @@ def test_recognize_shows_progress_only_on_a_terminal(tmp_path: Path, tiny_char_m
     for index, text in enumerate(("hello world", "Jane Doe", "ink")):
         (tmp_path / f"{index}.png").write_bytes(line_png(text))
         files.append(str(tmp_path / f"{index}.png"))
-    args = [sys.executable, "-m", "inkwell", "recognize", "--lines", "--model", str(tiny_char_model), *files]
+    args = [sys.executable, "-m", "inkwell_cli", "recognize", "--lines", "--model", str(tiny_char_model), *files]
     env = {"INKWELL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     quiet = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert quiet.returncode == 0 and "files" not in quiet.stderr and "%|" not in quiet.stderr

@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from inkwell.cli import main
 from inkwell.config import Settings
+from inkwell_cli.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def test_prometheus_scrapes_the_web_server_and_every_worker() -> None:
     """prometheus.yml's targets are the services and ports compose really runs."""
     services = _resolved()["services"]
     mounts = [
-        v if isinstance(v, dict) else dict(zip(("source", "target"), v.split(":")))
+        v if isinstance(v, dict) else dict(zip(("source", "target"), v.split(":"), strict=False))
         for v in services["prometheus"]["volumes"]
     ]
     (mount,) = [m for m in mounts if m["target"] == "/etc/prometheus/prometheus.yml"]
@@ -94,5 +94,5 @@ def test_dockerfile_installs_the_same_torch_as_pyproject() -> None:
     pin = re.search(r'"torch==([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f'"torch=={pin}"' in dockerfile
-    for folder in ("inkwell", "webui", "worker", "migrations"):
+    for folder in ("inkwell", "inkwell_cli", "webui", "worker", "migrations"):
         assert f"COPY {folder} ./{folder}" in dockerfile

@@ -331,7 +331,8 @@ def test_a_batch_killed_three_times_is_requeued_without_a_restart(
         db.engine.dispose()
         wrongly_charged = {n: a for n, a in attempts.items() if a != 1 + exposed.get(n, 0)}
         assert wrongly_charged == {}, (
-            f"attempts must be the kills a page was being read in, plus its last read: {wrongly_charged} (exposed {exposed})"
+            f"attempts must be the kills a page was being read in, plus its last read: {wrongly_charged} (exposed "
+            f"{exposed})"
         )
         print(f"\n3 batch kills without restart, pages exposed {exposed}: {counts}")
 

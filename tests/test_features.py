@@ -102,7 +102,7 @@ def test_the_embedding_layer_chooses_what_is_stored(tiny_char_model: Path) -> No
 def _inkwell(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
     env = {"INKWELL_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, "-m", "inkwell", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "inkwell_cli", *args], capture_output=True, text=True, env=env, timeout=300
     )
 
 

@@ -46,7 +46,7 @@ def test_reading_order_puts_each_value_right_after_its_label() -> None:
     # which read three labels and then three values (the defect); with text types, pairs stay together
     labels = [(100, 100 + 80 * r, 250, 130 + 80 * r) for r in range(3)]
     values = [(800, 95 + 80 * r, 1100, 135 + 80 * r) for r in range(3)]
-    extents = [box for pair in zip(labels, values) for box in pair]
+    extents = [box for pair in zip(labels, values, strict=True) for box in pair]
     assert reading_order(extents) == [0, 2, 4, 1, 3, 5]
     assert reading_order(extents, [P, H] * 3) == [0, 1, 2, 3, 4, 5]
 

@@ -140,7 +140,7 @@ def test_pull_resolves_the_cache_offline(hub_home: tuple[Path, str], tmp_path: P
     env = _offline_env(home, tmp_path)
     for args in ([], ["--revision", commit]):
         result = subprocess.run(
-            [sys.executable, "-m", "inkwell", "model", "pull", REPO_ID, *args],
+            [sys.executable, "-m", "inkwell_cli", "model", "pull", REPO_ID, *args],
             capture_output=True,
             text=True,
             env=env,
@@ -149,7 +149,7 @@ def test_pull_resolves_the_cache_offline(hub_home: tuple[Path, str], tmp_path: P
         assert result.returncode == 0, result.stderr
         assert Path(result.stdout.strip()) == home / "hub" / "models--inkwell-test--tiny-ink" / "snapshots" / commit
     absent = subprocess.run(
-        [sys.executable, "-m", "inkwell", "model", "pull", "inkwell-test/absent"],
+        [sys.executable, "-m", "inkwell_cli", "model", "pull", "inkwell-test/absent"],
         capture_output=True,
         text=True,
         env=env,
@@ -220,7 +220,7 @@ def test_push_uploads_the_checkpoint_as_one_commit(publishable: Path, tmp_path: 
 def test_push_without_a_token_stops_before_the_network(publishable: Path, tmp_path: Path) -> None:
     env = _offline_env(tmp_path / "empty-hf-home", tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "inkwell", "model", "push", str(publishable), REPO_ID, "--private"],
+        [sys.executable, "-m", "inkwell_cli", "model", "push", str(publishable), REPO_ID, "--private"],
         capture_output=True,
         text=True,
         env=env,
@@ -228,7 +228,7 @@ def test_push_without_a_token_stops_before_the_network(publishable: Path, tmp_pa
     )
     assert result.returncode == 1 and "no Hugging Face token" in result.stderr and "Traceback" not in result.stderr
     incomplete = subprocess.run(
-        [sys.executable, "-m", "inkwell", "model", "push", str(tmp_path), REPO_ID],
+        [sys.executable, "-m", "inkwell_cli", "model", "push", str(tmp_path), REPO_ID],
         capture_output=True,
         text=True,
         env=env,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from inkwell.intake import Limits, UploadError, check_upload
+from inkwell.errors import Refused
+from inkwell.intake import Limits, check_upload
 from tests.documents import broken_pdf, encrypted_pdf, image_pdf, many_page_pdf
 from tests.images import NOT_AN_IMAGE, declared_size_png, encode, line_png, truncated_png
+from webui.errors import http_status
 
 LIMITS = Limits(max_file_bytes=5_000_000, max_image_pixels=20_000_000, max_pages=100, min_image_side=8, pdf_dpi=200)
 
@@ -23,9 +25,9 @@ def test_supported_image_formats_are_accepted(fmt: str, media_type: str) -> None
 
 def test_type_comes_from_the_bytes_not_the_name() -> None:
     assert check_upload(line_png("x"), "form.jpg", LIMITS).media_type == "image/png"
-    with pytest.raises(UploadError) as raised:
+    with pytest.raises(Refused) as raised:
         check_upload(NOT_AN_IMAGE, "form.png", LIMITS)
-    assert (raised.value.status, raised.value.code) == (415, "unsupported_media_type")
+    assert (http_status(raised.value.code), raised.value.code) == (415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize(
@@ -41,25 +43,25 @@ def test_type_comes_from_the_bytes_not_the_name() -> None:
     ids=["empty", "truncated", "bomb", "gif", "broken-header", "one-pixel"],
 )
 def test_bad_images_are_refused_with_a_reason(data: bytes, status: int, code: str) -> None:
-    with pytest.raises(UploadError) as raised:
+    with pytest.raises(Refused) as raised:
         check_upload(data, "bad.png", LIMITS)
-    assert (raised.value.status, raised.value.code) == (status, code)
+    assert (http_status(raised.value.code), raised.value.code) == (status, code)
     assert "bad.png" in raised.value.message
 
 
 def test_file_size_limit() -> None:
-    with pytest.raises(UploadError) as raised:
+    with pytest.raises(Refused) as raised:
         check_upload(line_png("hello"), "big.png", Limits(100, 10**9, 10))
-    assert (raised.value.status, raised.value.code) == (413, "file_too_large")
+    assert (http_status(raised.value.code), raised.value.code) == (413, "file_too_large")
 
 
 def test_every_tiff_page_counts_and_each_is_checked() -> None:
     pages = [Image.new("L", (100, 100), 255) for _ in range(3)]
     data = encode(pages[0], "TIFF", save_all=True, append_images=pages[1:])
     assert check_upload(data, "fax.tif", LIMITS).page_sizes == [(100, 100)] * 3
-    with pytest.raises(UploadError, match="page 1"):
+    with pytest.raises(Refused, match="page 1"):
         check_upload(data, "fax.tif", Limits(10**7, 9_999, 10))
-    with pytest.raises(UploadError) as raised:
+    with pytest.raises(Refused) as raised:
         check_upload(data, "fax.tif", Limits(10**7, 10**6, 2))
     assert raised.value.code == "too_many_pages"
 
@@ -68,7 +70,7 @@ def test_pdf_pages_are_measured_at_the_rendering_resolution() -> None:
     checked = check_upload(image_pdf([Image.new("L", (850, 1100), 255)] * 2, resolution=100), "form.pdf", LIMITS)
     # 8.5 x 11 inches at 200 dpi
     assert checked.media_type == "application/pdf" and checked.page_sizes == [(1700, 2200)] * 2
-    with pytest.raises(UploadError) as raised:
+    with pytest.raises(Refused) as raised:
         check_upload(
             image_pdf([Image.new("L", (850, 1100), 255)], resolution=100),
             "form.pdf",
@@ -87,9 +89,9 @@ def test_pdf_pages_are_measured_at_the_rendering_resolution() -> None:
     ids=["500-pages", "encrypted", "broken"],
 )
 def test_bad_pdfs_are_refused(make, status: int, code: str) -> None:
-    with pytest.raises(UploadError) as raised:
+    with pytest.raises(Refused) as raised:
         check_upload(make(), "scan.pdf", LIMITS)
-    assert (raised.value.status, raised.value.code) == (status, code)
+    assert (http_status(raised.value.code), raised.value.code) == (status, code)
 
 
 def test_a_tiff_whose_second_page_has_no_size_is_refused_not_crashed() -> None:
@@ -98,6 +100,6 @@ def test_a_tiff_whose_second_page_has_no_size_is_refused_not_crashed() -> None:
     data = bytearray(encode(frames[0], "TIFF", save_all=True, append_images=frames[1:]))
     second_width = data.rfind(b"\x00\x01\x04\x00\x01\x00\x00\x00")  # tag 256 (ImageWidth) of the last directory
     data[second_width : second_width + 2] = b"\xfe\xfe"  # rename it to an unknown tag
-    with pytest.raises(UploadError) as raised:
+    with pytest.raises(Refused) as raised:
         check_upload(bytes(data), "scan.tif", LIMITS)
-    assert (raised.value.status, raised.value.code) == (422, "invalid_image")
+    assert (http_status(raised.value.code), raised.value.code) == (422, "invalid_image")

@@ -59,7 +59,8 @@ def test_forms_lines_are_found_and_ordered(finder: LineFinder) -> None:
         orders.append(hits == sorted(hits) and len(set(hits)) == len(hits))
         assert len(found) <= len(form.lines) + 1, "no spurious lines"
     print(
-        f"\nline detection on 5 synthetic forms: recall {np.mean(recalls):.3f} (min {min(recalls):.3f}), reading order right on {sum(orders)}/5"
+        f"\nline detection on 5 synthetic forms: recall {np.mean(recalls):.3f} (min {min(recalls):.3f}), reading order "
+        f"right on {sum(orders)}/5"
     )
     assert min(recalls) >= 0.95
     assert all(orders)
@@ -75,7 +76,7 @@ def test_two_columns_are_read_column_by_column() -> None:
     left = [(100, 100 + 60 * r, 400, 130 + 60 * r) for r in range(4)]
     right = [(700, 100 + 60 * r, 1000, 130 + 60 * r) for r in range(4)]
     title = [(100, 20, 1000, 60)]
-    order = reading_order(title + [box for pair in zip(left, right) for box in pair])
+    order = reading_order(title + [box for pair in zip(left, right, strict=True) for box in pair])
     assert order == [0, 1, 3, 5, 7, 2, 4, 6, 8]
 
 
@@ -108,7 +109,7 @@ def test_a_box_over_two_lines_is_split_between_them() -> None:
     draw.rectangle((100, 110, 500, 140), fill=0)
     parts = _split_stacked(FoundLine(_quad(95, 35, 505, 145), 0.9), ink_mask(np.asarray(page)))
     assert len(parts) == 2
-    (_, top0, _, bottom0), (_, top1, _, bottom1) = parts[0].bbox, parts[1].bbox
+    (_, _, _, bottom0), (_, top1, _, _) = parts[0].bbox, parts[1].bbox
     assert bottom0 <= 110 and top1 >= 70
 
 
@@ -138,7 +139,7 @@ def test_a_dithered_fax_page_loses_no_lines(finder: LineFinder) -> None:
     fax = Image.open(io.BytesIO(image_tiff([form.image], mode="1", compression="group4"))).convert("RGB")
     grey = fax.convert("L")
     assert smoothed_if_bilevel(grey) is not grey
-    missed = [line.text for line, hit in zip(form.lines, match(form, finder.find(fax))) if hit is None]
+    missed = [line.text for line, hit in zip(form.lines, match(form, finder.find(fax)), strict=True) if hit is None]
     assert missed == []
 
 
@@ -201,7 +202,8 @@ def test_generated_forms_meet_the_line_finding_figures(finder: LineFinder) -> No
         fields = [(pair.key, pair.values) for pair in pair_fields([line.bbox for line in found], kinds)]
         score_form(form, [line.quad for line in found], tally, kinds, fields)
     print(
-        f"\n6 generated forms: {tally.line()}; text type right {tally.typed_right}/{tally.typed}, fields {tally.fields_right}/{tally.fields}"
+        f"\n6 generated forms: {tally.line()}; text type right {tally.typed_right}/{tally.typed}, fields "
+        f"{tally.fields_right}/{tally.fields}"
     )
     assert tally.matched / tally.truth >= 0.97 and tally.matched / tally.found >= 0.97
     assert tally.duplicates <= 1

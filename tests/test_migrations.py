@@ -37,7 +37,8 @@ def test_0002_moves_each_page_file_into_an_upload(backend_settings: Settings) ->
     with engine.begin() as connection:
         connection.execute(
             text(
-                "INSERT INTO jobs (id, status, source, page_count, pages_done, pages_failed, line_count, lines_done, created_at, updated_at) "
+                "INSERT INTO jobs (id, status, source, page_count, pages_done, pages_failed, line_count, lines_done, "
+                "created_at, updated_at) "
                 "VALUES ('j1', 'queued', 'api', 2, 0, 0, 0, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
             )
         )
@@ -63,7 +64,8 @@ def test_0002_moves_each_page_file_into_an_upload(backend_settings: Settings) ->
     with engine.connect() as connection:
         rows = connection.execute(
             text(
-                "SELECT p.number, p.source_index, u.filename, u.page_count, u.data FROM pages p JOIN uploads u ON u.id = p.upload_id ORDER BY p.number"
+                "SELECT p.number, p.source_index, u.filename, u.page_count, u.data FROM pages p JOIN uploads u ON u.id "
+                "= p.upload_id ORDER BY p.number"
             )
         ).all()
         assert [(n, i, f, c, bytes(d)) for n, i, f, c, d in rows] == [

@@ -60,7 +60,7 @@ def test_forms_read_over_http(tmp_path) -> None:
     pdf1, pdf2, fax, blank, black = body["pages"]
     assert blank["lines"] == [] and len(black["lines"]) <= 1
     recalls, orders, cers = [], [], []
-    for form, page in zip(forms, (pdf1, pdf2, fax)):
+    for form, page in zip(forms, (pdf1, pdf2, fax), strict=True):
         found = [line["bbox"] for line in page["lines"]]
         matched = []
         for expected in form.lines:

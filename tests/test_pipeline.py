@@ -117,6 +117,30 @@ def test_a_model_failure_fails_only_its_page(database: Database, recognizer: Rec
         assert [p.lines[0].text for p in (pages[0], pages[2])] == ["ink", "yes"]
 
 
+class _DropsTheLastResult:
+    """The real recognizer, except that every call gives one result fewer than the lines it got."""
+
+    def __init__(self, real: Recognizer) -> None:
+        self.real = real
+        self.name = real.name
+
+    def recognize(self, images, capture: bool = True):
+        return self.real.recognize(images, capture)[:-1]
+
+
+def test_a_miscount_of_results_fails_the_pages_instead_of_shifting_texts(
+    database: Database, recognizer: Recognizer
+) -> None:
+    job_id, page_ids = _submit(database, ["ink", "yes"])
+    ready = [page_id for page_id in page_ids if _prepare(database, page_id)]
+    recognize_pages(database, _DropsTheLastResult(recognizer), ready)
+    with database.session() as session:
+        pages = session.get(Job, job_id).pages
+        assert [p.status for p in pages] == [PageStatus.FAILED, PageStatus.FAILED]
+        assert all("results for 1 lines" in p.error for p in pages)
+        assert all(line.text is None for p in pages for line in p.lines)
+
+
 def test_vanished_pages_are_skipped(database: Database, recognizer: Recognizer) -> None:
     job_id, page_ids = _submit(database, ["yes"])
     assert _prepare(database, page_ids[0])

@@ -13,7 +13,8 @@ from PIL import Image, ImageOps
 
 from inkwell.config import BUNDLED_MODEL
 from tests.tiny_models import TEXTS, render_text_line
-from worker.recognizer import Recognizer, _ctc_greedy_lengths
+from worker.ctc_head import ctc_greedy_lengths
+from worker.recognizer import RecognitionError, Recognizer
 
 
 @pytest.fixture(scope="module", params=["char", "bpe"])
@@ -42,7 +43,7 @@ def test_reads_the_lines_it_was_trained_on(recognizer: Recognizer) -> None:
 def test_batched_equals_one_at_a_time(recognizer: Recognizer) -> None:
     images = _mixed_width_lines()
     batched = recognizer.recognize(images)
-    for image, together in zip(images, batched):
+    for image, together in zip(images, batched, strict=True):
         alone = recognizer.recognize([image])[0]
         assert alone.text == together.text
         assert alone.confidence == pytest.approx(together.confidence, abs=1e-4)
@@ -65,7 +66,7 @@ def test_regrouping_by_ctc_length_keeps_every_line_exact() -> None:
     by_length = sorted(range(len(images)), key=lambda i: lengths[i])
     assert by_length != sorted(range(len(images)), key=lambda i: widths[i])  # regrouping changes the batches
     batched = recognizer.recognize(images)
-    for image, together in zip(images, batched):
+    for image, together in zip(images, batched, strict=True):
         alone = recognizer.recognize([image])[0]
         assert alone.text == together.text
         assert alone.confidence == pytest.approx(together.confidence, abs=1e-4)
@@ -76,7 +77,17 @@ def test_regrouping_by_ctc_length_keeps_every_line_exact() -> None:
 def test_ctc_greedy_length_merges_repeats_and_drops_blanks() -> None:
     best = torch.tensor([[1, 1, 0, 1, 2, 2, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]])  # "1 1 2" and nothing
     log_probs = torch.nn.functional.one_hot(best, 3).float().log_softmax(dim=-1)
-    assert _ctc_greedy_lengths(log_probs, blank_id=0).tolist() == [3, 0]
+    assert ctc_greedy_lengths(log_probs, blank_id=0) == [3, 0]
+
+
+def test_a_missing_result_raises_instead_of_shortening_the_list(tiny_char_model: Path) -> None:
+    class Lossy(Recognizer):
+        def _decode(self, lines, capture, min_new_tokens=None):
+            return super()._decode(lines, capture, min_new_tokens)[:-1]  # one line of the batch lost
+
+    lossy = Lossy.load(tiny_char_model, device="cpu", max_new_tokens=32, batch_size=2)
+    with pytest.raises(RecognitionError, match="lines"):
+        lossy.recognize([render_text_line(t) for t in TEXTS[:3]])
 
 
 def test_tokens_attention_and_embedding_are_consistent(recognizer: Recognizer) -> None:

@@ -109,6 +109,19 @@ def test_accepting_lines_and_reviewing_pages_until_the_job_is_reviewed(
     assert not summary["reviewed"] and not summary["pages"][0]["reviewed"] and summary["pages"][1]["reviewed"]
 
 
+def test_a_save_that_changes_only_spaces_keeps_the_page_reviewed(reviewer: FlaskClient, job: dict) -> None:
+    page = job["pages"][1]
+    line = page["lines"][0]
+    assert reviewer.post(f"/api/v1/pages/{page['id']}/review").status_code == 200
+    saved = reviewer.patch(f"/api/v1/lines/{line['id']}", json={"text": f"  {line['text'].replace(' ', '   ')} "})
+    assert saved.status_code == 200 and saved.get_json()["history"] == []
+    summary = reviewer.get(f"/api/v1/jobs/{job['id']}").get_json()
+    assert summary["pages"][1]["reviewed"]
+    # a real change still re-opens the page
+    reviewer.patch(f"/api/v1/lines/{line['id']}", json={"text": line["text"] + " Jr"})
+    assert not reviewer.get(f"/api/v1/jobs/{job['id']}").get_json()["pages"][1]["reviewed"]
+
+
 def test_attention_as_json_and_as_a_heat_map(reviewer: FlaskClient, job: dict) -> None:
     line = job["pages"][0]["lines"][0]
     attention = reviewer.get(f"/api/v1/lines/{line['id']}/attention").get_json()

@@ -104,7 +104,7 @@ class MixedSampler:
         real_count = sum(self.rng.random() < real_share for _ in range(size)) if self.real else 0
         drawn = [self._draw(self.real, 10_000) for _ in range(real_count)]
         drawn += [self._draw(self.synthetic, max_chars) for _ in range(size - real_count)]
-        images, texts = zip(*drawn)
+        images, texts = zip(*drawn, strict=True)
         return make_batch(list(images), list(texts), self.encoder, height, width)
 
 

@@ -93,7 +93,8 @@ def calibrate(
     flagged_wrong, flagged_right = review_shares(confidences, exact, threshold)
     print(
         f"calibrated on {len(exact)} lines ({sum(exact)} exact): temperature {temperature}, "
-        f"at threshold {threshold} {flagged_wrong:.1%} of lines with an error flagged, {flagged_right:.1%} of exact lines"
+        f"at threshold {threshold} {flagged_wrong:.1%} of lines with an error flagged, {flagged_right:.1%} of exact "
+        "lines"
     )
     manifest_path = model_dir / "inkwell.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}

@@ -59,8 +59,8 @@ def report(recognizer, sets: list[LineSet], threshold: float) -> dict[str, float
         predictions = recognizer.recognize(line_set.images, capture=False)
         if len(predictions) != len(line_set.texts):
             raise RuntimeError(f"{line_set.name}: {len(predictions)} results for {len(line_set.texts)} lines")
-        pairs = [(p.text, truth) for p, truth in zip(predictions, line_set.texts)]
-        flags = [(p.confidence, p.text == truth) for p, truth in zip(predictions, line_set.texts)]
+        pairs = [(p.text, truth) for p, truth in zip(predictions, line_set.texts, strict=True)]
+        flags = [(p.confidence, p.text == truth) for p, truth in zip(predictions, line_set.texts, strict=True)]
         results[line_set.name] = character_error_rate(pairs)
         for group in (*line_set.groups, "all"):
             pairs_by_group[group] += pairs
@@ -77,7 +77,8 @@ def report(recognizer, sets: list[LineSet], threshold: float) -> dict[str, float
         results[f"{group}/errors flagged"] = flagged_wrong
         results[f"{group}/exact flagged"] = flagged_right
         print(
-            f"{group:<40} {len(pairs):>6} {cer * 100:7.2f}% {exact * 100:6.1f}% {flagged_wrong * 100:14.1f}% {flagged_right * 100:13.1f}%"
+            f"{group:<40} {len(pairs):>6} {cer * 100:7.2f}% {exact * 100:6.1f}% {flagged_wrong * 100:14.1f}% "
+            f"{flagged_right * 100:13.1f}%"
         )
     print(f"\n{lines} lines in {time.perf_counter() - started:.1f} s on {recognizer.device}")
     return results

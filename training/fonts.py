@@ -201,7 +201,7 @@ def _has_outline(glyphs, name: str) -> bool:  # glyphs: fontTools GlyphSet
     pen = BoundsPen(glyphs)
     try:
         glyphs[name].draw(pen)
-    except Exception:  # a broken glyph program draws nothing we could use
+    except Exception:  # noqa: BLE001 - a broken glyph program draws nothing we could use
         return False
     return pen.bounds is not None
 
@@ -220,7 +220,7 @@ def fetch_fonts(cache_dir: Path, families: tuple[str, ...] | list[str], strict: 
     # npm spends its time waiting on the registry: fetching a fresh machine's 200 families one
     # by one took half an hour, a few at a time takes minutes.
     with ThreadPoolExecutor(max_workers=8) as pool:
-        failures = dict(zip(missing, pool.map(lambda family: _try_npm_pack(family, cache_dir), missing)))
+        failures = dict(zip(missing, pool.map(lambda family: _try_npm_pack(family, cache_dir), missing), strict=True))
     fonts: list[Font] = []
     for family in families:
         folder = cache_dir / family

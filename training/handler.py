@@ -100,7 +100,7 @@ class EndpointHandler:
         logits = torch.stack(out.logits, dim=1).float() / temperature
         probs = logits.softmax(-1).gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
         results = []
-        for ids, p, ctc_text in zip(sequences.tolist(), probs.tolist(), ctc_texts):
+        for ids, p, ctc_text in zip(sequences.tolist(), probs.tolist(), ctc_texts, strict=True):
             end = ids.index(self.tokenizer.eos_token_id) + 1 if self.tokenizer.eos_token_id in ids else len(ids)
             text = self.tokenizer.decode(ids[:end], skip_special_tokens=True).strip()
             results.append({"generated_text": text, "confidence": self._confidence(p[:end], text, ctc_text)})
@@ -123,7 +123,7 @@ class EndpointHandler:
             "ctc_agreement": agreement,
             "log_length": math.log1p(len(text)),
         }
-        score = line["bias"] + sum(w * signals[name] for w, name in zip(line["weights"], line["signals"]))
+        score = line["bias"] + sum(w * signals[name] for w, name in zip(line["weights"], line["signals"], strict=True))
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, score))))
 
 

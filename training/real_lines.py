@@ -51,7 +51,7 @@ def load_real_lines(root: Path = DEFAULT_REAL_DIR) -> tuple[list[RealLine], list
     train: list[RealLine] = []
     validation: list[RealLine] = []
     skipped = {"markup": 0, "short": 0, "alphabet": 0}
-    for entry, info in zip(manifest, meta):
+    for entry, info in zip(manifest, meta, strict=True):
         if entry["path"] != info["path"]:
             raise ValueError(f"row mismatch: {entry['path']} vs {info['path']}")
         text = normalise_text(entry["text"])

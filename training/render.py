@@ -131,7 +131,7 @@ def _draw_ink(text: str, font: Font, size: int, rng: random.Random, s: float) ->
     canvas = Image.new("L", (int(sum(widths) + sum(gaps) + 2 * margin), ascent + descent + 2 * margin), 0)
     draw = ImageDraw.Draw(canvas)
     x = float(margin)
-    for word, width, gap in zip(words, widths, gaps):
+    for word, width, gap in zip(words, widths, gaps, strict=True):
         y = margin + rng.gauss(0, 1.5 * s)
         if tracking:
             cursor = x

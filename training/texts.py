@@ -129,7 +129,7 @@ class FormTextGenerator:
 
     def line(self, max_chars: int = 80) -> str:
         """One line of text, at most ``max_chars`` characters, sometimes two fields joined."""
-        kinds, weights = zip(*self.kinds)
+        kinds, weights = zip(*self.kinds, strict=True)
         text = self.rng.choices(kinds, weights)[0]()
         while self.rng.random() < 0.3 and len(text) < max_chars:
             text = f"{text}{self.rng.choice([', ', ' ', ' - ', '; ', ' / '])}{self.rng.choices(kinds, weights)[0]()}"

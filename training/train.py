@@ -25,6 +25,7 @@ from training.charset import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
 from training.data import VALIDATION_SETS
 from training.model import CTCHead, ModelShape, build_model
 from training.shards import load_shard
+from worker.ctc_head import ctc_greedy_ids
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +76,8 @@ def learning_rate(config: TrainConfig, elapsed_hours: float) -> float:
 
 
 def ctc_greedy(log_probs: torch.Tensor, id_to_char: dict[int, str]) -> list[str]:
-    """Best path decoding: collapse repeats, drop blanks (the pad id)."""
-    texts = []
-    for row in log_probs.argmax(-1).tolist():
-        chars, previous = [], None
-        for token in row:
-            if token != previous and token != PAD_ID:
-                chars.append(id_to_char.get(token, ""))
-            previous = token
-        texts.append("".join(chars))
-    return texts
+    """Best path decoding: collapse repeats, drop blanks (the pad id); the recognizer's own reading."""
+    return ["".join(id_to_char.get(token, "") for token in ids) for ids in ctc_greedy_ids(log_probs, PAD_ID)]
 
 
 def joint_loss(model, ctc_head, batch, config: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
@@ -131,8 +124,8 @@ def evaluate(
                     encoder_outputs=encoded, max_new_tokens=config.shape.max_target_tokens, num_beams=1, do_sample=False
                 )
             att_texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
-            ctc_pairs += zip(ctc_texts, batch.texts)
-            att_pairs += zip(att_texts, batch.texts)
+            ctc_pairs += zip(ctc_texts, batch.texts, strict=True)
+            att_pairs += zip(att_texts, batch.texts, strict=True)
         results[f"{name}/ctc"] = character_error_rate(ctc_pairs)
         results[f"{name}/attention"] = character_error_rate(att_pairs)
         results[f"{name}/example"] = f"{att_pairs[0][0]!r} <- {att_pairs[0][1]!r}"

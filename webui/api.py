@@ -13,16 +13,18 @@ import numpy as np
 from flask import Blueprint, Response, jsonify, request, url_for
 from PIL import Image
 from pydantic import TypeAdapter, ValidationError
+from werkzeug.datastructures import MultiDict
 
+from inkwell import storage
 from inkwell.arrays import unpack_array
 from inkwell.attention import attention_json, attention_maps, heat_map_png
+from inkwell.errors import ErrorCode, Refused
 from inkwell.exports import export_alto, export_csv, export_fields_csv, export_page_xml_zip
 from inkwell.jobs_admin import files_and_submitters
-from inkwell.models import Job, Line, LineImage, Page
+from inkwell.models import Job, JobStatus, Line, Page
 from inkwell.results import job_out, job_text, line_out, load_job, progress_of
 from inkwell.review import (
     JobFilter,
-    ReviewError,
     accept_line,
     correct_line,
     history,
@@ -46,12 +48,11 @@ from inkwell.schemas import (
     SimilarResult,
 )
 from inkwell.search import search_lines
+from inkwell.submission import Submission, SubmittedFile, accept_submission
 from webui.auth import principal, require, visible_or_404
-from webui.errors import api_error
 from webui.input_guard import bounded_int
 from webui.openapi import openapi_document
-from webui.state import database, settings
-from webui.uploads import Submission, accept_upload, submitted_files
+from webui.state import celery_app, database, settings
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_TOKEN_INDEX = 100_000
@@ -67,6 +68,17 @@ RESULT_FORMATS = {
 }
 
 
+UPLOAD_FIELDS = ("files", "file")
+
+
+def submitted_files(files: MultiDict) -> list[SubmittedFile]:
+    """The uploaded files of a multipart form, under ``files`` (repeated) or ``file``."""
+    found: list[SubmittedFile] = []
+    for field in UPLOAD_FIELDS:
+        found.extend(f for f in files.getlist(field) if f is not None and (f.filename or f.content_length))
+    return found
+
+
 def _own_jobs_only() -> int | None:
     """The token id to filter on, when the caller may see only its own jobs."""
     caller = principal()
@@ -78,7 +90,10 @@ def _own_jobs_only() -> int | None:
 def submit_job() -> Response:
     """Accept one or more files as a new job; 202 with the job's URL in ``Location``."""
     caller = principal()
-    accepted = accept_upload(
+    accepted = accept_submission(
+        database(),
+        settings(),
+        celery_app(),
         Submission(
             files=submitted_files(request.files),
             source="api",
@@ -87,12 +102,12 @@ def submit_job() -> Response:
             token_id=caller.id if caller.kind == "token" else None,
             idempotency_key=request.headers.get("Idempotency-Key"),
             callback_url=request.form.get("callback_url") or None,
-        )
+        ),
     )
-    status = "queued"
+    status = JobStatus.QUEUED.value
     if accepted.replayed:  # the job as it is now: it may have been read since the first submission
         with database().session() as session:
-            status = session.get(Job, accepted.job_id).status.value
+            status = session.get_one(Job, accepted.job_id).status.value
     response = jsonify({"id": accepted.job_id, "status": status})
     response.status_code = 202
     response.headers["Location"] = url_for("api.get_job", job_id=accepted.job_id)
@@ -110,17 +125,20 @@ def _date(name: str) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise ReviewError(f"{name} must be a date like 2026-11-25") from None
+        raise Refused(ErrorCode.INVALID_FILTER, f"{name} must be a date like 2026-11-25") from None
 
 
 @api.get("/jobs")
 @require("read")
 def list_jobs_view() -> Response:
-    """Recent jobs, newest first: ``status``, ``since``, ``until``, ``file`` (part of a file name) and ``needs_review=1`` filter them."""
+    """Recent jobs, newest first.
+
+    ``status``, ``since``, ``until``, ``file`` (part of a file name) and ``needs_review=1`` filter them.
+    """
     threshold = settings().review_threshold
     status = request.args.get("status") or None
-    if status not in (None, "queued", "processing", "succeeded", "failed", "partial"):
-        return api_error(400, "invalid_status", "status is one of queued, processing, succeeded, failed, partial")
+    if status is not None and status not in JobStatus._value2member_map_:
+        raise Refused(ErrorCode.INVALID_STATUS, f"status is one of {', '.join(s.value for s in JobStatus)}")
     try:
         query = JobFilter(
             status,
@@ -131,8 +149,8 @@ def list_jobs_view() -> Response:
             bounded_int(request.args.get("limit"), "limit", 50, 1, 200),
             request.args.get("file", "").strip()[:255] or None,
         )
-    except (ReviewError, ValueError) as error:
-        return api_error(400, "invalid_filter", str(error))
+    except ValueError as error:  # bounded_int's complaint
+        raise Refused(ErrorCode.INVALID_FILTER, str(error)) from None
     with database().session() as session:
         jobs = list_jobs(session, query, threshold)
         counts = needs_review_counts(session, [job.id for job in jobs], threshold)
@@ -163,7 +181,7 @@ def get_job(job_id: str) -> Response:
     with database().session() as session:
         body = job_out(visible_or_404(load_job(session, job_id)))
     response = Response(body.model_dump_json(), mimetype="application/json")
-    if body.status in ("queued", "processing"):
+    if not body.status.finished:
         response.headers["Retry-After"] = str(settings().retry_after_seconds)
     return response
 
@@ -171,18 +189,18 @@ def get_job(job_id: str) -> Response:
 @api.get("/jobs/<job_id>/result")
 @require("read")
 def get_result(job_id: str) -> Response:
-    """The finished job's result: JSON (default), txt, csv, fields (CSV of label/value pairs), alto (ALTO XML v4) or pagexml (a ZIP of PAGE XML 2019)."""
+    """The finished job's result: JSON (default), txt, csv, fields (CSV of label/value pairs),
+    alto (ALTO XML v4) or pagexml (a ZIP of PAGE XML 2019)."""
     fmt = request.args.get("format", "json")
     if fmt not in RESULT_FORMATS:
-        return api_error(400, "invalid_format", f"format must be one of {', '.join(RESULT_FORMATS)}")
+        raise Refused(ErrorCode.INVALID_FORMAT, f"format must be one of {', '.join(RESULT_FORMATS)}")
     with database().session() as session:
         job = visible_or_404(load_job(session, job_id))
         if not job.status.finished:
-            return api_error(
-                409,
-                "job_not_finished",
+            raise Refused(
+                ErrorCode.JOB_NOT_FINISHED,
                 f"job {job_id} is {job.status.value}; poll /api/v1/jobs/{job_id}",
-                {"Retry-After": str(settings().retry_after_seconds)},
+                settings().retry_after_seconds,
             )
         media_type, render, suffix = RESULT_FORMATS[fmt]
         body = render(job)
@@ -232,11 +250,10 @@ def patch_line(line_id: int) -> Response:
     try:
         change = LINE_PATCH.validate_python(request.get_json(silent=True))
     except ValidationError:
-        return api_error(
-            400,
-            "invalid_body",
+        raise Refused(
+            ErrorCode.INVALID_BODY,
             'send {"text": "corrected text"}, {"reviewed": true} or {"bbox": [x0, y0, x1, y1]} as JSON',
-        )
+        ) from None
     if isinstance(change, LineGeometry):
         from webui.api_edits import move_box  # imported here: webui.api_edits builds on this module
 
@@ -244,13 +261,10 @@ def patch_line(line_id: int) -> Response:
     author = principal().author
     with database().session() as session:
         line = _visible_line(session, line_id)
-        try:
-            if isinstance(change, LineCorrection):
-                correct_line(session, line, change.text, author)
-            else:
-                accept_line(session, line, author)
-        except ReviewError as error:
-            return api_error(409, "not_reviewable", str(error))
+        if isinstance(change, LineCorrection):
+            correct_line(session, line, change.text, author)
+        else:
+            accept_line(session, line, author)
         session.flush()
         return _line_body(session, line)
 
@@ -261,10 +275,11 @@ def line_image(line_id: int) -> Response:
     """The straightened line image the model read."""
     with database().session() as session:
         _visible_line(session, line_id)
-        stored = session.get(LineImage, line_id)
+        stored = storage.line_image(session, line_id)
         if stored is None:
-            return api_error(404, "not_found", "this line has no image")
-        return Response(stored.data, mimetype=stored.media_type, headers={"Cache-Control": "private, max-age=3600"})
+            raise Refused(ErrorCode.NOT_FOUND, "this line has no image")
+        data, media_type = stored
+        return Response(data, mimetype=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
 @api.get("/lines/<row_id:line_id>/attention")
@@ -277,24 +292,23 @@ def line_attention(line_id: int) -> Response:
         if fmt == "json":
             return Response(AttentionOut(**attention_json(line)).model_dump_json(), mimetype="application/json")
         if fmt != "png":
-            return api_error(400, "invalid_format", "format must be json or png")
+            raise Refused(ErrorCode.INVALID_FORMAT, "format must be json or png")
         maps = attention_maps(line)
-        stored = session.get(LineImage, line_id)
+        stored = storage.line_image(session, line_id)
         if not maps.size or stored is None:
-            return api_error(404, "not_found", "this line has no attention map")
+            raise Refused(ErrorCode.NOT_FOUND, "this line has no attention map")
         try:
             token = bounded_int(request.args.get("token"), "token", -1, 0, MAX_TOKEN_INDEX)
         except ValueError:
-            return api_error(
-                400, "invalid_token_index", f"token is a whole number, an index from 0 to {maps.shape[0] - 1}"
-            )
+            raise Refused(
+                ErrorCode.INVALID_TOKEN_INDEX, f"token is a whole number, an index from 0 to {maps.shape[0] - 1}"
+            ) from None
         if token >= maps.shape[0]:  # a well-formed index this line does not have
-            return api_error(
-                404,
-                "not_found",
+            raise Refused(
+                ErrorCode.NOT_FOUND,
                 f"this line has {maps.shape[0]} tokens: token is an index from 0 to {maps.shape[0] - 1}",
             )
-        png = heat_map_png(Image.open(io.BytesIO(stored.data)), maps, token if token >= 0 else None)
+        png = heat_map_png(Image.open(io.BytesIO(stored[0])), maps, token if token >= 0 else None)
         return Response(png, mimetype="image/png")
 
 
@@ -310,10 +324,7 @@ def review_page(page_id: int) -> Response:
     """Mark a page reviewed; its job is reviewed when all its read pages are."""
     with database().session() as session:
         page = _visible_page(session, page_id)
-        try:
-            mark_page_reviewed(session, page, principal().author)
-        except ReviewError as error:
-            return api_error(409, "not_reviewable", str(error))
+        mark_page_reviewed(session, page, principal().author)
         job = session.get(Job, page.job_id)
         body = PageReviewed(page_id=page.id, reviewed=True, job_reviewed=job.reviewed_at is not None)
     return Response(body.model_dump_json(), mimetype="application/json")
@@ -334,9 +345,9 @@ def _embedding_response(kind: str, row_id: int, blob: bytes | None, model: str |
     """A stored embedding as JSON, or ``?format=npy`` as a NumPy .npy file (float32, 1-D)."""
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "npy"):
-        return api_error(400, "invalid_format", "format must be json or npy")
+        raise Refused(ErrorCode.INVALID_FORMAT, "format must be json or npy")
     if blob is None:
-        return api_error(404, "not_found", f"this {kind} has no embedding (not read yet, or read without one)")
+        raise Refused(ErrorCode.NOT_FOUND, f"this {kind} has no embedding (not read yet, or read without one)")
     vector = unpack_array(blob).astype("float32").ravel()
     if fmt == "npy":
         buffer = io.BytesIO()
@@ -376,7 +387,7 @@ def search() -> Response:
     """Lines whose text (as read or as corrected) contains every word of ``q``."""
     text = request.args.get("q", "").strip()
     if not text:
-        return api_error(400, "missing_query", "give the words to look for in ?q=")
+        raise Refused(ErrorCode.MISSING_QUERY, "give the words to look for in ?q=")
     with database().session() as session:
         hits = search_lines(session, text, _own_jobs_only())
     body = SearchResult(query=text, hits=hits)

@@ -8,28 +8,31 @@ committed first, then the changed lines are sent, by task name, to the model que
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
-from flask import Response, abort, request
+from flask import Response, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
+from inkwell.errors import ErrorCode, Refused
 from inkwell.jobs_admin import delete_job
-from inkwell.line_edits import LineEditError, add_line, delete_line, merge_lines, move_line, split_line
+from inkwell.line_edits import add_line, delete_line, merge_lines, move_line, split_line
 from inkwell.models import Job, Line, Page
 from inkwell.queue import enqueue_line_reading
 from inkwell.results import line_out
 from inkwell.schemas import JobDeleted, LineGeometry, LineMerge, LineSplit, NewLine, PageLines
 from webui.api import _line_body, _visible_line, _visible_page, api
 from webui.auth import principal, require, visible_or_404
-from webui.errors import api_error
 from webui.state import celery_app, database
 
+Body = TypeVar("Body", bound=BaseModel)
 
-def _body(model: type[BaseModel], example: str) -> BaseModel | Response:
+
+def _body(model: type[Body], example: str) -> Body:
     try:
         return model.model_validate(request.get_json(silent=True))
     except ValidationError:
-        return api_error(400, "invalid_body", f"send {example} as JSON")
+        raise Refused(ErrorCode.INVALID_BODY, f"send {example} as JSON") from None
 
 
 def _page_lines(page_id: int, changed: list[int]) -> PageLines:
@@ -44,19 +47,9 @@ def _edit(page_id: int, action: Callable[[object, Page], list[int]], status: int
     """Run ``action`` (returns the ids of lines to read again) in one transaction, then answer with the page's lines."""
     with database().session() as session:
         page = _visible_page(session, page_id)
-        try:
-            changed = action(session, page)
-        except LineEditError as error:
-            session.rollback()
-            return _edit_error(error)
+        changed = action(session, page)  # a Refused edit rolls the session back
     # committed: only now may a worker look for the lines
     return Response(_page_lines(page_id, changed).model_dump_json(), status=status, mimetype="application/json")
-
-
-def _edit_error(error: LineEditError) -> Response:
-    # 409: the request is well formed but does not fit the page as it is (not read yet; a box off
-    # the page, a cut outside the line)
-    return api_error(409, "not_editable" if error.not_yet_read else "invalid_line_edit", str(error))
 
 
 def _page_of_line(line_id: int) -> int:
@@ -69,8 +62,6 @@ def _page_of_line(line_id: int) -> int:
 def draw_line(page_id: int) -> Response:
     """Add a line where the line finder found none (``{"bbox": [x0, y0, x1, y1]}``); it is cut out and read."""
     body = _body(NewLine, '{"bbox": [x0, y0, x1, y1]}')
-    if isinstance(body, Response):
-        return body
     return _edit(page_id, lambda session, page: [add_line(session, page, body.bbox, principal().author).id], 201)
 
 
@@ -94,13 +85,11 @@ def page_lines(page_id: int) -> Response:
 def merge(page_id: int) -> Response:
     """Join two or more lines of the page into one (``{"line_ids": [...]}``), read again."""
     body = _body(LineMerge, '{"line_ids": [id, id, ...]}')
-    if isinstance(body, Response):
-        return body
 
     def action(session, page: Page) -> list[int]:
         lines = [session.get(Line, line_id) for line_id in body.line_ids]
         if any(line is None or line.page_id != page.id for line in lines):
-            abort(404, description="every line to merge must be a line of this page")
+            raise Refused(ErrorCode.NOT_FOUND, "every line to merge must be a line of this page")
         return [merge_lines(session, page, lines, principal().author).id]
 
     return _edit(page_id, action)
@@ -111,8 +100,6 @@ def merge(page_id: int) -> Response:
 def split(line_id: int) -> Response:
     """Cut a line in two at page coordinate ``at`` (``{"at": x, "axis": "x"}``); both parts are read again."""
     body = _body(LineSplit, '{"at": <page coordinate>, "axis": "x" or "y"}')
-    if isinstance(body, Response):
-        return body
     page_id = _page_of_line(line_id)
 
     def action(session, page: Page) -> list[int]:
@@ -143,11 +130,7 @@ def move_box(line_id: int, body: LineGeometry) -> Response:
         page = _visible_page(session, page_id)
         line = session.get(Line, line_id)
         before = list(line.bbox)
-        try:
-            move_line(session, page, line, body.bbox, principal().author)
-        except LineEditError as error:
-            session.rollback()
-            return _edit_error(error)
+        move_line(session, page, line, body.bbox, principal().author)
         if list(line.bbox) != before:
             changed = [line.id]
     with database().session() as session:

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, abort, g, request
+from flask import Flask, g, request
 from flask import session as flask_session
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import update
 
 from inkwell.accounts import SCOPES, token_for_secret
+from inkwell.errors import ErrorCode, Refused
 from inkwell.models import ApiToken, Job, User, utcnow
-from webui.errors import api_error
 from webui.state import database
 
 login_manager = LoginManager()
@@ -97,31 +97,31 @@ def _bearer_secret() -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def _unauthorized(message: str) -> Response:
-    return api_error(401, "unauthorized", message, {"WWW-Authenticate": 'Bearer realm="inkwell"'})
+def _unauthorized(message: str) -> Refused:
+    return Refused(ErrorCode.UNAUTHORIZED, message)
 
 
-def _resolve_principal() -> Principal | Response:
+def _resolve_principal() -> Principal:
     secret = _bearer_secret()
     if secret is not None:
         with database().session() as session:
             token: ApiToken | None = token_for_secret(session, secret)
             if token is None:
-                return _unauthorized("the API token is not valid (unknown or revoked)")
+                raise _unauthorized("the API token is not valid (unknown or revoked)")
             token.last_used_at = utcnow()
             return Principal("token", token.id, token.name, frozenset(token.scopes), token.all_jobs)
     if request.headers.get("Authorization"):
-        return _unauthorized("use 'Authorization: Bearer <token>'")
+        raise _unauthorized("use 'Authorization: Bearer <token>'")
     if current_user.is_authenticated:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             try:
                 validate_csrf(request.headers.get("X-CSRFToken", ""))
             except CSRFError as error:
-                return api_error(400, "csrf_failed", error.description)
+                raise Refused(ErrorCode.CSRF_FAILED, error.description or "the CSRF token is not valid") from None
             except Exception:  # noqa: BLE001 - validate_csrf raises ValidationError for missing/bad tokens
-                return api_error(400, "csrf_failed", "the CSRF token is missing or invalid")
+                raise Refused(ErrorCode.CSRF_FAILED, "the CSRF token is missing or invalid") from None
         return Principal("user", current_user.id, current_user.username, frozenset(SCOPES), True)
-    return _unauthorized(
+    raise _unauthorized(
         "this API needs a token: send 'Authorization: Bearer <token>' (create one with `inkwell token create`)"
     )
 
@@ -133,10 +133,8 @@ def require(scope: str) -> Callable:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any):
             principal = _resolve_principal()
-            if isinstance(principal, Response):
-                return principal
             if scope not in principal.scopes:
-                return api_error(403, "forbidden", f"this token lacks the '{scope}' scope")
+                raise Refused(ErrorCode.FORBIDDEN, f"this token lacks the '{scope}' scope")
             g.principal = principal
             return view(*args, **kwargs)
 
@@ -152,7 +150,7 @@ def principal() -> Principal:
 def visible_or_404(job: Job | None) -> Job:
     """The job, if the caller may see it; otherwise a 404 that does not say whether it exists."""
     if job is None or not principal().can_see(job):
-        abort(404, description="no such job")
+        raise Refused(ErrorCode.NOT_FOUND, "no such job")
     return job
 
 

@@ -6,12 +6,41 @@ from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from inkwell.intake import UploadError
+from inkwell.errors import ErrorCode, Refused
 
 DATABASE_RETRY_AFTER_SECONDS = 5
 
+# The one place a refusal becomes an HTTP status.
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.JOB_NOT_FINISHED: 409,
+    ErrorCode.NOT_REVIEWABLE: 409,
+    # well formed, but it does not fit the page as it is (a 422 for schema-valid input would read
+    # as a broken contract to the schema fuzzer)
+    ErrorCode.NOT_EDITABLE: 409,
+    ErrorCode.INVALID_LINE_EDIT: 409,
+    ErrorCode.FILE_TOO_LARGE: 413,
+    ErrorCode.TOO_MANY_FILES: 413,
+    ErrorCode.TOO_MANY_PAGES: 413,
+    ErrorCode.IMAGE_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.INVALID_IMAGE: 422,
+    ErrorCode.INVALID_DOCUMENT: 422,
+    ErrorCode.ENCRYPTED_PDF: 422,
+    ErrorCode.IMAGE_TOO_SMALL: 422,
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: 422,
+}
+
+
+def http_status(code: ErrorCode) -> int:
+    """The HTTP status of a refusal: 400 (a malformed request) unless listed in HTTP_STATUS."""
+    return HTTP_STATUS.get(code, 400)
+
 
 def api_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    """The JSON error body ``{"error": {"code", "message"}}`` (for refusals and the framework's own errors)."""
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     for name, value in (headers or {}).items():
@@ -28,11 +57,17 @@ def _code_for(error: HTTPException) -> str:
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(UploadError)
-    def _upload_error(error: UploadError):
+    @app.errorhandler(Refused)
+    def _refused(error: Refused):
+        status = http_status(error.code)
+        headers = {}
+        if error.retry_after_seconds is not None:
+            headers["Retry-After"] = str(error.retry_after_seconds)
+        if error.code == ErrorCode.UNAUTHORIZED:
+            headers["WWW-Authenticate"] = 'Bearer realm="inkwell"'
         if _wants_json():
-            return api_error(error.status, error.code, error.message)
-        return render_template("error.html", status=error.status, message=error.message), error.status
+            return api_error(status, error.code.value, error.message, headers)
+        return render_template("error.html", status=status, message=error.message), status, headers
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from inkwell import schemas
+from inkwell.states import JobStatus
 
 REF = "#/components/schemas/{model}"
 MODELS = (
@@ -146,13 +147,15 @@ def openapi_document() -> dict[str, Any]:
                             "type": "string",
                             "enum": ["page", "line"],
                             "default": "page",
-                            "description": "'page': find the text lines of each page; 'line': each page is one text line.",
+                            "description": "'page': find the text lines of each page; 'line': each page is one text "
+                            "line.",
                         },
                         "callback_url": {
                             "type": "string",
                             "format": "uri",
                             "maxLength": 2000,
-                            "description": "POSTed the job summary when the job finishes, signed with the token's webhook secret "
+                            "description": "POSTed the job summary when the job finishes, signed with the token's "
+                            "webhook secret "
                             "(X-Inkwell-Signature: t=<time>,v1=<HMAC-SHA256 of '<time>.<body>'>).",
                         },
                     },
@@ -189,7 +192,8 @@ def openapi_document() -> dict[str, Any]:
                         "in": "header",
                         "required": False,
                         "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-                        "description": "A retried submission with the same key and content returns the first job (header Idempotent-Replayed: true).",
+                        "description": "A retried submission with the same key and content returns the first job "
+                        "(header Idempotent-Replayed: true).",
                     }
                 ],
                 body=upload_body,
@@ -203,9 +207,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "read",
                 [
-                    _query(
-                        "status", {"type": "string", "enum": ["queued", "processing", "succeeded", "failed", "partial"]}
-                    ),
+                    _query("status", {"type": "string", "enum": [status.value for status in JobStatus]}),
                     _query("since", {"type": "string", "format": "date"}, "Submitted on or after this date."),
                     _query("until", {"type": "string", "format": "date"}, "Submitted before this date."),
                     _query(
@@ -250,7 +252,8 @@ def openapi_document() -> dict[str, Any]:
                 "getJobResult",
                 {
                     "200": {
-                        "description": "json: the job; txt: pages separated by form feeds; csv: a row per line; fields: a row per field (label, value); "
+                        "description": "json: the job; txt: pages separated by form feeds; csv: a row per line; "
+                        "fields: a row per field (label, value); "
                         "alto: ALTO XML v4; pagexml: a ZIP of PAGE XML 2019 files, one per page.",
                         "content": {
                             "application/json": {"schema": _ref("JobOut")},
@@ -297,7 +300,8 @@ def openapi_document() -> dict[str, Any]:
                     "400": _error('The body is not {"text": ...}, {"reviewed": true} or {"bbox": [x0, y0, x1, y1]}.'),
                     "404": _error("No such line (or not the caller's)."),
                     "409": _error(
-                        "The line has not been read yet (a correction), or the page has not, or the box is not on the page or too small (a move)."
+                        "The line has not been read yet (a correction), or the page has not, or the box is not on "
+                        "the page or too small (a move)."
                     ),
                 },
                 "review",
@@ -499,7 +503,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Inkwell",
             "version": "1",
-            "description": "Reads handwriting on scanned forms. Submit scans, poll the job, fetch the result, review lines. "
+            "description": "Reads handwriting on scanned forms. Submit scans, poll the job, fetch the result, review "
+            "lines. "
             'Every error response has the shape {"error": {"code", "message"}}.',
         },
         "security": [{"bearer": []}],

@@ -7,11 +7,12 @@ import math
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from inkwell.accounts import authenticate
+from inkwell.errors import ErrorCode, Refused
 from inkwell.models import Job, Page, Upload, User, WorkerHeartbeat, utcnow
 from inkwell.queue import QUEUE_LINES, QUEUE_PAGES
 from inkwell.results import job_out, load_job
@@ -20,10 +21,11 @@ from inkwell.search import search_lines
 from inkwell.stall import stalled_queues
 from inkwell.storage import page_image as stored_page_image
 from inkwell.storage import upload_bytes
+from inkwell.submission import Submission, accept_submission
 from inkwell.throttle import ThrottlePolicy, clear_failures, locked_for, record_failure
+from webui.api import submitted_files
 from webui.auth import Reviewer, end_sessions, start_session
 from webui.state import celery_app, database, settings
-from webui.uploads import Submission, accept_upload, submitted_files
 
 views = Blueprint("views", __name__)
 
@@ -96,13 +98,16 @@ def index() -> str:
 @views.post("/jobs")
 @login_required
 def upload() -> Response:
-    accepted = accept_upload(
+    accepted = accept_submission(
+        database(),
+        settings(),
+        celery_app(),
         Submission(
             submitted_files(request.files),
             source="web",
             layout=request.form.get("layout", "page"),
             user_id=current_user.id,
-        )
+        ),
     )
     return redirect(url_for("views.job", job_id=accepted.job_id), code=303)
 
@@ -113,7 +118,7 @@ def job(job_id: str) -> str:
     with database().session() as db:
         found = db.get(Job, job_id)
         if found is None:
-            abort(404, description=f"There is no job {job_id}.")
+            raise Refused(ErrorCode.NOT_FOUND, f"There is no job {job_id}.")
     return render_template("job.html", job=found, threshold=settings().review_threshold)
 
 
@@ -123,7 +128,7 @@ def review(job_id: str, number: int) -> str:
     with database().session() as db:
         loaded = load_job(db, job_id)
         if loaded is None or not 1 <= number <= len(loaded.pages):
-            abort(404, description="No such page.")
+            raise Refused(ErrorCode.NOT_FOUND, "No such page.")
         body = job_out(loaded)
     page = body.pages[number - 1]
     return render_template("review.html", job=body, page=page, threshold=settings().review_threshold)
@@ -136,14 +141,14 @@ def page_image(job_id: str, number: int) -> Response:
     with database().session() as db:
         page = db.scalar(select(Page).where(Page.job_id == job_id, Page.number == number))
         if page is None:
-            abort(404, description="No such page.")
+            raise Refused(ErrorCode.NOT_FOUND, "No such page.")
         prepared = stored_page_image(db, page.id)
         if prepared is not None:
             data, media_type = prepared.data, prepared.media_type
         else:
             upload = db.get(Upload, page.upload_id)
             if upload.media_type not in BROWSER_IMAGE_TYPES:
-                abort(404, description="The page image is not ready yet.")
+                raise Refused(ErrorCode.NOT_FOUND, "The page image is not ready yet.")
             data, media_type = upload_bytes(db, upload.id), upload.media_type
     response = Response(data, mimetype=media_type)
     response.headers["Cache-Control"] = "private, max-age=3600"
@@ -165,7 +170,7 @@ def similar(page_id: int) -> str:
     with database().session() as db:
         page = db.get(Page, page_id)
         if page is None:
-            abort(404, description="No such page.")
+            raise Refused(ErrorCode.NOT_FOUND, "No such page.")
         found = similar_pages(db, page)
         origin = {"job_id": page.job_id, "number": page.number}
     return render_template("similar.html", origin=origin, similar=found)

@@ -60,7 +60,7 @@ class Calibration:
         """Probability that the line is read exactly (or the geometric mean, without a line model)."""
         if self.weights is None:
             return geometric_mean(token_probs)
-        score = self.bias + sum(w * signals[name] for w, name in zip(self.weights, SIGNALS))
+        score = self.bias + sum(w * signals[name] for w, name in zip(self.weights, SIGNALS, strict=True))
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, score))))
 
     def as_manifest(self) -> dict:
@@ -127,8 +127,8 @@ def fit_line_model(
 
 def review_shares(confidences: Sequence[float], exact: Sequence[bool], threshold: float) -> tuple[float, float]:
     """(share of lines with an error flagged, share of exactly read lines flagged) at ``threshold``."""
-    wrong = [c for c, ok in zip(confidences, exact) if not ok]
-    right = [c for c, ok in zip(confidences, exact) if ok]
+    wrong = [c for c, ok in zip(confidences, exact, strict=True) if not ok]
+    right = [c for c, ok in zip(confidences, exact, strict=True) if ok]
     flagged_wrong = sum(c < threshold for c in wrong) / len(wrong) if wrong else 1.0
     flagged_right = sum(c < threshold for c in right) / len(right) if right else 0.0
     return flagged_wrong, flagged_right

@@ -20,6 +20,7 @@ a one-pixel blur gives them all back. The lines are still cut from the page as i
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from dataclasses import dataclass, replace
@@ -115,7 +116,7 @@ class LineFinder:
             return []
         return [
             FoundLine(np.asarray(box, dtype=np.float32), float(score))
-            for box, score in zip(output.boxes, output.scores)
+            for box, score in zip(output.boxes, output.scores, strict=True)
         ]
 
     def find(self, image: Image.Image) -> list[FoundLine]:
@@ -146,7 +147,7 @@ class LineFinder:
         batch = line_features(lines, ink)
         return [
             replace(line, text_type=kind.text_type, text_type_confidence=round(kind.confidence, 4))
-            for line, kind in zip(lines, self._classifier.classify(batch))
+            for line, kind in zip(lines, self._classifier.classify(batch), strict=True)
         ]
 
 
@@ -205,7 +206,7 @@ def _box_edges(ink: np.ndarray, rules: np.ndarray) -> np.ndarray:
         if index == 0:
             continue
         x, y, w, h = stats[index, :4]
-        near = lambda top: rules[max(0, top - 6) : top + 7, max(0, x - 6) : x + w + 6].any()  # noqa: E731
+        near = lambda top, x=x, w=w: rules[max(0, top - 6) : top + 7, max(0, x - 6) : x + w + 6].any()  # noqa: E731
         if near(y) and near(y + h - 1):  # a box side joins a top and a bottom edge; a stroke on a rule does not
             edges.append(index)
     return np.where(np.isin(labels, edges), 255, 0).astype(np.uint8) if edges else np.zeros_like(ink)
@@ -266,7 +267,7 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     """(start, end) of each run of True in ``flags``."""
     padded = np.concatenate([[False], flags.astype(bool), [False]])
     edges = np.flatnonzero(padded[1:] != padded[:-1])
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=False))
 
 
 def _region(line: FoundLine, ink: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -341,7 +342,7 @@ def _split_row(line: FoundLine, ink: np.ndarray) -> list[FoundLine]:
         return [line]
     width = region.shape[1]
     fractions = [0.0] + [c / width for c in cuts] + [1.0]
-    return [_fit_height(_piece(line, a, b, along=True), ink) for a, b in zip(fractions, fractions[1:])]
+    return [_fit_height(_piece(line, a, b, along=True), ink) for a, b in itertools.pairwise(fractions)]
 
 
 def _fit_height(line: FoundLine, ink: np.ndarray) -> FoundLine:
@@ -387,11 +388,11 @@ def _split_stacked(line: FoundLine, ink: np.ndarray) -> list[FoundLine]:
     runs = [(a, b) for a, b in _runs(rows) if b - a >= STACK_RUN * len(rows)]
     # a band as thin as a painted-out rule is where the rule crossed the writing, not between lines
     least = max(RULE_THICKNESS + 2, STACK_GAP * len(rows))
-    cuts = [(a_end + b_start) // 2 for (_, a_end), (b_start, _) in zip(runs, runs[1:]) if b_start - a_end >= least]
+    cuts = [(a_end + b_start) // 2 for (_, a_end), (b_start, _) in itertools.pairwise(runs) if b_start - a_end >= least]
     if not cuts:
         return [line]
     fractions = [0.0] + [c / len(rows) for c in cuts] + [1.0]
-    return [_piece(line, a, b, along=False) for a, b in zip(fractions, fractions[1:])]
+    return [_piece(line, a, b, along=False) for a, b in itertools.pairwise(fractions)]
 
 
 def _merge_nested(lines: list[FoundLine]) -> list[FoundLine]:

@@ -17,10 +17,11 @@ from sqlalchemy import select
 from inkwell.arrays import pack_array
 from inkwell.db import Database
 from inkwell.jobs import refresh_job
-from inkwell.models import Job, Line, LineImage, Page, utcnow
-from inkwell.storage import page_image, put_line_image
+from inkwell.models import Job, Line, Page, utcnow
+from inkwell.storage import delete_line_image, page_image, put_line_image
 from worker.line_finder import FoundLine, crop_line
 from worker.page_image import encode_png
+from worker.pipeline import read_lines
 
 if TYPE_CHECKING:
     from worker.recognizer import Recognizer
@@ -62,10 +63,7 @@ def _cut(db: Database, line_ids: list[int]) -> list[_Cut]:
             image = crop_line(
                 page, FoundLine(quad, 1.0)
             )  # the same margin as detected lines, so attention maps line up
-            previous = session.get(LineImage, line.id)
-            if previous is not None:
-                session.delete(previous)
-                session.flush()
+            delete_line_image(session, line.id)
             put_line_image(session, line, encode_png(image))
             cuts.append(_Cut(line.id, list(line.bbox), image))
     return cuts
@@ -80,12 +78,12 @@ def read_lines_again(db: Database, recognizer: Recognizer, line_ids: list[int]) 
     cuts = _cut(db, list(dict.fromkeys(line_ids)))
     if not cuts:
         return 0
-    results = recognizer.recognize([cut.image for cut in cuts])
+    results = read_lines(recognizer, [cut.image for cut in cuts])
     layer = getattr(recognizer, "embedding_layer", None)
     stored = 0
     with db.session() as session:
         now, pages = utcnow(), set()
-        for cut, result in zip(cuts, results):
+        for cut, result in zip(cuts, results, strict=True):
             line = session.get(Line, cut.line_id)
             if line is None or list(line.bbox) != cut.bbox:
                 continue

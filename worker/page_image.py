@@ -33,15 +33,6 @@ def render_page(data: bytes, media_type: str, index: int, max_pixels: int, dpi: 
         raise PageDecodeError(f"the image cannot be decoded ({error})") from error
 
 
-def decode_page(data: bytes, max_pixels: int) -> Image.Image:
-    """The first page of an image file (used by ``inkwell recognize``)."""
-    return render_page(data, _sniff(data), 0, max_pixels)
-
-
-def _sniff(data: bytes) -> str:
-    return PDF if data.lstrip()[:5] == b"%PDF-" else "image"
-
-
 def _render_pdf_page(data: bytes, index: int, max_pixels: int, dpi: int) -> Image.Image:
     import pypdfium2 as pdfium
 

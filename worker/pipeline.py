@@ -23,14 +23,15 @@ from sqlalchemy import delete, select, update
 from inkwell.arrays import pack_array
 from inkwell.db import Database
 from inkwell.jobs import mark_job_started, refresh_job
-from inkwell.models import Job, Line, Page, PageStatus, Upload, utcnow
+from inkwell.models import CallbackState, Job, Line, Page, PageStatus, Upload, utcnow
 from inkwell.storage import line_images, put_line_image, put_page_image, upload_bytes
 from worker import metrics
 from worker.line_finder import FoundLine, crop_line
+from worker.line_result import LineResult, checked_results
 from worker.page_image import PageDecodeError, encode_jpeg, encode_png, render_page
 
 if TYPE_CHECKING:  # the model (and torch) is loaded only by workers of the "lines" queue
-    from worker.recognizer import LineResult, Recognizer
+    from worker.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,41 @@ def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn) -> list[
     ]
 
 
+@dataclass(frozen=True)
+class CutPage:
+    """One page of an upload as an upright image and its lines, with what each step took."""
+
+    image: Image.Image
+    lines: list[CutLine]
+    decode_seconds: float
+    detection_seconds: float
+
+
+def cut_page(
+    data: bytes, media_type: str, index: int, layout: str, limits: PageLimits, find_lines: LineFinderFn
+) -> CutPage:
+    """Page ``index`` of an upload rasterised and cut into lines: the CPU half of reading a page,
+    run by the ``pages`` workers (``prepare_page``) and by ``inkwell recognize`` alike."""
+    started = time.perf_counter()
+    image = render_page(data, media_type, index, limits.max_pixels, limits.dpi)
+    decoded = time.perf_counter()
+    lines = cut_lines(image, layout, find_lines)
+    return CutPage(image, lines, decoded - started, time.perf_counter() - decoded)
+
+
+def read_lines(recognizer: Recognizer, images: list[Image.Image], capture: bool = True) -> list[LineResult]:
+    """The model half of reading a page: one result per line image, in order, or RecognitionError.
+
+    Run by the ``lines`` workers (``recognize_pages``) and by ``inkwell recognize`` alike.
+    """
+    return checked_results(recognizer.recognize(images, capture), len(images))
+
+
 def fail_page(db: Database, page_id: int, reason: str, reason_code: str | None = None) -> None:
-    """Mark one page failed with ``reason`` and recount its job (``reason_code``: its metrics label, if not known from ``reason``)."""
+    """Mark one page failed with ``reason`` and recount its job.
+
+    ``reason_code`` is its metrics label, where it cannot be told from ``reason``.
+    """
     with db.session() as session:
         page = session.get(Page, page_id)
         if page is None or page.status.finished:
@@ -133,19 +167,17 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
     if data is None:
         fail_page(db, page_id, "the page's file is missing")
         return False
-    started = time.perf_counter()
     try:
-        image = render_page(data, media_type, index, limits.max_pixels, limits.dpi)
+        cut = cut_page(data, media_type, index, layout, limits, find_lines)
         del data
-        decoded = time.perf_counter()
-        lines = cut_lines(image, layout, find_lines)
-        found = time.perf_counter()
     except PageDecodeError as error:
         fail_page(db, page_id, str(error), "undecodable")
         return False
     except MemoryError:
         fail_page(db, page_id, "not enough memory to process this page")
         return False
+    image, lines = cut.image, cut.lines
+    found = time.perf_counter()
     encoded = [encode_png(line.image) for line in lines]
     page_jpeg = encode_jpeg(image)
     with db.session() as session:
@@ -154,7 +186,7 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
             return page is not None and page.status == PageStatus.PREPARED
         job = session.get(Job, page.job_id, with_for_update=True)
         session.execute(delete(Line).where(Line.page_id == page_id))
-        for number, (line, png) in enumerate(zip(lines, encoded), start=1):
+        for number, (line, png) in enumerate(zip(lines, encoded, strict=True), start=1):
             row = Line(
                 page_id=page_id,
                 number=number,
@@ -173,8 +205,8 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
         page.status = PageStatus.PREPARED
         page.timings = {
             "pages_queue": round(waited, 4),
-            "decode": round(decoded - started, 4),
-            "detection": round(found - decoded, 4),
+            "decode": round(cut.decode_seconds, 4),
+            "detection": round(cut.detection_seconds, 4),
             "store_lines": round(time.perf_counter() - found, 4),
         }  # (PNG encoding and the rows, before the commit)
         page.attempts = 0  # the reading stage counts its own attempts
@@ -253,7 +285,7 @@ def _recognize_isolating_failures(
     images = [image for item in work for image in item.images]
     started = time.perf_counter()
     try:
-        flat = recognizer.recognize(images)
+        flat = read_lines(recognizer, images)
         elapsed = time.perf_counter() - started
         for item in work:
             item.read_seconds = elapsed * len(item.images) / max(len(images), 1)
@@ -262,7 +294,7 @@ def _recognize_isolating_failures(
         results: dict[int, list[LineResult]] = {}
         for item in work:
             try:
-                results[item.page_id] = recognizer.recognize(item.images)
+                results[item.page_id] = read_lines(recognizer, item.images)
             except Exception as error:  # noqa: BLE001
                 fail_page(db, item.page_id, f"recognition failed: {type(error).__name__}: {error}")
         return results
@@ -289,7 +321,7 @@ def _store_page_results(
         lines = {line.id: line for line in session.scalars(select(Line).where(Line.page_id == item.page_id))}
         now = utcnow()
         embeddings = []
-        for line_id, result in zip(item.line_ids, results):
+        for line_id, result in zip(item.line_ids, results, strict=True):
             line = lines.get(line_id)
             if line is None:
                 continue
@@ -363,7 +395,7 @@ def finished_jobs_with_pending_callbacks(db: Database, page_ids: list[int]) -> l
         rows = session.execute(
             select(Job.id, Job.status)
             .join(Page, Page.job_id == Job.id)
-            .where(Page.id.in_(page_ids), Job.callback_state == "pending")
+            .where(Page.id.in_(page_ids), Job.callback_state == CallbackState.PENDING.value)
             .distinct()
         ).all()
     return [job_id for job_id, status in rows if status.finished]

@@ -4,24 +4,23 @@
 queues or databases. One instance is loaded per worker process and reused for every batch.
 
 For each line it returns the text, per-token probabilities, the decoder's cross-attention of
-every generated token over the encoder's patch grid, and an image embedding. Capturing these
-does not use ``generate(output_attentions=True)``, which would also return every encoder
-self-attention map and force the slow attention path everywhere: the encoder runs once here
-(giving the embedding), its output is handed to ``generate``, and a hook on one decoder layer's
-cross-attention recomputes that layer's attention weights from the decoder queries and the keys
-already in the cache.
+every generated token over the encoder's patch grid, and an image embedding: the encoder runs
+once here (giving the embedding), its output is handed to ``generate``, and one decoder layer's
+cross-attention is captured on the way (worker.attention_capture).
+
+This module is the reading itself (batching, regrouping, generation, results); what a checkpoint
+declares is read by worker.checkpoint, the CTC head lives in worker.ctc_head.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,111 +28,29 @@ from PIL import Image
 from transformers import LogitsProcessorList
 from transformers.modeling_outputs import BaseModelOutput
 
+from worker.attention_capture import CrossAttentionProbe, cross_attention_modules
 from worker.calibration import Calibration, line_signals
+from worker.checkpoint import (
+    CPU_BATCH_SIZE,
+    FitPad,
+    Preprocessing,
+    batch_size_for_memory,
+    dtype_for,
+    first_not_none,
+    fit_pad_from,
+    load_calibration,
+    patch_grid,
+    resolve_device,
+)
+from worker.ctc_head import CTCHead, ctc_greedy_ids
 from worker.features import Pool, encoder_features, encoder_layer_count, resolve_layer
 from worker.line_image import line_to_input
+from worker.line_result import LineResult, RecognitionError, TokenResult, checked_results
 
 log = logging.getLogger(__name__)
 
-Preprocessing = Literal["auto", "processor", "fit-pad"]
-
-
-@dataclass(frozen=True)
-class TokenResult:
-    """One generated token: its text piece and the model's probability for it."""
-
-    text: str
-    confidence: float
-
-
-@dataclass
-class LineResult:
-    """What the model read in one line image.
-
-    ``attention`` is ``tokens x grid_h x grid_w`` float32: for each generated token, the chosen
-    decoder layer's cross-attention (mean over heads) over the encoder patches that cover the
-    line image, each row summing to 1; stretched over the line image it shows where the model
-    looked. ``embedding`` is the L2-normalised mean of the encoder's patch states: of its final
-    output, or of the hidden layer the recognizer's ``embedding_layer`` names (see worker.features).
-    """
-
-    text: str
-    confidence: float
-    tokens: list[TokenResult] = field(default_factory=list)
-    attention: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
-    embedding: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    signals: dict[str, float] = field(default_factory=dict)  # what the confidence was computed from
-
-
-@dataclass(frozen=True)
-class FitPad:
-    """Aspect-preserving preprocessing parameters (see worker.line_image)."""
-
-    height: int
-    width: int
-    fill: Literal["mean", "zero"]
-    grayscale: bool
-    mean: float
-    std: float
-
-
-CPU_BATCH_SIZE = 32
-
-
-def batch_size_for_memory(free_bytes: float, bytes_per_line: float, share: float = 0.7, cap: int = 512) -> int:
-    """How many lines fit in ``share`` of ``free_bytes`` at ``bytes_per_line`` (at least 1, at most ``cap``)."""
-    return int(max(1, min(cap, share * free_bytes // max(bytes_per_line, 1))))
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> the first CUDA device when there is one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _dtype_for(device: torch.device) -> torch.dtype:
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
-
-
-class _CrossAttentionProbe:
-    """Forward hook on one cross-attention module that keeps that layer's attention weights."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.module = module
-        self.steps: list[torch.Tensor] = []  # each: batch x source_len, mean over heads
-        self.enabled = False
-        self.handle = module.register_forward_hook(self._hook, with_kwargs=True)
-
-    def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict, _output: Any) -> None:
-        if not self.enabled:
-            return
-        hidden = kwargs.get("hidden_states", args[0] if args else None)
-        cache = kwargs.get("cache", kwargs.get("past_key_values"))
-        keys = None
-        if cache is not None and hasattr(cache, "cross_attention_cache"):
-            layer = cache.cross_attention_cache.layers[module.layer_idx]
-            keys = layer.keys  # batch x heads x source x head_dim, written by this very call
-        if keys is None:
-            states = kwargs.get("key_value_states")
-            batch = states.shape[0]
-            keys = module.k_proj(states).view(batch, -1, module.num_heads, module.head_dim).transpose(1, 2)
-        batch, length, _ = hidden.shape
-        queries = (
-            (module.q_proj(hidden) * module.scaling)
-            .view(batch, length, module.num_heads, module.head_dim)
-            .transpose(1, 2)
-        )
-        weights = torch.softmax(queries.float() @ keys.float().transpose(-1, -2), dim=-1)  # b x h x t x s
-        self.steps.append(weights[:, :, -1].mean(dim=1))
-
-    def take(self) -> torch.Tensor:
-        """batch x steps x source_len, and reset."""
-        stacked = torch.stack(self.steps, dim=1) if self.steps else torch.zeros(0)
-        self.steps = []
-        return stacked
+# Re-exported: callers name them from here (the documented ``worker.recognizer`` API).
+__all__ = ["CTCHead", "FitPad", "LineResult", "RecognitionError", "Recognizer", "TokenResult", "resolve_device"]
 
 
 class Recognizer:
@@ -166,25 +83,25 @@ class Recognizer:
         self.fit_pad = fit_pad
         config = model.config
         generation = model.generation_config
-        self.decoder_start_token_id = _first_not_none(
+        self.decoder_start_token_id = first_not_none(
             generation.decoder_start_token_id,
             config.decoder_start_token_id,
             config.decoder.decoder_start_token_id,
             config.decoder.bos_token_id,
         )
-        self.eos_token_id = _first_not_none(
+        self.eos_token_id = first_not_none(
             generation.eos_token_id, config.eos_token_id, config.decoder.eos_token_id, tokenizer.eos_token_id
         )
-        self.pad_token_id = _first_not_none(
+        self.pad_token_id = first_not_none(
             generation.pad_token_id, config.pad_token_id, config.decoder.pad_token_id, tokenizer.pad_token_id
         )
-        self.grid = _patch_grid(config.encoder, fit_pad)
+        self.grid = patch_grid(config.encoder, fit_pad)
         self._special_ids = {
             i for i in (self.eos_token_id, self.pad_token_id, self.decoder_start_token_id) if i is not None
         }
         self._special_ids |= set(getattr(tokenizer, "all_special_ids", []))
-        layers = _cross_attention_modules(model)
-        self._probe = _CrossAttentionProbe(layers[attention_layer]) if layers else None
+        layers = cross_attention_modules(model)
+        self._probe = CrossAttentionProbe(layers[attention_layer]) if layers else None
         # None: embeddings are the encoder's final output; else this hidden-state index (0..layers).
         self.embedding_layer = (
             None if embedding_layer is None else resolve_layer(embedding_layer, encoder_layer_count(self))
@@ -223,12 +140,12 @@ class Recognizer:
 
         target = resolve_device(device)
         source = str(name_or_path)
-        model = VisionEncoderDecoderModel.from_pretrained(source, dtype=_dtype_for(target))
+        model = VisionEncoderDecoderModel.from_pretrained(source, dtype=dtype_for(target))
         model.to(target).eval()
         image_processor = AutoImageProcessor.from_pretrained(source)
         tokenizer = AutoTokenizer.from_pretrained(source)
         model.generation_config.use_cache = True
-        fit_pad = _fit_pad_from(image_processor, preprocessing)
+        fit_pad = fit_pad_from(image_processor, preprocessing)
         log.info(
             "loaded %s on %s (%s, preprocessing %s)", source, target, model.dtype, "fit-pad" if fit_pad else "processor"
         )
@@ -286,10 +203,14 @@ class Recognizer:
                 regrouped = list(range(len(indices)))
             for s in range(0, len(regrouped), self.batch_size):
                 chunk = regrouped[s : s + self.batch_size]
-                for k, result in zip(chunk, self._decode([encoded[k] for k in chunk], capture)):
+                decoded = checked_results(self._decode([encoded[k] for k in chunk], capture), len(chunk))
+                for k, result in zip(chunk, decoded, strict=True):
                     results[indices[k]] = result
         if self.observer is not None:
             self.observer(len(images), time.perf_counter() - started)
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:  # a result on the wrong line is worse than no result: never hand back fewer
+            raise RecognitionError(f"no result for {len(missing)} of {len(images)} lines (first: {missing[0]})")
         return [r for r in results if r is not None]
 
     def features(
@@ -366,9 +287,9 @@ class Recognizer:
                 _EncodedLine(states[row], region, embedding_states=pooled[row]) for row, region in enumerate(regions)
             ]
         log_probs = self.ctc.log_probs(states[:, self.grid.prefix_tokens :])
-        lengths = _ctc_greedy_lengths(log_probs, self.ctc.blank_id).tolist()
+        readings = ctc_greedy_ids(log_probs, self.ctc.blank_id)
         return [
-            _EncodedLine(states[row], region, log_probs[row], lengths[row], pooled[row])
+            _EncodedLine(states[row], region, log_probs[row], readings[row], pooled[row])
             for row, region in enumerate(regions)
         ]
 
@@ -420,9 +341,7 @@ class Recognizer:
         if capture:
             patches = torch.stack([line.embedding_states for line in lines])[:, self.grid.prefix_tokens :].float()
             embeddings = torch.nn.functional.normalize(patches.mean(dim=1), dim=-1).cpu().numpy()
-        ctc_texts = (
-            [self._ctc_text(line.ctc_log_probs) for line in lines] if self.ctc is not None else [None] * len(lines)
-        )
+        ctc_texts = [self._ctc_text(line.ctc_ids) if self.ctc is not None else None for line in lines]
         results = []
         for row, region in enumerate(regions):
             results.append(
@@ -437,10 +356,8 @@ class Recognizer:
             )
         return results
 
-    def _ctc_text(self, log_probs: torch.Tensor) -> str:
-        """The CTC head's greedy reading of one line: best label per frame, repeats merged, blanks dropped."""
-        best = log_probs.argmax(dim=-1).tolist()
-        ids = [token for k, token in enumerate(best) if token != self.ctc.blank_id and (k == 0 or token != best[k - 1])]  # type: ignore[union-attr]
+    def _ctc_text(self, ids: list[int]) -> str:
+        """The CTC head's greedy reading of one line (its ids from ctc_greedy_ids) as text."""
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def _line_result(
@@ -498,133 +415,10 @@ class _EncodedLine:
     states: torch.Tensor  # tokens x hidden: the encoder's last hidden state
     region: tuple[int, int, int, int]
     ctc_log_probs: torch.Tensor | None = None  # patches x vocabulary
-    predicted_length: int = 0  # tokens in the CTC head's greedy reading
+    ctc_ids: list[int] = field(default_factory=list)  # the CTC head's greedy reading
     embedding_states: torch.Tensor | None = None  # tokens x hidden the embedding is pooled from
 
-
-def _ctc_greedy_lengths(log_probs: torch.Tensor, blank_id: int) -> torch.Tensor:
-    """Tokens in each row's greedy CTC reading: best label per frame, repeats merged, blanks dropped."""
-    best = log_probs.argmax(dim=-1)
-    new = torch.ones_like(best, dtype=torch.bool)
-    new[:, 1:] = best[:, 1:] != best[:, :-1]
-    return ((best != blank_id) & new).sum(dim=1)
-
-
-@dataclass
-class CTCHead:
-    """A linear CTC head over the encoder's patches, shipped beside some checkpoints for joint decoding."""
-
-    projection: torch.nn.Linear
-    blank_id: int
-    weight: float
-
-    MANIFEST = "inkwell.json"
-
-    @classmethod
-    def load(cls, source: str, device: torch.device, weight: float | None) -> CTCHead | None:
-        """The head declared in the checkpoint's ``inkwell.json``, or None (none, or ``weight == 0``)."""
-        manifest = _checkpoint_file(source, cls.MANIFEST)
-        if manifest is None or weight == 0:
-            return None
-        declared = json.loads(manifest.read_text()).get("ctc_head")
-        if not declared:
-            return None
-        weights_file = _checkpoint_file(source, declared["file"])
-        if weights_file is None:
-            raise FileNotFoundError(f"{source}: {declared['file']} is declared in {cls.MANIFEST} but missing")
-        from safetensors.torch import load_file
-
-        tensors = load_file(str(weights_file))
-        projection = torch.nn.Linear(tensors["weight"].shape[1], tensors["weight"].shape[0])
-        projection.load_state_dict(tensors)
-        projection.to(device, torch.float32).eval()
-        return cls(projection, int(declared["blank_id"]), float(declared["weight"] if weight is None else weight))
-
-    def log_probs(self, patch_states: torch.Tensor) -> torch.Tensor:
-        """batch x patches x vocabulary log-probabilities (on the CPU, where the prefix scorer runs)."""
-        return torch.log_softmax(self.projection(patch_states.float()), dim=-1).cpu()
-
-
-def load_calibration(source: str) -> Calibration | None:
-    """The confidence calibration declared in the checkpoint's ``inkwell.json``, if any."""
-    manifest = _checkpoint_file(source, CTCHead.MANIFEST)
-    if manifest is None:
-        return None
-    return Calibration.from_manifest(json.loads(manifest.read_text()).get("calibration"))
-
-
-def _checkpoint_file(source: str, filename: str) -> Path | None:
-    """A file of a local checkpoint folder, or of a Hub checkpoint (downloaded if present there)."""
-    local = Path(source) / filename
-    if Path(source).is_dir():
-        return local if local.exists() else None
-    try:
-        from huggingface_hub import hf_hub_download
-
-        return Path(hf_hub_download(source, filename))
-    except Exception:  # noqa: BLE001 - optional file: absent, or the Hub unreachable
-        return None
-
-
-@dataclass(frozen=True)
-class _Grid:
-    rows: int
-    cols: int
-    patch_height: int
-    patch_width: int
-    prefix_tokens: int  # CLS (and DeiT's distillation token) before the patches
-    channels: int
-
     @property
-    def input_height(self) -> int:
-        return self.rows * self.patch_height
-
-    @property
-    def input_width(self) -> int:
-        return self.cols * self.patch_width
-
-
-def _pair(value: Any) -> tuple[int, int]:
-    return (int(value[0]), int(value[1])) if isinstance(value, (list, tuple)) else (int(value), int(value))
-
-
-def _patch_grid(encoder_config: Any, fit_pad: FitPad | None) -> _Grid:
-    height, width = _pair(encoder_config.image_size)
-    patch_h, patch_w = _pair(encoder_config.patch_size)
-    prefix = 2 if encoder_config.model_type == "deit" else 1
-    return _Grid(
-        height // patch_h, width // patch_w, patch_h, patch_w, prefix, int(getattr(encoder_config, "num_channels", 3))
-    )
-
-
-def _fit_pad_from(image_processor: Any, preprocessing: Preprocessing) -> FitPad | None:
-    declared = getattr(image_processor, "inkwell_fit_pad", None)
-    if preprocessing == "processor" or (preprocessing == "auto" and not declared):
-        return None
-    declared = declared or {}
-    size = image_processor.size
-    height = size.get("height") or size.get("shortest_edge")
-    width = size.get("width") or size.get("shortest_edge")
-    mean = image_processor.image_mean
-    std = image_processor.image_std
-    return FitPad(
-        height=int(height),
-        width=int(width),
-        fill=declared.get("fill", "mean"),
-        grayscale=bool(declared.get("grayscale", False)),
-        mean=float(mean[0] if isinstance(mean, (list, tuple)) else mean),
-        std=float(std[0] if isinstance(std, (list, tuple)) else std),
-    )
-
-
-def _cross_attention_modules(model: Any) -> list[torch.nn.Module]:
-    """The decoder's cross-attention modules (TrOCR/BART-style ``encoder_attn``), in layer order."""
-    found = [m for name, m in model.decoder.named_modules() if name.endswith("encoder_attn") and hasattr(m, "q_proj")]
-    return found
-
-
-def _first_not_none(*values: Any) -> Any:
-    for value in values:
-        if value is not None:
-            return value
-    return None
+    def predicted_length(self) -> int:
+        """Tokens in the CTC head's greedy reading: lines of similar length are decoded together."""
+        return len(self.ctc_ids)

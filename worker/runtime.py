@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -63,3 +64,14 @@ def after_fork() -> None:
     """In a freshly forked worker child: never reuse the parent's database connections."""
     if database.cache_info().currsize:
         database().dispose()
+
+
+def quiet_libraries_off_terminal() -> None:
+    """Off a terminal, also silence the bars transformers and huggingface_hub draw (loading weights, downloads)."""
+    if sys.stderr.isatty():  # a person is watching: the bars say what is happening
+        return
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    disable_progress_bars()
+    transformers_logging.disable_progress_bar()

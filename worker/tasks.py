@@ -9,7 +9,6 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from inkwell.callbacks import AddressPolicy, CallbackFailed, deliver_job_callback
 from inkwell.queue import (
-    QUEUE_LINES,
     TASK_PREPARE_PAGE,
     TASK_PURGE,
     TASK_READ_LINES,
@@ -17,6 +16,8 @@ from inkwell.queue import (
     TASK_SEND_CALLBACK,
     TASK_SWEEP,
     enqueue_callback,
+    enqueue_recognition,
+    enqueue_recognition_later,
 )
 from inkwell.retention import purge as purge_jobs
 from inkwell.scheduling import send_next_pages_of_page
@@ -50,7 +51,7 @@ def prepare_page(page_id: int) -> None:
     """CPU queue: rasterise the page and cut it into lines, then queue it for reading."""
     find_lines = metrics.timed_detection(lambda image: runtime.line_finder().find(image))
     if pipeline.prepare_page(runtime.database(), page_id, runtime.page_limits(settings), find_lines):
-        recognize_page.apply_async(args=[page_id], queue=QUEUE_LINES)
+        enqueue_recognition(app, [page_id])
     else:
         _callbacks_for([page_id])  # the page failed: its job may have finished with it
     # one page of the job done: the next one joins the queue behind other jobs' pages (fair scheduling)
@@ -79,10 +80,7 @@ def recognize_page(requests: list[SimpleRequest]) -> None:
         log.warning(
             "database error while reading %d pages; sending them again in %d s", len(page_ids), delay, exc_info=True
         )
-        for page_id in dict.fromkeys(page_ids):
-            recognize_page.apply_async(
-                args=[page_id], kwargs={"db_retries": attempts + 1}, queue=QUEUE_LINES, countdown=delay
-            )
+        enqueue_recognition_later(app, dict.fromkeys(page_ids), attempts + 1, delay)
 
 
 @app.task(name=TASK_READ_LINES, acks_late=True, **DATABASE_RETRY)

@@ -115,7 +115,8 @@ def downgrade() -> None:
     connection.execute(
         sa.text(
             "INSERT INTO page_files (page_id, kind, media_type, sha256, size, data) "
-            "SELECT p.id, 'upload', u.media_type, u.sha256, u.size, u.data FROM pages p JOIN uploads u ON u.id = p.upload_id"
+            "SELECT p.id, 'upload', u.media_type, u.sha256, u.size, u.data FROM pages p JOIN uploads u ON u.id = "
+            "p.upload_id"
         )
     )
     with op.batch_alter_table("pages") as batch:

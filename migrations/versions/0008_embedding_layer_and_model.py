@@ -29,7 +29,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("embedding_model", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("embedding_layer", sa.Integer(), nullable=True))
     op.execute(
-        "UPDATE pages SET embedding_model = (SELECT jobs.model FROM jobs WHERE jobs.id = pages.job_id) WHERE embedding IS NOT NULL"
+        "UPDATE pages SET embedding_model = (SELECT jobs.model FROM jobs WHERE jobs.id = pages.job_id) WHERE embedding "
+        "IS NOT NULL"
     )
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -147,7 +148,8 @@ def sweep() -> None:
         _database(), make_celery(settings), settings.stale_after_seconds, settings.pages_in_flight_per_job
     )
     click.echo(
-        f"sent again: {len(report.prepare)} pages to prepare, {len(report.recognize)} to read, {len(report.callbacks)} callbacks"
+        f"sent again: {len(report.prepare)} pages to prepare, {len(report.recognize)} to read, {len(report.callbacks)} "
+        "callbacks"
     )
 
 
@@ -174,7 +176,7 @@ def serve() -> None:
     _configure_logging(settings)
     upgrade(settings)
     use_metrics_dir(settings, empty=True)  # this run owns the folder; its children inherit it
-    base = [sys.executable, "-m", "inkwell"]
+    base = [sys.executable, "-m", "inkwell_cli"]
     commands = {
         "web": base + ["web"],
         "pages worker": base + ["worker", "-Q", "pages", "--beat"],
@@ -239,15 +241,15 @@ def _terminate(children, grace: float = 20.0) -> None:
 @click.option("--model", default=None, help="Model folder or Hub id (default: INKWELL_MODEL, the bundled model).")
 def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str | None) -> None:
     """Read FILES (images, multi-page TIFFs, PDFs) in this process, with no queue and no database."""
-    from inkwell.intake import UploadError, check_upload
-    from worker.page_image import PageDecodeError, render_page
-    from worker.pipeline import cut_lines
-    from worker.runtime import line_finder, load_recognizer
+    from inkwell.errors import Refused
+    from inkwell.intake import check_upload
+    from inkwell.progress import echo_above
+    from worker.page_image import PageDecodeError
+    from worker.pipeline import cut_page, read_lines
+    from worker.runtime import line_finder, load_recognizer, page_limits, quiet_libraries_off_terminal
 
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING)
-    from inkwell.progress import echo_above, quiet_libraries_off_terminal
-
     quiet_libraries_off_terminal()
     # Every file is checked (its header: type, size, pages) before the model is loaded, so a
     # mistyped or unreadable file is reported at once, not after seconds of loading.
@@ -255,17 +257,19 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
     for path in files:
         try:
             readable.append((path, check_upload(path.read_bytes(), str(path), settings.upload_limits())))
-        except UploadError as error:
+        except Refused as error:
             echo_above(str(error), err=True)  # the message starts with the file's name
             failures += 1
     if not readable:
         sys.exit(1)
     recognizer = load_recognizer(settings, model)
+    limits = page_limits(settings)
+    layout = "line" if as_lines else "page"
     for path, checked in _progress(readable, "files"):
         data = path.read_bytes()
-        try:
+        try:  # every page cut first, as the pages workers do: a file with a broken page is refused whole
             pages = [
-                render_page(data, checked.media_type, i, settings.max_image_pixels, settings.pdf_dpi)
+                cut_page(data, checked.media_type, i, layout, limits, lambda image: line_finder().find(image))
                 for i in range(checked.page_count)
             ]
         except PageDecodeError as error:
@@ -274,12 +278,11 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
             continue
         lines, page_texts = [], []
         for number, page in enumerate(pages, start=1):
-            cut = cut_lines(page, "line" if as_lines else "page", lambda image: line_finder().find(image))
-            results = recognizer.recognize([line.image for line in cut], capture=False)
+            results = read_lines(recognizer, [line.image for line in page.lines], capture=False)
             page_texts.append("\n".join(result.text for result in results))
             lines += [
                 {"page": number, "text": r.text, "confidence": round(r.confidence, 4), "bbox": list(c.bbox)}
-                for r, c in zip(results, cut)
+                for r, c in zip(results, page.lines, strict=True)
             ]
         text = "\n\f\n".join(page_texts)
         if as_json:
@@ -321,12 +324,12 @@ def features(
     """
     import numpy as np
 
-    from inkwell.intake import UploadError, check_upload
-    from inkwell.progress import quiet_libraries_off_terminal
+    from inkwell.errors import Refused
+    from inkwell.intake import check_upload
     from worker.features import encoder_layer_count, resolve_layer
-    from worker.page_image import PageDecodeError, render_page
-    from worker.pipeline import cut_lines
-    from worker.runtime import line_finder, load_recognizer
+    from worker.page_image import PageDecodeError
+    from worker.pipeline import cut_page
+    from worker.runtime import line_finder, load_recognizer, page_limits, quiet_libraries_off_terminal
 
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING)
@@ -343,16 +346,24 @@ def features(
         try:
             checked = check_upload(data, str(path), settings.upload_limits())
             for index in range(checked.page_count):
-                page = render_page(data, checked.media_type, index, settings.max_image_pixels, settings.pdf_dpi)
-                for line in cut_lines(page, "line" if as_lines else "page", lambda image: line_finder().find(image)):
+                layout = "line" if as_lines else "page"
+                cut = cut_page(
+                    data,
+                    checked.media_type,
+                    index,
+                    layout,
+                    page_limits(settings),
+                    lambda image: line_finder().find(image),
+                )
+                for line in cut.lines:
                     images.append(line.image)
                     sources.append(str(path))
                     pages.append(index + 1)
                     boxes.append(list(line.bbox))
-        except (UploadError, PageDecodeError) as error:
+        except (Refused, PageDecodeError) as error:
             raise click.ClickException(f"{path}: {error}") from None
     found = recognizer.features(images, list(layers), pool)  # type: ignore[arg-type]
-    arrays = {f"layer_{layer}": values for layer, values in found.items()}
+    arrays: dict[str, Any] = {f"layer_{layer}": values for layer, values in found.items()}
     np.savez(
         out,
         **arrays,
@@ -525,7 +536,8 @@ def token_list() -> None:
             state = "revoked" if item.revoked_at else "active"
             used = item.last_used_at.strftime("%Y-%m-%d %H:%M") if item.last_used_at else "never"
             click.echo(
-                f"{item.id}\t{item.name}\t{item.prefix}…\t{','.join(item.scopes)}{' +all-jobs' if item.all_jobs else ''}\t{state}\tlast used {used}"
+                f"{item.id}\t{item.name}\t{item.prefix}…\t{','.join(item.scopes)}"
+                f"{' +all-jobs' if item.all_jobs else ''}\t{state}\tlast used {used}"
             )
 
 

@@ -1,5 +1,0 @@
-"""``python -m inkwell`` is the ``inkwell`` command."""
-
-from inkwell.cli import main
-
-main()
