@@ -30,7 +30,7 @@ from PIL import Image, ImageFilter
 
 from inkwell.geometry import LINE_CROP_PAD
 from worker.reading_order import reading_order
-from worker.text_type import WEIGHTS, TextTypeClassifier, features, with_page_context
+from worker.text_type import WEIGHTS, TextTypeClassifier, features
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +144,14 @@ class LineFinder:
 
 def line_features(lines: list[FoundLine], ink: np.ndarray) -> np.ndarray:
     """The text-type features of each line (see worker/text_type.py), from the page's ink mask."""
-    regions = [_region(line, ink)[0] for line in lines]
+    return region_features([_region(line, ink)[0] for line in lines])
+
+
+def region_features(regions: list[np.ndarray]) -> np.ndarray:
+    """The text-type features of one page's lines from their upright ink (lines x features)."""
     heights = [_ink_height(region) for region in regions]
     median = float(np.median([h for h in heights if h] or [1]))
-    return with_page_context(np.stack([features(region, median) for region in regions]))
+    return np.stack([features(region, median) for region in regions])
 
 
 def ink_mask(grey: np.ndarray) -> np.ndarray:
