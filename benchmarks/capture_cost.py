@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--ctc-weight", type=float, default=None, help="default: the model's; 0: attention decoder alone")
+    parser.add_argument(
+        "--ctc-weight", type=float, default=None, help="default: the model's; 0: attention decoder alone"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -34,7 +36,9 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     images = benchmark_lines(args.lines)
-    recognizer = Recognizer.load(args.model, device=args.device, batch_size=args.batch_size, max_new_tokens=128, ctc_weight=args.ctc_weight)
+    recognizer = Recognizer.load(
+        args.model, device=args.device, batch_size=args.batch_size, max_new_tokens=128, ctc_weight=args.ctc_weight
+    )
     ratios = []
     with torch.inference_mode():
         for capture in (True, False):  # warm-up at the full batch shape
@@ -47,9 +51,13 @@ def main(argv: list[str] | None = None) -> None:
                 seconds[capture] = time.perf_counter() - started
             ratios.append(seconds[True] / seconds[False])
     decoding = "attention alone" if args.ctc_weight == 0 else "joint CTC/attention" if recognizer.ctc else "attention"
-    print(f"model {args.model}  device {recognizer.device}  lines {len(images)}  batch {recognizer.batch_size}  decoding {decoding}")
-    print(f"capture costs {(statistics.median(ratios) - 1) * 100:+.1f}% time (median of {len(ratios)} alternating pairs; "
-          f"min {(min(ratios) - 1) * 100:+.1f}%, max {(max(ratios) - 1) * 100:+.1f}%)")
+    print(
+        f"model {args.model}  device {recognizer.device}  lines {len(images)}  batch {recognizer.batch_size}  decoding {decoding}"
+    )
+    print(
+        f"capture costs {(statistics.median(ratios) - 1) * 100:+.1f}% time (median of {len(ratios)} alternating pairs; "
+        f"min {(min(ratios) - 1) * 100:+.1f}%, max {(max(ratios) - 1) * 100:+.1f}%)"
+    )
 
 
 if __name__ == "__main__":

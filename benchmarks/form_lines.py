@@ -46,10 +46,19 @@ def iou(a, b) -> float:
     return inter / max(_area(a) + _area(b) - inter, 1e-9)
 
 
-def match_lines(truth: list[tuple[float, float, float, float]], found: list[tuple[float, float, float, float]]) -> dict[int, int]:
+def match_lines(
+    truth: list[tuple[float, float, float, float]], found: list[tuple[float, float, float, float]]
+) -> dict[int, int]:
     """True line index -> found line index, one to one, best IoU first (see the module's docstring)."""
-    pairs = sorted(((iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)
-                    if _intersection(t, f) >= MIN_COVER * _area(t) and _intersection(t, f) >= MIN_PURITY * _area(f)), reverse=True)
+    pairs = sorted(
+        (
+            (iou(t, f), i, j)
+            for i, t in enumerate(truth)
+            for j, f in enumerate(found)
+            if _intersection(t, f) >= MIN_COVER * _area(t) and _intersection(t, f) >= MIN_PURITY * _area(f)
+        ),
+        reverse=True,
+    )
     matched, used = {}, set()
     for score, i, j in pairs:
         if i not in matched and j not in used:
@@ -90,12 +99,19 @@ class Tally:
 
     def line(self) -> str:
         recall, precision = self.matched / max(self.truth, 1), self.matched / max(self.found, 1)
-        return (f"lines: recall {recall:.4f} ({self.matched}/{self.truth}), precision {precision:.4f} ({self.matched}/{self.found}), "
-                f"duplicated text {self.duplicates}")
+        return (
+            f"lines: recall {recall:.4f} ({self.matched}/{self.truth}), precision {precision:.4f} ({self.matched}/{self.found}), "
+            f"duplicated text {self.duplicates}"
+        )
 
 
-def score_form(form: EvalForm, found_quads: list[np.ndarray], tally: Tally, text_types: list[str] | None = None,
-               fields: list[tuple[int, list[int]]] | None = None) -> dict[int, int]:
+def score_form(
+    form: EvalForm,
+    found_quads: list[np.ndarray],
+    tally: Tally,
+    text_types: list[str] | None = None,
+    fields: list[tuple[int, list[int]]] | None = None,
+) -> dict[int, int]:
     """Add one form's figures to ``tally`` (found lines as their four corners); returns its true -> found line matching."""
     found_boxes = [(*np.min(q, axis=0), *np.max(q, axis=0)) for q in found_quads]
     truth = [form.page_bbox(line) for line in form.lines]
@@ -105,7 +121,9 @@ def score_form(form: EvalForm, found_quads: list[np.ndarray], tally: Tally, text
     tally.matched += len(matched)
     doubled = duplicated([form.page_quad(line) for line in form.lines], found_quads)
     tally.duplicates += len(doubled)
-    tally.misses += [f"seed {form.seed}: {form.lines[i].text!r} duplicated (box {[round(v) for v in truth[i]]})" for i in doubled]
+    tally.misses += [
+        f"seed {form.seed}: {form.lines[i].text!r} duplicated (box {[round(v) for v in truth[i]]})" for i in doubled
+    ]
     tally.misses += [f"seed {form.seed}: {form.lines[i].text!r}" for i in range(len(truth)) if i not in matched]
     if text_types is not None:
         for i, j in matched.items():
@@ -117,7 +135,9 @@ def score_form(form: EvalForm, found_quads: list[np.ndarray], tally: Tally, text
             tally.fields += 1
             key, value = matched.get(truth_field.key), matched.get(truth_field.value)
             tally.fields_right += key is not None and value is not None and pairs.get(key) == [value]
-            tally.order_kept += key is not None and value is not None and value == key + 1  # found lines come in reading order
+            tally.order_kept += (
+                key is not None and value is not None and value == key + 1
+            )  # found lines come in reading order
     return matched
 
 
@@ -149,21 +169,33 @@ def main() -> None:
             args.write.mkdir(parents=True, exist_ok=True)
             name = f"form-{seed}.png"
             form.image.save(args.write / name)
-            records.append({
-                "file": name, "seed": seed, "fax": form.fax, "rotation": form.rotation,
-                "lines": [{"text": line.text, "kind": line.kind, "bbox": [round(v, 1) for v in form.page_bbox(line)]} for line in form.lines],
-                "fields": [{"key": f.key, "value": f.value} for f in form.fields],
-            })
+            records.append(
+                {
+                    "file": name,
+                    "seed": seed,
+                    "fax": form.fax,
+                    "rotation": form.rotation,
+                    "lines": [
+                        {"text": line.text, "kind": line.kind, "bbox": [round(v, 1) for v in form.page_bbox(line)]}
+                        for line in form.lines
+                    ],
+                    "fields": [{"key": f.key, "value": f.value} for f in form.fields],
+                }
+            )
     if args.write:
         (args.write / "truth.json").write_text(json.dumps(records, indent=1))
     seconds = np.array(tally.seconds)
     print(f"{len(seconds)} generated forms (A4, 200 dpi), {fax_pages} of them fax pages")
     print(tally.line())
     print(f"fax pages only: {fax_tally.line()}")
-    print(f"text type right: {tally.typed_right / max(tally.typed, 1):.4f} ({tally.typed_right}/{tally.typed} found lines that match a true one); "
-          f"fax pages only: {fax_tally.typed_right / max(fax_tally.typed, 1):.4f}")
-    print(f"fields paired right: {tally.fields_right / max(tally.fields, 1):.4f} ({tally.fields_right}/{tally.fields}); "
-          f"value read right after its label: {tally.order_kept}/{tally.fields}")
+    print(
+        f"text type right: {tally.typed_right / max(tally.typed, 1):.4f} ({tally.typed_right}/{tally.typed} found lines that match a true one); "
+        f"fax pages only: {fax_tally.typed_right / max(fax_tally.typed, 1):.4f}"
+    )
+    print(
+        f"fields paired right: {tally.fields_right / max(tally.fields, 1):.4f} ({tally.fields_right}/{tally.fields}); "
+        f"value read right after its label: {tally.order_kept}/{tally.fields}"
+    )
     print(f"line finding CPU per page: median {np.median(seconds):.2f} s, max {seconds.max():.2f} s")
     if args.show_misses:
         print("\n".join(tally.misses))

@@ -52,8 +52,16 @@ def _peak_memory_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def run_mode(mode: str, model: str, count: int, batch_size: int | None, device: str, threads: int, ctc_weight: float | None,
-             repeats: int = 3) -> dict:
+def run_mode(
+    mode: str,
+    model: str,
+    count: int,
+    batch_size: int | None,
+    device: str,
+    threads: int,
+    ctc_weight: float | None,
+    repeats: int = 3,
+) -> dict:
     """Read ``count`` lines ``repeats`` times in ``mode``; return the median timing (a first call is warm-up)."""
     import torch
 
@@ -98,8 +106,13 @@ def run_mode(mode: str, model: str, count: int, batch_size: int | None, device: 
     # The median, because a single pass over a few batches swings by 20% on a shared 2-core machine.
     elapsed = statistics.median(timings)
     return {
-        "mode": mode, "lines": len(images), "seconds": elapsed, "lines_per_second": len(images) / elapsed,
-        "peak_memory_mb": _peak_memory_mb(target), "device": str(target), "batch_size": recognizer.batch_size,
+        "mode": mode,
+        "lines": len(images),
+        "seconds": elapsed,
+        "lines_per_second": len(images) / elapsed,
+        "peak_memory_mb": _peak_memory_mb(target),
+        "device": str(target),
+        "batch_size": recognizer.batch_size,
         "texts": texts,
     }
 
@@ -111,14 +124,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the recognizer's choice (32 on CPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=1, help="passes over the lines per mode and round (their median)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of all three modes; ratios are medians over rounds")
-    parser.add_argument("--ctc-weight", type=float, default=None,
-                        help="joint CTC decoding in modes 2 and 3 (default: the model's; 0: attention alone, like the card loop)")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="passes over the lines per mode and round (their median)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of all three modes; ratios are medians over rounds"
+    )
+    parser.add_argument(
+        "--ctc-weight",
+        type=float,
+        default=None,
+        help="joint CTC decoding in modes 2 and 3 (default: the model's; 0: attention alone, like the card loop)",
+    )
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)  # internal: one mode, JSON out
     args = parser.parse_args(argv)
     if args.mode:
-        print(json.dumps(run_mode(args.mode, args.model, args.lines, args.batch_size, args.device, args.threads, args.ctc_weight, args.repeats)))
+        print(
+            json.dumps(
+                run_mode(
+                    args.mode,
+                    args.model,
+                    args.lines,
+                    args.batch_size,
+                    args.device,
+                    args.threads,
+                    args.ctc_weight,
+                    args.repeats,
+                )
+            )
+        )
         return
     # Rounds interleave the modes (card, batched, capture, card, ...) so that the machine's own
     # drift (seen here: the same loop 5.3 and 8.2 lines/s an hour apart) hits every mode alike;
@@ -127,8 +161,23 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(args.rounds):
         results = {}
         for mode in MODES:
-            command = [sys.executable, "-m", "benchmarks.recognizer_speed", "--mode", mode, "--model", args.model,
-                       "--lines", str(args.lines), "--device", args.device, "--threads", str(args.threads), "--repeats", str(args.repeats)]
+            command = [
+                sys.executable,
+                "-m",
+                "benchmarks.recognizer_speed",
+                "--mode",
+                mode,
+                "--model",
+                args.model,
+                "--lines",
+                str(args.lines),
+                "--device",
+                args.device,
+                "--threads",
+                str(args.threads),
+                "--repeats",
+                str(args.repeats),
+            ]
             if args.batch_size:
                 command += ["--batch-size", str(args.batch_size)]
             if args.ctc_weight is not None:
@@ -138,22 +187,36 @@ def main(argv: list[str] | None = None) -> None:
         rounds.append(results)
     results = rounds[-1]
     base = results["model-card"]
-    decoding = "attention alone" if args.ctc_weight == 0 else f"joint CTC/attention ({args.ctc_weight if args.ctc_weight is not None else 'model default'})"
-    print(f"model {args.model}  device {base['device']}  lines {base['lines']}  batch {results['batched']['batch_size']}  threads {args.threads}  "
-          f"modes 2-3 decode with {decoding}")
-    print(f"{'mode':<12}{'lines/s':>10}{'x card':>9}{'peak MB':>10}   x card min/max over {args.rounds} rounds "
-          f"({args.repeats} passes each)")
+    decoding = (
+        "attention alone"
+        if args.ctc_weight == 0
+        else f"joint CTC/attention ({args.ctc_weight if args.ctc_weight is not None else 'model default'})"
+    )
+    print(
+        f"model {args.model}  device {base['device']}  lines {base['lines']}  batch {results['batched']['batch_size']}  threads {args.threads}  "
+        f"modes 2-3 decode with {decoding}"
+    )
+    print(
+        f"{'mode':<12}{'lines/s':>10}{'x card':>9}{'peak MB':>10}   x card min/max over {args.rounds} rounds "
+        f"({args.repeats} passes each)"
+    )
     for mode in MODES:
         speeds = [r[mode]["lines_per_second"] for r in rounds]
         ratios = [r[mode]["lines_per_second"] / r["model-card"]["lines_per_second"] for r in rounds]
         peak = max(r[mode]["peak_memory_mb"] for r in rounds)
-        print(f"{mode:<12}{statistics.median(speeds):>10.2f}{statistics.median(ratios):>9.2f}{peak:>10.0f}"
-              f"   {min(ratios):.2f} / {max(ratios):.2f}")
-    slowdown = statistics.median(r["batched"]["lines_per_second"] / r["capture"]["lines_per_second"] for r in rounds) - 1
+        print(
+            f"{mode:<12}{statistics.median(speeds):>10.2f}{statistics.median(ratios):>9.2f}{peak:>10.0f}"
+            f"   {min(ratios):.2f} / {max(ratios):.2f}"
+        )
+    slowdown = (
+        statistics.median(r["batched"]["lines_per_second"] / r["capture"]["lines_per_second"] for r in rounds) - 1
+    )
     agree = sum(a == b for a, b in zip(results["batched"]["texts"], results["capture"]["texts"]))
     card_agree = sum(a == b for a, b in zip(results["batched"]["texts"], base["texts"]))
     print(f"capture costs {slowdown * 100:+.1f}% time against batched without capture")
-    print(f"same text: capture vs batched {agree}/{base['lines']}; model-card loop vs batched {card_agree}/{base['lines']}")
+    print(
+        f"same text: capture vs batched {agree}/{base['lines']}; model-card loop vs batched {card_agree}/{base['lines']}"
+    )
 
 
 if __name__ == "__main__":

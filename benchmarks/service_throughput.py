@@ -73,8 +73,10 @@ def main() -> None:
     timings = [json.loads(row[0]) for row in rows]
     totals = {stage: sum(t.get(stage, 0.0) for t in timings) for stage in STAGES}
     lines = sum(len(page["lines"]) for page in body["pages"])
-    print(f"{len(forms)} pages ({lines} lines) in {elapsed:.1f} s: {60 * len(forms) / elapsed:.1f} pages per minute "
-          f"(job {body['status']}, model {body['model']})")
+    print(
+        f"{len(forms)} pages ({lines} lines) in {elapsed:.1f} s: {60 * len(forms) / elapsed:.1f} pages per minute "
+        f"(job {body['status']}, model {body['model']})"
+    )
     everything, work = sum(totals.values()) or 1.0, sum(totals[s] for s in WORK) or 1.0
     print(f"{'stage':<14} {'seconds':>9} {'share':>7} {'share of work':>14}")
     for stage in STAGES:

@@ -101,8 +101,12 @@ def create_token(session: Session, name: str, scopes: list[str], all_jobs: bool 
         raise AccountError(f"scopes are one or more of {', '.join(SCOPES)}; not {', '.join(unknown) or 'none'}")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
-        name=name.strip()[:100] or "token", prefix=secret[: len(TOKEN_PREFIX) + 6], token_hash=_token_hash(secret),
-        scopes=sorted(set(scopes)), all_jobs=all_jobs, webhook_secret=secrets.token_hex(32),
+        name=name.strip()[:100] or "token",
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        token_hash=_token_hash(secret),
+        scopes=sorted(set(scopes)),
+        all_jobs=all_jobs,
+        webhook_secret=secrets.token_hex(32),
     )
     session.add(token)
     session.flush()

@@ -31,7 +31,9 @@ def attention_json(line: Line) -> dict[str, Any]:
         "maps": np.round(maps, 4).tolist(),
         "polygon": line.polygon,
         "bbox": line.bbox,
-        "crop_pad": LINE_CROP_PAD if line.polygon else 0.0,  # the grid covers the polygon grown by this many line heights
+        "crop_pad": LINE_CROP_PAD
+        if line.polygon
+        else 0.0,  # the grid covers the polygon grown by this many line heights
     }
 
 

@@ -28,7 +28,13 @@ import urllib3
 from inkwell.models import Job
 
 MAX_URL_LENGTH = 2000
-METADATA_HOSTS = {"metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"}
+METADATA_HOSTS = {
+    "metadata",
+    "metadata.google.internal",
+    "metadata.goog",
+    "instance-data",
+    "instance-data.ec2.internal",
+}
 
 
 class CallbackRefused(ValueError):
@@ -59,7 +65,10 @@ class AddressPolicy:
 
     @classmethod
     def from_settings(cls, settings) -> AddressPolicy:  # settings: inkwell.config.Settings
-        return cls(tuple(denied_networks(settings.callback_denied_networks)), tuple(denied_networks(settings.callback_allowed_networks)))
+        return cls(
+            tuple(denied_networks(settings.callback_denied_networks)),
+            tuple(denied_networks(settings.callback_allowed_networks)),
+        )
 
 
 def address_forms(ip: Address) -> list[Address]:
@@ -92,7 +101,9 @@ def refusal(address: str, policy: AddressPolicy) -> str | None:
     for form in address_forms(ip):
         if any(form in network for network in policy.denied if network.version == form.version):
             return f"{ip} is in a denied network"
-        if not form.is_global and not any(form in network for network in policy.allowed if network.version == form.version):
+        if not form.is_global and not any(
+            form in network for network in policy.allowed if network.version == form.version
+        ):
             return f"{ip} is not a public address (allow internal receivers with INKWELL_CALLBACK_ALLOWED_NETWORKS)"
     return None
 
@@ -137,8 +148,13 @@ def payload(job: Job, base_url: str = "") -> bytes:
             "error": job.error,
             "created_at": job.created_at.isoformat(),
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-            "progress": {"pages_total": job.page_count, "pages_done": job.pages_done, "pages_failed": job.pages_failed,
-                         "lines_total": job.line_count, "lines_done": job.lines_done},
+            "progress": {
+                "pages_total": job.page_count,
+                "pages_done": job.pages_done,
+                "pages_failed": job.pages_failed,
+                "lines_total": job.line_count,
+                "lines_done": job.lines_done,
+            },
             "url": f"{base_url}/api/v1/jobs/{job.id}",
             "result_url": f"{base_url}/api/v1/jobs/{job.id}/result",
         },
@@ -191,7 +207,9 @@ def deliver(url: str, body: bytes, secret: str, policy: AddressPolicy, timeout: 
     return Delivery(response.status)
 
 
-def deliver_job_callback(db, job_id: str, policy: AddressPolicy, timeout: float, attempts_allowed: int, base_url: str = "") -> str:
+def deliver_job_callback(
+    db, job_id: str, policy: AddressPolicy, timeout: float, attempts_allowed: int, base_url: str = ""
+) -> str:
     """Send a finished job's callback once; returns the new state ('delivered', 'pending' or 'failed').
 
     Raises CallbackFailed when another try should follow (the caller schedules it with backoff).

@@ -77,10 +77,18 @@ def web(host: str | None, port: int | None, workers: int | None) -> None:
 
 
 @main.command()
-@click.option("-Q", "--queues", type=click.Choice(QUEUE_CHOICES), default="pages,lines", show_default=True,
-              help="'pages' (CPU: decode, find lines), 'lines' (the model; GPU where there is one), or both.")
+@click.option(
+    "-Q",
+    "--queues",
+    type=click.Choice(QUEUE_CHOICES),
+    default="pages,lines",
+    show_default=True,
+    help="'pages' (CPU: decode, find lines), 'lines' (the model; GPU where there is one), or both.",
+)
 @click.option("-c", "--concurrency", type=int, default=None, help="Processes (default: from settings per queue).")
-@click.option("--beat", is_flag=True, help="Also run the periodic sweeper and purge (run exactly one of these per deployment).")
+@click.option(
+    "--beat", is_flag=True, help="Also run the periodic sweeper and purge (run exactly one of these per deployment)."
+)
 def worker(queues: str, concurrency: int | None, beat: bool) -> None:
     """Run a Celery worker for the given queues."""
     from inkwell.metrics import serve_metrics, use_metrics_dir
@@ -98,9 +106,19 @@ def worker(queues: str, concurrency: int | None, beat: bool) -> None:
     prefetch = lines_prefetch_multiplier(settings) if "lines" in queues else 1
     consumed = queues + (f",{QUEUE_MAINTENANCE}" if "pages" in queues else "")  # the sweeper's own queue
     argv = [
-        "worker", "-Q", consumed, "-c", str(concurrency), "--prefetch-multiplier", str(prefetch),
-        "-n", f"{queues.replace(',', '+')}.{os.getpid()}@%h", "--loglevel", settings.log_level,
-        "--without-gossip", "--without-mingle",
+        "worker",
+        "-Q",
+        consumed,
+        "-c",
+        str(concurrency),
+        "--prefetch-multiplier",
+        str(prefetch),
+        "-n",
+        f"{queues.replace(',', '+')}.{os.getpid()}@%h",
+        "--loglevel",
+        settings.log_level,
+        "--without-gossip",
+        "--without-mingle",
     ]
     if beat:
         argv += ["--beat", "--schedule", str(settings.ensure_data_dir() / "beat-schedule")]
@@ -113,7 +131,9 @@ def beat() -> None:
     from worker.celery_app import app
 
     settings = get_settings()
-    app.start(["beat", "--loglevel", settings.log_level, "--schedule", str(settings.ensure_data_dir() / "beat-schedule")])
+    app.start(
+        ["beat", "--loglevel", settings.log_level, "--schedule", str(settings.ensure_data_dir() / "beat-schedule")]
+    )
 
 
 @main.command()
@@ -123,8 +143,12 @@ def sweep() -> None:
     from inkwell.sweeper import sweep as sweep_once
 
     settings = get_settings()
-    report = sweep_once(_database(), make_celery(settings), settings.stale_after_seconds, settings.pages_in_flight_per_job)
-    click.echo(f"sent again: {len(report.prepare)} pages to prepare, {len(report.recognize)} to read, {len(report.callbacks)} callbacks")
+    report = sweep_once(
+        _database(), make_celery(settings), settings.stale_after_seconds, settings.pages_in_flight_per_job
+    )
+    click.echo(
+        f"sent again: {len(report.prepare)} pages to prepare, {len(report.recognize)} to read, {len(report.callbacks)} callbacks"
+    )
 
 
 @main.command()
@@ -162,8 +186,10 @@ def serve() -> None:
     children = {name: subprocess.Popen(cmd, start_new_session=True, env=env) for name, cmd in commands.items()}
     click.echo(f"Inkwell is starting on http://{settings.web_host}:{settings.web_port} (Ctrl-C stops it)")
     if not _has_reviewers():
-        click.echo("No reviewer can sign in yet: create one with `.venv/bin/inkwell user create <name>`, "
-                   "and an API token with `.venv/bin/inkwell token create <name>`.")
+        click.echo(
+            "No reviewer can sign in yet: create one with `.venv/bin/inkwell user create <name>`, "
+            "and an API token with `.venv/bin/inkwell token create <name>`."
+        )
     stopping = False
 
     def _stop(signum: int, _frame: object) -> None:
@@ -229,7 +255,10 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
         data = path.read_bytes()
         try:
             checked = check_upload(data, str(path), settings.upload_limits())
-            pages = [render_page(data, checked.media_type, i, settings.max_image_pixels, settings.pdf_dpi) for i in range(checked.page_count)]
+            pages = [
+                render_page(data, checked.media_type, i, settings.max_image_pixels, settings.pdf_dpi)
+                for i in range(checked.page_count)
+            ]
         except (UploadError, PageDecodeError) as error:
             echo_above(f"{path}: {error}", err=True)
             failures += 1
@@ -239,7 +268,10 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
             cut = cut_lines(page, "line" if as_lines else "page", lambda image: line_finder().find(image))
             results = recognizer.recognize([line.image for line in cut], capture=False)
             page_texts.append("\n".join(result.text for result in results))
-            lines += [{"page": number, "text": r.text, "confidence": round(r.confidence, 4), "bbox": list(c.bbox)} for r, c in zip(results, cut)]
+            lines += [
+                {"page": number, "text": r.text, "confidence": round(r.confidence, 4), "bbox": list(c.bbox)}
+                for r, c in zip(results, cut)
+            ]
         text = "\n\f\n".join(page_texts)
         if as_json:
             echo_above(json.dumps({"file": str(path), "text": text, "lines": lines}, ensure_ascii=False))
@@ -251,14 +283,27 @@ def recognize(files: tuple[Path, ...], as_json: bool, as_lines: bool, model: str
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--layer", "layers", type=int, multiple=True, required=True,
-              help="Encoder layer (0 = patch embeddings, 1..L = blocks, negative from the end); repeat for several.")
-@click.option("--pool", type=click.Choice(["mean", "cls", "none"]), default="mean", show_default=True,
-              help="mean of the patch states, the CLS token, or none: the whole patch grid.")
+@click.option(
+    "--layer",
+    "layers",
+    type=int,
+    multiple=True,
+    required=True,
+    help="Encoder layer (0 = patch embeddings, 1..L = blocks, negative from the end); repeat for several.",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["mean", "cls", "none"]),
+    default="mean",
+    show_default=True,
+    help="mean of the patch states, the CLS token, or none: the whole patch grid.",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The .npz file to write.")
 @click.option("--lines", "as_lines", is_flag=True, help="Each page is one text line (skip line detection).")
 @click.option("--model", default=None, help="Model folder or Hub id (default: INKWELL_MODEL, the bundled model).")
-def features(files: tuple[Path, ...], layers: tuple[int, ...], pool: str, out: Path, as_lines: bool, model: str | None) -> None:
+def features(
+    files: tuple[Path, ...], layers: tuple[int, ...], pool: str, out: Path, as_lines: bool, model: str | None
+) -> None:
     """Write the encoder's features of every line of FILES at the chosen layers to an .npz file.
 
     The file holds ``layer_<N>`` (lines x hidden, or lines x rows x cols x hidden with
@@ -268,12 +313,11 @@ def features(files: tuple[Path, ...], layers: tuple[int, ...], pool: str, out: P
     import numpy as np
 
     from inkwell.intake import UploadError, check_upload
+    from inkwell.progress import quiet_libraries_off_terminal
     from worker.features import encoder_layer_count, resolve_layer
     from worker.page_image import PageDecodeError, render_page
     from worker.pipeline import cut_lines
     from worker.runtime import line_finder, load_recognizer
-
-    from inkwell.progress import quiet_libraries_off_terminal
 
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING)
@@ -300,8 +344,13 @@ def features(files: tuple[Path, ...], layers: tuple[int, ...], pool: str, out: P
             raise click.ClickException(f"{path}: {error}") from None
     found = recognizer.features(images, list(layers), pool)  # type: ignore[arg-type]
     arrays = {f"layer_{layer}": values for layer, values in found.items()}
-    np.savez(out, **arrays, files=np.array(sources, dtype=str), pages=np.array(pages, dtype=np.int32),
-             bboxes=np.array(boxes, dtype=np.int32).reshape(-1, 4))
+    np.savez(
+        out,
+        **arrays,
+        files=np.array(sources, dtype=str),
+        pages=np.array(pages, dtype=np.int32),
+        bboxes=np.array(boxes, dtype=np.int32).reshape(-1, 4),
+    )
     shapes = ", ".join(f"{name} {tuple(values.shape)}" for name, values in arrays.items())
     click.echo(f"{len(images)} lines from {len(files)} files: {shapes} -> {out}", err=True)
 
@@ -375,7 +424,11 @@ def user_create(username: str, password_stdin: bool) -> None:
     """Create a reviewer (asks for the password twice)."""
     from inkwell.accounts import AccountError, create_user
 
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if password_stdin
+        else click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
     try:
         with _database().session() as session:
             create_user(session, username, password)
@@ -457,7 +510,9 @@ def token_list() -> None:
         for item in session.scalars(select(ApiToken).order_by(ApiToken.id)):
             state = "revoked" if item.revoked_at else "active"
             used = item.last_used_at.strftime("%Y-%m-%d %H:%M") if item.last_used_at else "never"
-            click.echo(f"{item.id}\t{item.name}\t{item.prefix}…\t{','.join(item.scopes)}{' +all-jobs' if item.all_jobs else ''}\t{state}\tlast used {used}")
+            click.echo(
+                f"{item.id}\t{item.name}\t{item.prefix}…\t{','.join(item.scopes)}{' +all-jobs' if item.all_jobs else ''}\t{state}\tlast used {used}"
+            )
 
 
 @token.command("revoke")

@@ -35,29 +35,44 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="'auto' (CUDA if present), 'cpu', 'cuda' or 'cuda:N'.")
     max_new_tokens: int = Field(128, gt=0, le=1024, description="Longest text generated for one line, in tokens.")
     recognize_batch_size: int = Field(
-        0, ge=0, le=1024, description="Lines per model call; 0 = automatic (32 on the CPU, sized to free memory on a GPU)."
+        0,
+        ge=0,
+        le=1024,
+        description="Lines per model call; 0 = automatic (32 on the CPU, sized to free memory on a GPU).",
     )
     attention_layer: int = Field(-1, description="Decoder layer whose cross-attention is stored (-1 = last).")
     ctc_weight: float | None = Field(
-        None, ge=0, le=1, description="Weight of the CTC head in joint decoding, for checkpoints that ship one; empty: the checkpoint's; 0: off."
+        None,
+        ge=0,
+        le=1,
+        description="Weight of the CTC head in joint decoding, for checkpoints that ship one; empty: the checkpoint's; 0: off.",
     )
     embedding_layer: int | None = Field(
-        None, description="Encoder layer whose mean-pooled states are stored as line and page embeddings (0 = patch embeddings, "
-        "1..L = blocks, negative from the end); empty: the encoder's final output. Similar pages compare only the same layer and model."
+        None,
+        description="Encoder layer whose mean-pooled states are stored as line and page embeddings (0 = patch embeddings, "
+        "1..L = blocks, negative from the end); empty: the encoder's final output. Similar pages compare only the same layer and model.",
     )
     preprocessing: Literal["auto", "processor", "fit-pad"] = Field(
-        "auto", description="'processor': the checkpoint's image processor; 'fit-pad': keep aspect and pad; "
-        "'auto': what the checkpoint asks for (fit-pad for the bundled model)."
+        "auto",
+        description="'processor': the checkpoint's image processor; 'fit-pad': keep aspect and pad; "
+        "'auto': what the checkpoint asks for (fit-pad for the bundled model).",
     )
 
     web_host: str = Field("127.0.0.1", description="Address the web server listens on.")
     web_port: int = Field(8000, gt=0, lt=65536, description="Port the web server listens on.")
     web_workers: int = Field(2, gt=0, le=64, description="Web server (gunicorn) worker processes.")
-    web_threads: int = Field(16, gt=0, le=256, description="Threads of each web server process (each serves one request at a time).")
-    web_read_timeout_seconds: float = Field(
-        10.0, gt=0, le=600, description="A client that sends nothing for this long while its request is read (or its answer written) is dropped."
+    web_threads: int = Field(
+        16, gt=0, le=256, description="Threads of each web server process (each serves one request at a time)."
     )
-    secret_key: SecretStr | None = Field(None, description="Signs sessions and CSRF tokens; default: generated into data_dir.")
+    web_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="A client that sends nothing for this long while its request is read (or its answer written) is dropped.",
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="Signs sessions and CSRF tokens; default: generated into data_dir."
+    )
 
     max_request_bytes: int = Field(100 * 2**20, gt=0, description="Largest upload request accepted, in bytes.")
     max_file_bytes: int = Field(40 * 2**20, gt=0, description="Largest single uploaded file, in bytes.")
@@ -70,43 +85,80 @@ class Settings(BaseSettings):
     lines_flush_every: int = Field(8, gt=0, description="Pages the recognition worker gathers before one batched run.")
     lines_flush_interval: float = Field(1.0, gt=0, description="Seconds before a partial batch of pages is run anyway.")
     pages_concurrency: int = Field(2, gt=0, description="Processes of a worker serving the 'pages' queue.")
-    pages_in_flight_per_job: int = Field(4, gt=0, description="Pages of one job on the 'pages' queue at a time: later jobs' pages queue between them (fair scheduling).")
-    lines_concurrency: int = Field(1, gt=0, description="Processes of a worker serving the 'lines' queue (one per GPU).")
+    pages_in_flight_per_job: int = Field(
+        4,
+        gt=0,
+        description="Pages of one job on the 'pages' queue at a time: later jobs' pages queue between them (fair scheduling).",
+    )
+    lines_concurrency: int = Field(
+        1, gt=0, description="Processes of a worker serving the 'lines' queue (one per GPU)."
+    )
     task_time_limit: int = Field(900, gt=0, description="Hard limit for one task, in seconds.")
-    broker_visibility_timeout: int = Field(3600, gt=0, description="Seconds before an unacknowledged message is redelivered.")
-    review_threshold: float = Field(0.8, ge=0, le=1, description="Lines and tokens read with less confidence are flagged for review.")
+    broker_visibility_timeout: int = Field(
+        3600, gt=0, description="Seconds before an unacknowledged message is redelivered."
+    )
+    review_threshold: float = Field(
+        0.8, ge=0, le=1, description="Lines and tokens read with less confidence are flagged for review."
+    )
     session_hours: float = Field(8.0, gt=0, description="A reviewer's sign-in lasts this long without activity.")
-    sign_in_max_failures: int = Field(5, gt=0, description="Failed sign-ins for one account within the lockout window before it is locked.")
-    sign_in_max_failures_per_address: int = Field(20, gt=0, description="Failed sign-ins from one address within the window before it is locked.")
-    sign_in_lockout_seconds: int = Field(900, gt=0, description="Window (and longest lockout) for counting failed sign-ins, in seconds.")
-    secure_cookies: bool = Field(False, description="Send session cookies over HTTPS only (set it when serving over HTTPS).")
-    max_page_attempts: int = Field(3, gt=0, description="Deliveries a page may crash a worker in before it fails (e.g. out of memory).")
-    stale_after_seconds: int = Field(600, gt=0, description="A page waiting this long since its message was sent is sent again by the sweeper.")
-    stall_after_seconds: int = Field(300, gt=0, description="/readyz fails when pages have waited this long on a queue and none moved on meanwhile.")
+    sign_in_max_failures: int = Field(
+        5, gt=0, description="Failed sign-ins for one account within the lockout window before it is locked."
+    )
+    sign_in_max_failures_per_address: int = Field(
+        20, gt=0, description="Failed sign-ins from one address within the window before it is locked."
+    )
+    sign_in_lockout_seconds: int = Field(
+        900, gt=0, description="Window (and longest lockout) for counting failed sign-ins, in seconds."
+    )
+    secure_cookies: bool = Field(
+        False, description="Send session cookies over HTTPS only (set it when serving over HTTPS)."
+    )
+    max_page_attempts: int = Field(
+        3, gt=0, description="Deliveries a page may crash a worker in before it fails (e.g. out of memory)."
+    )
+    stale_after_seconds: int = Field(
+        600, gt=0, description="A page waiting this long since its message was sent is sent again by the sweeper."
+    )
+    stall_after_seconds: int = Field(
+        300, gt=0, description="/readyz fails when pages have waited this long on a queue and none moved on meanwhile."
+    )
     sweep_interval_seconds: int = Field(60, gt=0, description="How often the sweeper (Celery beat) runs.")
-    retention_days: int = Field(0, ge=0, description="Delete jobs (files, images, results) this many days old; 0 keeps them.")
+    retention_days: int = Field(
+        0, ge=0, description="Delete jobs (files, images, results) this many days old; 0 keeps them."
+    )
     callback_timeout_seconds: float = Field(10.0, gt=0, description="Time limit of one callback request.")
-    callback_max_attempts: int = Field(8, gt=0, description="Callback deliveries tried (with exponential backoff) before giving up.")
+    callback_max_attempts: int = Field(
+        8, gt=0, description="Callback deliveries tried (with exponential backoff) before giving up."
+    )
     callback_denied_networks: str = Field(
         "169.254.0.0/16,fe80::/10,100.100.100.200/32,fd00:ec2::254/128,0.0.0.0/8,224.0.0.0/4,ff00::/8",
         description="Comma-separated networks callbacks are never sent to (link-local and cloud metadata addresses by default).",
     )
     callback_allowed_networks: str = Field(
-        "", description="Comma-separated non-public networks callbacks may reach (internal receivers); by default only public addresses."
+        "",
+        description="Comma-separated non-public networks callbacks may reach (internal receivers); by default only public addresses.",
     )
     retry_after_seconds: int = Field(2, gt=0, description="Retry-After sent to clients polling a running job.")
     metrics_dir: Path | None = Field(
-        None, description="Folder where this machine's processes keep their Prometheus metrics; default: data_dir/metrics."
+        None,
+        description="Folder where this machine's processes keep their Prometheus metrics; default: data_dir/metrics.",
     )
-    metrics_port: int = Field(0, ge=0, lt=65536, description="A worker serves its processes' metrics on this port (0: none; "
-                              "the web server's /metrics shows them when both share a machine).")
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        lt=65536,
+        description="A worker serves its processes' metrics on this port (0: none; "
+        "the web server's /metrics shows them when both share a machine).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level of every process.")
 
     @field_validator("database_url")
     @classmethod
     def _database_scheme(cls, value: str) -> str:
         if value and value.split("://", 1)[0] not in DATABASE_SCHEMES:
-            raise ValueError(f"INKWELL_DATABASE_URL must start with one of {', '.join(s + '://' for s in DATABASE_SCHEMES)}")
+            raise ValueError(
+                f"INKWELL_DATABASE_URL must start with one of {', '.join(s + '://' for s in DATABASE_SCHEMES)}"
+            )
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")  # the driver we ship
         return value
@@ -115,7 +167,9 @@ class Settings(BaseSettings):
     @classmethod
     def _broker_scheme(cls, value: str) -> str:
         if value and value.split("://", 1)[0] not in BROKER_SCHEMES:
-            raise ValueError(f"INKWELL_BROKER_URL must start with one of {', '.join(s + '://' for s in BROKER_SCHEMES)}")
+            raise ValueError(
+                f"INKWELL_BROKER_URL must start with one of {', '.join(s + '://' for s in BROKER_SCHEMES)}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -145,7 +199,9 @@ class Settings(BaseSettings):
         """The limits one upload is checked against."""
         from inkwell.intake import Limits
 
-        return Limits(self.max_file_bytes, self.max_image_pixels, self.max_pages_per_job, self.min_image_side, self.pdf_dpi)
+        return Limits(
+            self.max_file_bytes, self.max_image_pixels, self.max_pages_per_job, self.min_image_side, self.pdf_dpi
+        )
 
     @property
     def uses_sqlite(self) -> bool:

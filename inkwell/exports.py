@@ -79,7 +79,11 @@ def _token_centres(line: Line, spans: list[tuple[int, int, float]]) -> np.ndarra
     if maps.ndim != 3 or maps.shape[0] != len(spans) or maps.shape[2] < 2:
         return None
     columns = maps.sum(axis=1)  # tokens x columns
-    centres = (columns * (np.arange(columns.shape[1]) + 0.5)).sum(axis=1) / np.maximum(columns.sum(axis=1), 1e-9) / columns.shape[1]
+    centres = (
+        (columns * (np.arange(columns.shape[1]) + 0.5)).sum(axis=1)
+        / np.maximum(columns.sum(axis=1), 1e-9)
+        / columns.shape[1]
+    )
     centres = np.maximum.accumulate(centres)
     if centres[-1] - centres[0] < 0.2:
         return None
@@ -122,16 +126,47 @@ def words(line: Line) -> list[Word]:
             left, right = start / length, end / length
         polygon = [at(left, True), at(right, True), at(right, False), at(left, False)]
         probabilities = [spans[i][2] for i in covering]
-        confidence = math.exp(sum(math.log(max(p, 1e-12)) for p in probabilities) / len(probabilities)) if probabilities else None
+        confidence = (
+            math.exp(sum(math.log(max(p, 1e-12)) for p in probabilities) / len(probabilities))
+            if probabilities
+            else None
+        )
         found.append(Word(piece, polygon, confidence))
     return found
 
 
 # -- CSV -----------------------------------------------------------------------------------------
 
-CSV_COLUMNS = ("page", "line", "x0", "y0", "x1", "y1", "text", "confidence", "corrected", "file", "file_page",
-               "text_type", "text_type_confidence")
-FIELDS_CSV_COLUMNS = ("page", "key", "value", "confidence", "corrected", "key_line", "value_lines", "x0", "y0", "x1", "y1", "file", "file_page")
+CSV_COLUMNS = (
+    "page",
+    "line",
+    "x0",
+    "y0",
+    "x1",
+    "y1",
+    "text",
+    "confidence",
+    "corrected",
+    "file",
+    "file_page",
+    "text_type",
+    "text_type_confidence",
+)
+FIELDS_CSV_COLUMNS = (
+    "page",
+    "key",
+    "value",
+    "confidence",
+    "corrected",
+    "key_line",
+    "value_lines",
+    "x0",
+    "y0",
+    "x1",
+    "y1",
+    "file",
+    "file_page",
+)
 
 
 def _number(value: float | None) -> str:
@@ -145,9 +180,20 @@ def export_csv(job: Job) -> str:
     writer.writerow(CSV_COLUMNS)
     for page in finished_pages(job):
         for line in page.lines:
-            writer.writerow([page.number, line.number, *line.bbox, line.final_text, _number(line.confidence),
-                             "yes" if line.corrected_text is not None else "no", page.upload.filename, page.source_index + 1,
-                             line.text_type or "", _number(line.text_type_confidence)])
+            writer.writerow(
+                [
+                    page.number,
+                    line.number,
+                    *line.bbox,
+                    line.final_text,
+                    _number(line.confidence),
+                    "yes" if line.corrected_text is not None else "no",
+                    page.upload.filename,
+                    page.source_index + 1,
+                    line.text_type or "",
+                    _number(line.text_type_confidence),
+                ]
+            )
     return buffer.getvalue()
 
 
@@ -165,13 +211,25 @@ def export_fields_csv(job: Job) -> str:
     for page in finished_pages(job):
         numbers = {line.id: line.number for line in page.lines}
         for field in page_fields(page):
-            writer.writerow([page.number, field.key, field.value, _number(field.confidence), "yes" if field.corrected else "no",
-                             numbers[field.key_line_id], " ".join(str(numbers[i]) for i in field.value_line_ids), *field.bbox,
-                             page.upload.filename, page.source_index + 1])
+            writer.writerow(
+                [
+                    page.number,
+                    field.key,
+                    field.value,
+                    _number(field.confidence),
+                    "yes" if field.corrected else "no",
+                    numbers[field.key_line_id],
+                    " ".join(str(numbers[i]) for i in field.value_line_ids),
+                    *field.bbox,
+                    page.upload.filename,
+                    page.source_index + 1,
+                ]
+            )
     return buffer.getvalue()
 
 
 # -- ALTO v4 ---------------------------------------------------------------------------------------
+
 
 def _points(polygon: list[tuple[float, float]]) -> str:
     return " ".join(f"{round(x)},{round(y)}" for x, y in polygon)
@@ -179,7 +237,12 @@ def _points(polygon: list[tuple[float, float]]) -> str:
 
 def _box_attributes(box: tuple[float, float, float, float]) -> dict[str, str]:
     x0, y0, x1, y1 = box
-    return {"HPOS": f"{x0:.0f}", "VPOS": f"{y0:.0f}", "WIDTH": f"{max(x1 - x0, 0):.0f}", "HEIGHT": f"{max(y1 - y0, 0):.0f}"}
+    return {
+        "HPOS": f"{x0:.0f}",
+        "VPOS": f"{y0:.0f}",
+        "WIDTH": f"{max(x1 - x0, 0):.0f}",
+        "HEIGHT": f"{max(y1 - y0, 0):.0f}",
+    }
 
 
 def export_alto(job: Job) -> bytes:
@@ -207,8 +270,16 @@ def export_alto(job: Job) -> bytes:
     layout = ET.SubElement(root, q("Layout"))
     for page in finished_pages(job):
         pid = f"P{page.number}"
-        page_el = ET.SubElement(layout, q("Page"), {"ID": pid, "PHYSICAL_IMG_NR": str(page.number),
-                                                    "WIDTH": str(page.width or 0), "HEIGHT": str(page.height or 0)})
+        page_el = ET.SubElement(
+            layout,
+            q("Page"),
+            {
+                "ID": pid,
+                "PHYSICAL_IMG_NR": str(page.number),
+                "WIDTH": str(page.width or 0),
+                "HEIGHT": str(page.height or 0),
+            },
+        )
         space = ET.SubElement(page_el, q("PrintSpace"), _box_attributes((0, 0, page.width or 0, page.height or 0)))
         if not page.lines:
             continue
@@ -234,6 +305,7 @@ def export_alto(job: Job) -> bytes:
 
 
 # -- PAGE XML 2019 ---------------------------------------------------------------------------------
+
 
 def _text_equiv(parent: ET.Element, text: str, confidence: float | None) -> None:
     q = lambda tag: f"{{{PAGE_NS}}}{tag}"  # noqa: E731
@@ -265,12 +337,26 @@ def export_page_xml(job: Job, page: Page) -> bytes:
     ET.SubElement(metadata, q("Creator")).text = f"{SOFTWARE} {inkwell.__version__} ({job.model or 'unknown model'})"
     created = (job.created_at or datetime.now(UTC)).replace(microsecond=0).isoformat()
     ET.SubElement(metadata, q("Created")).text = created
-    ET.SubElement(metadata, q("LastChange")).text = (job.finished_at or job.created_at or datetime.now(UTC)).replace(microsecond=0).isoformat()
+    ET.SubElement(metadata, q("LastChange")).text = (
+        (job.finished_at or job.created_at or datetime.now(UTC)).replace(microsecond=0).isoformat()
+    )
     page_name = page.upload.filename + (f"#page={page.source_index + 1}" if page.upload.page_count > 1 else "")
-    page_el = ET.SubElement(root, q("Page"), {"imageFilename": page_name, "imageWidth": str(page.width or 0), "imageHeight": str(page.height or 0)})
+    page_el = ET.SubElement(
+        root,
+        q("Page"),
+        {"imageFilename": page_name, "imageWidth": str(page.width or 0), "imageHeight": str(page.height or 0)},
+    )
     if page.lines:
         region = ET.SubElement(page_el, q("TextRegion"), {"id": "r1", "type": "paragraph"})
-        ET.SubElement(region, q("Coords"), {"points": _points([(0, 0), (page.width or 0, 0), (page.width or 0, page.height or 0), (0, page.height or 0)])})
+        ET.SubElement(
+            region,
+            q("Coords"),
+            {
+                "points": _points(
+                    [(0, 0), (page.width or 0, 0), (page.width or 0, page.height or 0), (0, page.height or 0)]
+                )
+            },
+        )
         for line in page.lines:
             line_el = ET.SubElement(region, q("TextLine"), _page_line_attributes(line))
             ET.SubElement(line_el, q("Coords"), {"points": _points(line_polygon(line))})

@@ -88,7 +88,11 @@ def pair_fields(boxes: Sequence[Box], kinds: Sequence[str | None]) -> list[Field
             if _vertical_overlap(k, v) >= ROW_OVERLAP * min(height, _height(v)) and v[0] >= k[2] - 0.5 * height:
                 if not _between_on_row(boxes, kinds, key, value):
                     candidates.append((0, v[0] - k[2], key, value))
-            elif _starts_below(k, v) and v[1] - k[3] <= BELOW_GAP * height and k[0] - 2 * height <= v[0] <= k[0] + BELOW_INDENT * height:
+            elif (
+                _starts_below(k, v)
+                and v[1] - k[3] <= BELOW_GAP * height
+                and k[0] - 2 * height <= v[0] <= k[0] + BELOW_INDENT * height
+            ):
                 if not _between_below(boxes, kinds, key, value):
                     candidates.append((1, v[1] - k[3], key, value))
     paired: dict[int, list[int]] = {}
@@ -101,9 +105,15 @@ def pair_fields(boxes: Sequence[Box], kinds: Sequence[str | None]) -> list[Field
     for key, values in paired.items():  # handwritten lines stacked under a value continue it
         while True:
             last = boxes[values[-1]]
-            below = [i for i, b in enumerate(boxes) if kinds[i] == "handwritten" and i not in taken
-                     and 0 <= b[1] - last[3] <= CONTINUE_GAP * _height(last) and abs(b[0] - last[0]) <= _height(last)
-                     and max(_height(b), _height(last)) <= CONTINUE_HEIGHTS * min(_height(b), _height(last))]
+            below = [
+                i
+                for i, b in enumerate(boxes)
+                if kinds[i] == "handwritten"
+                and i not in taken
+                and 0 <= b[1] - last[3] <= CONTINUE_GAP * _height(last)
+                and abs(b[0] - last[0]) <= _height(last)
+                and max(_height(b), _height(last)) <= CONTINUE_HEIGHTS * min(_height(b), _height(last))
+            ]
             if not below:
                 break
             nearest = min(below, key=lambda i: boxes[i][1])

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "vocab.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+)
 # Left out of a push: training leftovers and local clutter.
 NOT_PUBLISHED_SUFFIXES = (".pt", ".partial", ".tmp", ".lock")
 
@@ -42,7 +49,8 @@ def plan_push(folder: Path) -> PushPlan:
     if not folder.is_dir():
         raise HubError(f"{folder} is not a folder")
     names = sorted(
-        path.name for path in folder.iterdir()
+        path.name
+        for path in folder.iterdir()
         if path.is_file() and not path.name.startswith(".") and not path.name.endswith(NOT_PUBLISHED_SUFFIXES)
     )
     missing = [name for name in ("config.json", "preprocessor_config.json", "README.md") if name not in names]
@@ -71,7 +79,9 @@ def push(folder: Path, repo_id: str, private: bool = False, message: str | None 
     api = HfApi()
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     info = api.create_commit(
-        repo_id, plan.operations(), repo_type="model",
+        repo_id,
+        plan.operations(),
+        repo_type="model",
         commit_message=message or f"Upload {Path(folder).name} ({len(plan.files)} files) with inkwell model push",
     )
     return info.commit_url

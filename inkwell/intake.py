@@ -55,7 +55,9 @@ class CheckedUpload:
 
 def _looks_like_supported_image(data: bytes) -> bool:
     """Signature bytes of PNG, JPEG, WebP or TIFF: such a file that Pillow cannot open is damaged."""
-    return data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+    return data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")) or (
+        data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    )
 
 
 def check_upload(data: bytes, filename: str, limits: Limits) -> CheckedUpload:
@@ -64,7 +66,9 @@ def check_upload(data: bytes, filename: str, limits: Limits) -> CheckedUpload:
     if not data:
         raise UploadError(400, "empty_file", f"{name}: the file is empty")
     if len(data) > limits.max_file_bytes:
-        raise UploadError(413, "file_too_large", f"{name}: {len(data)} bytes is more than the limit of {limits.max_file_bytes}")
+        raise UploadError(
+            413, "file_too_large", f"{name}: {len(data)} bytes is more than the limit of {limits.max_file_bytes}"
+        )
     if data.lstrip()[:5] == b"%PDF-":
         return _check_pdf(data, name, limits)
     return _check_image(data, name, limits)
@@ -73,16 +77,26 @@ def check_upload(data: bytes, filename: str, limits: Limits) -> CheckedUpload:
 def _check_size(name: str, page: int, pages: int, width: int, height: int, limits: Limits) -> None:
     where = f"{name}{f' page {page}' if pages > 1 else ''}"
     if width * height > limits.max_image_pixels:
-        raise UploadError(413, "image_too_large", f"{where}: {width}x{height} pixels is more than the limit of {limits.max_image_pixels} pixels per page")
+        raise UploadError(
+            413,
+            "image_too_large",
+            f"{where}: {width}x{height} pixels is more than the limit of {limits.max_image_pixels} pixels per page",
+        )
     if min(width, height) < limits.min_image_side:
-        raise UploadError(422, "image_too_small", f"{where}: {width}x{height} pixels is too small to hold text (at least {limits.min_image_side} pixels a side)")
+        raise UploadError(
+            422,
+            "image_too_small",
+            f"{where}: {width}x{height} pixels is too small to hold text (at least {limits.min_image_side} pixels a side)",
+        )
 
 
 def _check_page_count(name: str, count: int, limits: Limits) -> None:
     if count == 0:
         raise UploadError(422, "invalid_document", f"{name}: the document has no pages")
     if count > limits.max_pages:
-        raise UploadError(413, "too_many_pages", f"{name}: {count} pages is more than the limit of {limits.max_pages} pages per job")
+        raise UploadError(
+            413, "too_many_pages", f"{name}: {count} pages is more than the limit of {limits.max_pages} pages per job"
+        )
 
 
 def _check_image(data: bytes, name: str, limits: Limits) -> CheckedUpload:
@@ -93,14 +107,18 @@ def _check_image(data: bytes, name: str, limits: Limits) -> CheckedUpload:
         except UnidentifiedImageError:
             if _looks_like_supported_image(data):
                 raise UploadError(422, "invalid_image", f"{name}: the image is damaged and cannot be read") from None
-            raise UploadError(415, "unsupported_media_type", f"{name}: not a file in a supported format ({SUPPORTED})") from None
+            raise UploadError(
+                415, "unsupported_media_type", f"{name}: not a file in a supported format ({SUPPORTED})"
+            ) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise UploadError(413, "image_too_large", f"{name}: the image has too many pixels") from None
         except Exception as error:  # noqa: BLE001 - Pillow raises many types for broken headers
             raise UploadError(422, "invalid_image", f"{name}: the image cannot be read ({error})") from None
         with image:
             if image.format not in IMAGE_FORMATS:
-                raise UploadError(415, "unsupported_media_type", f"{name}: {image.format} files are not accepted ({SUPPORTED})")
+                raise UploadError(
+                    415, "unsupported_media_type", f"{name}: {image.format} files are not accepted ({SUPPORTED})"
+                )
             sizes = []
             try:
                 # Counting frames walks every TIFF directory header, so a broken one fails here.
@@ -118,7 +136,9 @@ def _check_image(data: bytes, name: str, limits: Limits) -> CheckedUpload:
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 raise UploadError(413, "image_too_large", f"{name}: the image has too many pixels") from None
             except Exception as error:  # noqa: BLE001 - truncated or corrupt data
-                raise UploadError(422, "invalid_image", f"{name}: the image is damaged or incomplete ({error})") from None
+                raise UploadError(
+                    422, "invalid_image", f"{name}: the image is damaged or incomplete ({error})"
+                ) from None
             return CheckedUpload(IMAGE_FORMATS[image.format], sizes)
 
 
@@ -129,7 +149,9 @@ def _check_pdf(data: bytes, name: str, limits: Limits) -> CheckedUpload:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as error:
         if "password" in str(error).lower():
-            raise UploadError(422, "encrypted_pdf", f"{name}: the PDF is protected by a password; send it unprotected") from None
+            raise UploadError(
+                422, "encrypted_pdf", f"{name}: the PDF is protected by a password; send it unprotected"
+            ) from None
         raise UploadError(422, "invalid_document", f"{name}: the PDF cannot be read ({error})") from None
     try:
         count = len(document)
@@ -140,7 +162,9 @@ def _check_pdf(data: bytes, name: str, limits: Limits) -> CheckedUpload:
             try:
                 width, height = document.get_page_size(index)
             except pdfium.PdfiumError as error:
-                raise UploadError(422, "invalid_document", f"{name} page {index + 1}: the page cannot be read ({error})") from None
+                raise UploadError(
+                    422, "invalid_document", f"{name} page {index + 1}: the page cannot be read ({error})"
+                ) from None
             pixels = (max(1, round(width * scale)), max(1, round(height * scale)))
             _check_size(name, index + 1, count, *pixels, limits)
             sizes.append(pixels)

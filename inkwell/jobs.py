@@ -27,10 +27,21 @@ def create_job(session: Session, files: list[AcceptedFile], source: str, layout:
     session.add(job)
     number = 0
     for file_number, accepted in enumerate(files, start=1):
-        upload = add_upload(session, job, file_number, accepted.filename, accepted.media_type, accepted.data, len(accepted.page_sizes))
+        upload = add_upload(
+            session, job, file_number, accepted.filename, accepted.media_type, accepted.data, len(accepted.page_sizes)
+        )
         for index, (width, height) in enumerate(accepted.page_sizes):
             number += 1
-            job.pages.append(Page(number=number, upload=upload, source_index=index, width=width, height=height, status=PageStatus.QUEUED))
+            job.pages.append(
+                Page(
+                    number=number,
+                    upload=upload,
+                    source_index=index,
+                    width=width,
+                    height=height,
+                    status=PageStatus.QUEUED,
+                )
+            )
     session.flush()
     return job
 
@@ -46,10 +57,14 @@ def refresh_job(session: Session, job: Job) -> Job:
     )
     job.pages_done = counts.get(PageStatus.SUCCEEDED, 0)
     job.pages_failed = counts.get(PageStatus.FAILED, 0)
-    job.line_count = session.scalar(select(func.coalesce(func.sum(Page.line_count), 0)).where(Page.job_id == job.id)) or 0
+    job.line_count = (
+        session.scalar(select(func.coalesce(func.sum(Page.line_count), 0)).where(Page.job_id == job.id)) or 0
+    )
     job.lines_done = (
         session.scalar(
-            select(func.count(Line.id)).join(Page, Line.page_id == Page.id).where(Page.job_id == job.id, Line.text.is_not(None))
+            select(func.count(Line.id))
+            .join(Page, Line.page_id == Page.id)
+            .where(Page.job_id == job.id, Line.text.is_not(None))
         )
         or 0
     )

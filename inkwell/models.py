@@ -7,7 +7,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Enum, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from inkwell.db import Base
@@ -47,7 +59,9 @@ class PageStatus(str, enum.Enum):
 
 def _enum(kind: type[enum.Enum]) -> Enum:
     # Stored as short strings with a CHECK constraint: portable, and new values need no ALTER TYPE.
-    return Enum(kind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e], validate_strings=True)
+    return Enum(
+        kind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e], validate_strings=True
+    )
 
 
 def _timestamp(nullable: bool = True) -> Any:
@@ -75,8 +89,12 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = _timestamp()
 
     layout: Mapped[str] = mapped_column(String(8), default="page")  # "page": find lines; "line": each file is one line
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)  # submitted in the browser
-    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"), index=True)  # submitted over the API
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )  # submitted in the browser
+    token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="SET NULL"), index=True
+    )  # submitted over the API
     reviewed_at: Mapped[datetime | None] = _timestamp()  # every page reviewed
     # "<caller>:<Idempotency-Key>": a retried submission finds its job instead of making a second one
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)

@@ -37,9 +37,11 @@ def make_celery(settings: Settings, include: Iterable[str] = ()) -> Celery:
         task_queues=(Queue(QUEUE_PAGES), Queue(QUEUE_LINES), Queue(QUEUE_MAINTENANCE)),
         task_default_queue=QUEUE_PAGES,
         task_routes={
-            TASK_PREPARE_PAGE: {"queue": QUEUE_PAGES}, TASK_RECOGNIZE_PAGE: {"queue": QUEUE_LINES},
+            TASK_PREPARE_PAGE: {"queue": QUEUE_PAGES},
+            TASK_RECOGNIZE_PAGE: {"queue": QUEUE_LINES},
             TASK_SEND_CALLBACK: {"queue": QUEUE_PAGES},
-            TASK_SWEEP: {"queue": QUEUE_MAINTENANCE}, TASK_PURGE: {"queue": QUEUE_MAINTENANCE},
+            TASK_SWEEP: {"queue": QUEUE_MAINTENANCE},
+            TASK_PURGE: {"queue": QUEUE_MAINTENANCE},
         },
         beat_schedule={
             "sweep": {"task": TASK_SWEEP, "schedule": float(settings.sweep_interval_seconds)},
@@ -84,8 +86,12 @@ def _send(app: Celery, task: str, queue: str, arguments: Iterable) -> bool:
         with app.producer_or_acquire() as producer:
             for argument in arguments:
                 app.send_task(
-                    task, args=[argument], queue=queue, producer=producer,
-                    retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+                    task,
+                    args=[argument],
+                    queue=queue,
+                    producer=producer,
+                    retry=True,
+                    retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
                 )
     except Exception:  # noqa: BLE001 - any broker failure: the database still holds the work, the sweeper resends it
         log.exception("could not send %s messages", task)

@@ -13,8 +13,12 @@ from inkwell.schemas import FieldOut, JobOut, LineOut, PageOut, Progress, TokenO
 def load_job(session: Session, job_id: str) -> Job | None:
     """The job with its pages and lines (two extra queries, no per-page queries)."""
     return session.scalar(
-        select(Job).where(Job.id == job_id).options(
-            selectinload(Job.pages).selectinload(Page.lines), selectinload(Job.pages).selectinload(Page.upload), selectinload(Job.uploads)
+        select(Job)
+        .where(Job.id == job_id)
+        .options(
+            selectinload(Job.pages).selectinload(Page.lines),
+            selectinload(Job.pages).selectinload(Page.upload),
+            selectinload(Job.uploads),
         )
     )
 
@@ -49,13 +53,23 @@ def page_fields(page: Page) -> list[FieldOut]:
         key, values = lines[pair.key], [lines[i] for i in pair.values]
         boxes = [key.bbox] + [line.bbox for line in values]
         confidences = [1.0 if line.corrected_text is not None else line.confidence for line in values]
-        fields.append(FieldOut(
-            page=page.number, key=label_text(key.final_text), value=" ".join(line.final_text for line in values),
-            confidence=None if any(c is None for c in confidences) else round(min(confidences), 4),
-            key_line_id=key.id, value_line_ids=[line.id for line in values],
-            bbox=[min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)],
-            corrected=any(line.corrected_text is not None for line in values),
-        ))
+        fields.append(
+            FieldOut(
+                page=page.number,
+                key=label_text(key.final_text),
+                value=" ".join(line.final_text for line in values),
+                confidence=None if any(c is None for c in confidences) else round(min(confidences), 4),
+                key_line_id=key.id,
+                value_line_ids=[line.id for line in values],
+                bbox=[
+                    min(b[0] for b in boxes),
+                    min(b[1] for b in boxes),
+                    max(b[2] for b in boxes),
+                    max(b[3] for b in boxes),
+                ],
+                corrected=any(line.corrected_text is not None for line in values),
+            )
+        )
     return fields  # in the labels' reading order
 
 
@@ -84,8 +98,11 @@ def page_out(page: Page) -> PageOut:
 
 def progress_of(job: Job) -> Progress:
     return Progress(
-        pages_total=job.page_count, pages_done=job.pages_done, pages_failed=job.pages_failed,
-        lines_total=job.line_count, lines_done=job.lines_done,
+        pages_total=job.page_count,
+        pages_done=job.pages_done,
+        pages_failed=job.pages_failed,
+        lines_total=job.line_count,
+        lines_done=job.lines_done,
     )
 
 

@@ -23,7 +23,9 @@ class ReviewError(ValueError):
 
 def needs_review_clause(threshold: float):
     """SQL condition: a read line below the confidence threshold that no one has looked at yet."""
-    return and_(Line.text.is_not(None), Line.reviewed_at.is_(None), or_(Line.confidence.is_(None), Line.confidence < threshold))
+    return and_(
+        Line.text.is_not(None), Line.reviewed_at.is_(None), or_(Line.confidence.is_(None), Line.confidence < threshold)
+    )
 
 
 def correct_line(session: Session, line: Line, text: str, author: str) -> Line:
@@ -71,7 +73,11 @@ def mark_page_reviewed(session: Session, page: Page, author: str) -> Page:
             line.reviewed_at, line.reviewed_by = now, author
     job = session.get(Job, page.job_id)
     pending = session.scalar(
-        select(func.count()).select_from(Page).where(Page.job_id == job.id, Page.status == PageStatus.SUCCEEDED, Page.reviewed_at.is_(None), Page.id != page.id)
+        select(func.count())
+        .select_from(Page)
+        .where(
+            Page.job_id == job.id, Page.status == PageStatus.SUCCEEDED, Page.reviewed_at.is_(None), Page.id != page.id
+        )
     )
     if job.status.finished and not pending:
         job.reviewed_at = now
@@ -79,7 +85,9 @@ def mark_page_reviewed(session: Session, page: Page, author: str) -> Page:
 
 
 def history(session: Session, line_id: int) -> list[LineEdit]:
-    return list(session.scalars(select(LineEdit).where(LineEdit.line_id == line_id).order_by(LineEdit.created_at, LineEdit.id)))
+    return list(
+        session.scalars(select(LineEdit).where(LineEdit.line_id == line_id).order_by(LineEdit.created_at, LineEdit.id))
+    )
 
 
 def needs_review_counts(session: Session, job_ids: list[str], threshold: float) -> dict[str, int]:
@@ -87,8 +95,10 @@ def needs_review_counts(session: Session, job_ids: list[str], threshold: float) 
     if not job_ids:
         return {}
     rows = session.execute(
-        select(Page.job_id, func.count(Line.id)).join(Line, Line.page_id == Page.id)
-        .where(Page.job_id.in_(job_ids), needs_review_clause(threshold)).group_by(Page.job_id)
+        select(Page.job_id, func.count(Line.id))
+        .join(Line, Line.page_id == Page.id)
+        .where(Page.job_id.in_(job_ids), needs_review_clause(threshold))
+        .group_by(Page.job_id)
     )
     return dict(rows.all())
 
@@ -126,18 +136,30 @@ def search_lines(session: Session, text: str, token_id: int | None = None, limit
         return []
     statement = (
         select(Line, Page.job_id, Page.number, Upload.filename)
-        .join(Page, Line.page_id == Page.id).join(Job, Page.job_id == Job.id).join(Upload, Page.upload_id == Upload.id)
-        .order_by(Job.created_at.desc(), Page.number, Line.number).limit(limit)
+        .join(Page, Line.page_id == Page.id)
+        .join(Job, Page.job_id == Job.id)
+        .join(Upload, Page.upload_id == Upload.id)
+        .order_by(Job.created_at.desc(), Page.number, Line.number)
+        .limit(limit)
     )
     for word in words:
         pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         # plain columns (not coalesce) so PostgreSQL can use the trigram indexes of revision 0005
-        statement = statement.where(or_(Line.text.ilike(pattern, escape="\\"), Line.corrected_text.ilike(pattern, escape="\\")))
+        statement = statement.where(
+            or_(Line.text.ilike(pattern, escape="\\"), Line.corrected_text.ilike(pattern, escape="\\"))
+        )
     if token_id is not None:
         statement = statement.where(Job.token_id == token_id)
     return [
-        SearchHitOut(job_id=job_id, page_number=page_number, line_id=line.id, line_number=line.number, text=line.final_text,
-                     corrected=line.corrected_text is not None, filename=filename)
+        SearchHitOut(
+            job_id=job_id,
+            page_number=page_number,
+            line_id=line.id,
+            line_number=line.number,
+            text=line.final_text,
+            corrected=line.corrected_text is not None,
+            filename=filename,
+        )
         for line, job_id, page_number, filename in session.execute(statement)
     ]
 
@@ -151,11 +173,16 @@ def similar_pages(session: Session, page: Page, token_id: int | None = None, lim
     if page.embedding is None:
         return []
     target = unpack_array(page.embedding).astype(np.float32)
-    layer_matches = Page.embedding_layer.is_(None) if page.embedding_layer is None else Page.embedding_layer == page.embedding_layer
-    model_matches = Page.embedding_model.is_(None) if page.embedding_model is None else Page.embedding_model == page.embedding_model
+    layer_matches = (
+        Page.embedding_layer.is_(None) if page.embedding_layer is None else Page.embedding_layer == page.embedding_layer
+    )
+    model_matches = (
+        Page.embedding_model.is_(None) if page.embedding_model is None else Page.embedding_model == page.embedding_model
+    )
     statement = (
         select(Page.id, Page.job_id, Page.number, Upload.filename, Page.embedding)
-        .join(Upload, Page.upload_id == Upload.id).join(Job, Page.job_id == Job.id)
+        .join(Upload, Page.upload_id == Upload.id)
+        .join(Job, Page.job_id == Job.id)
         .where(Page.embedding.is_not(None), Page.id != page.id, layer_matches, model_matches)
     )
     if token_id is not None:
@@ -170,5 +197,13 @@ def similar_pages(session: Session, page: Page, token_id: int | None = None, lim
     norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(target)), 1e-12)
     scores = matrix @ target / np.maximum(norms, 1e-12)
     best = np.argsort(-scores)[:limit]
-    return [SimilarPageOut(page_id=rows[i].id, job_id=rows[i].job_id, page_number=rows[i].number, filename=rows[i].filename,
-                           similarity=float(scores[i])) for i in best]
+    return [
+        SimilarPageOut(
+            page_id=rows[i].id,
+            job_id=rows[i].job_id,
+            page_number=rows[i].number,
+            filename=rows[i].filename,
+            similarity=float(scores[i]),
+        )
+        for i in best
+    ]

@@ -31,13 +31,22 @@ def claim_next_pages(db: Database, job_id: str, window: int) -> list[int]:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None:
             return []
-        in_flight = session.scalar(select(func.count(Page.id)).where(
-            Page.job_id == job_id, Page.status == PageStatus.QUEUED, Page.queued_at.is_not(None)))
+        in_flight = session.scalar(
+            select(func.count(Page.id)).where(
+                Page.job_id == job_id, Page.status == PageStatus.QUEUED, Page.queued_at.is_not(None)
+            )
+        )
         room = window - int(in_flight or 0)
         if room <= 0:
             return []
-        page_ids = list(session.scalars(select(Page.id).where(
-            Page.job_id == job_id, Page.status == PageStatus.QUEUED, Page.queued_at.is_(None)).order_by(Page.number).limit(room)))
+        page_ids = list(
+            session.scalars(
+                select(Page.id)
+                .where(Page.job_id == job_id, Page.status == PageStatus.QUEUED, Page.queued_at.is_(None))
+                .order_by(Page.number)
+                .limit(room)
+            )
+        )
         if page_ids:
             session.execute(update(Page).where(Page.id.in_(page_ids)).values(queued_at=utcnow()))
     return page_ids
@@ -67,4 +76,6 @@ def jobs_with_unsent_pages(db: Database, created_before: datetime | None = None)
     if created_before is not None:
         unsent.append(Page.created_at < created_before)
     with db.session() as session:
-        return list(session.scalars(select(Page.job_id).where(*unsent).group_by(Page.job_id).order_by(func.min(Page.id))))
+        return list(
+            session.scalars(select(Page.job_id).where(*unsent).group_by(Page.job_id).order_by(func.min(Page.id)))
+        )

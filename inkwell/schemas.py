@@ -18,6 +18,7 @@ def _aware(value: datetime) -> datetime:
 
 Timestamp = Annotated[datetime, AfterValidator(_aware)]
 
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,10 +50,13 @@ class LineOut(Strict):
     corrected: bool
     confidence: float | None = Field(description="Geometric mean of the token probabilities (end token included).")
     bbox: list[int] = Field(description="[x0, y0, x1, y1] in page pixels.", min_length=4, max_length=4)
-    polygon: list[list[int]] | None = Field(description="Corner points [[x, y], ...] in page pixels, when the line was detected.")
+    polygon: list[list[int]] | None = Field(
+        description="Corner points [[x, y], ...] in page pixels, when the line was detected."
+    )
     detection_confidence: float | None = Field(description="How sure the line detector was that this is text.")
     text_type: Literal["printed", "handwritten"] | None = Field(
-        description="Printed (a form's labels) or handwritten, as the line finder's classifier judged; null for lines found before it existed.")
+        description="Printed (a form's labels) or handwritten, as the line finder's classifier judged; null for lines found before it existed."
+    )
     text_type_confidence: float | None = Field(description="The classifier's probability for that text type (0.5-1).")
     tokens: list[TokenOut] | None
     reviewed: bool = Field(description="A reviewer accepted or corrected it.")
@@ -61,11 +65,17 @@ class LineOut(Strict):
 class FieldOut(Strict):
     page: int = Field(description="1-based page number within the job.")
     key: str = Field(description="The printed label, without its colon.")
-    value: str = Field(description="The handwritten value: its lines' final text (a reviewer's correction where there is one), joined by spaces.")
-    confidence: float | None = Field(description="The lowest confidence of the value's lines (a corrected line counts as 1).")
+    value: str = Field(
+        description="The handwritten value: its lines' final text (a reviewer's correction where there is one), joined by spaces."
+    )
+    confidence: float | None = Field(
+        description="The lowest confidence of the value's lines (a corrected line counts as 1)."
+    )
     key_line_id: int
     value_line_ids: list[int]
-    bbox: list[int] = Field(description="[x0, y0, x1, y1] around the label and its value, in page pixels.", min_length=4, max_length=4)
+    bbox: list[int] = Field(
+        description="[x0, y0, x1, y1] around the label and its value, in page pixels.", min_length=4, max_length=4
+    )
     corrected: bool = Field(description="A reviewer corrected a line of the value.")
 
 
@@ -102,7 +112,9 @@ class JobOut(Strict):
     reviewed: bool = Field(description="Every read page has been marked reviewed.")
     progress: Progress
     pages: list[PageOut]
-    fields: list[FieldOut] = Field(description="Every read page's fields, page by page (each page's are also in its `fields`).")
+    fields: list[FieldOut] = Field(
+        description="Every read page's fields, page by page (each page's are also in its `fields`)."
+    )
 
 
 class JobSummary(Strict):
@@ -147,10 +159,14 @@ class AttentionOut(Strict):
     text: str | None
     tokens: list[TokenOut]
     grid: list[int] = Field(description="[rows, columns] of the encoder's patch grid over the line image.")
-    maps: list[list[list[float]]] = Field(description="Per token, its cross-attention over the grid (each map sums to 1).")
+    maps: list[list[list[float]]] = Field(
+        description="Per token, its cross-attention over the grid (each map sums to 1)."
+    )
     polygon: list[list[int]] | None
     bbox: list[int]
-    crop_pad: float = Field(description="The line image covers the polygon grown by this many line heights on every side.")
+    crop_pad: float = Field(
+        description="The line image covers the polygon grown by this many line heights on every side."
+    )
 
 
 class PageReviewed(Strict):
@@ -191,7 +207,11 @@ class EmbeddingOut(Strict):
     kind: Literal["page", "line"]
     id: int
     model: str | None = Field(description="The model whose encoder produced it.")
-    layer: int | None = Field(description="Encoder hidden-state index it was pooled from (0 = patch embeddings, 1..L = blocks); "
-                              "null: the encoder's final output.")
+    layer: int | None = Field(
+        description="Encoder hidden-state index it was pooled from (0 = patch embeddings, 1..L = blocks); "
+        "null: the encoder's final output."
+    )
     dimensions: int
-    embedding: list[float] = Field(description="L2-normalised mean of the encoder's patch states (a page's: the mean of its lines').")
+    embedding: list[float] = Field(
+        description="L2-normalised mean of the encoder's patch states (a page's: the mean of its lines')."
+    )

@@ -15,11 +15,18 @@ from inkwell.models import Job, Line, LineImage, Page, PageFile, Upload
 PAGE_IMAGE = "image"
 
 
-def add_upload(session: Session, job: Job, number: int, filename: str, media_type: str, data: bytes, page_count: int) -> Upload:
+def add_upload(
+    session: Session, job: Job, number: int, filename: str, media_type: str, data: bytes, page_count: int
+) -> Upload:
     """Store an accepted file of ``job``."""
     upload = Upload(
-        number=number, filename=filename[:255], media_type=media_type, data=data, size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(), page_count=page_count,
+        number=number,
+        filename=filename[:255],
+        media_type=media_type,
+        data=data,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        page_count=page_count,
     )
     job.uploads.append(upload)
     return upload
@@ -52,6 +59,9 @@ def put_line_image(session: Session, line: Line, data: bytes, media_type: str = 
 def line_images(session: Session, page_id: int) -> list[tuple[int, bytes]]:
     """(line id, image bytes) of a page's lines, in reading order."""
     rows = session.execute(
-        select(Line.id, LineImage.data).join(LineImage, LineImage.line_id == Line.id).where(Line.page_id == page_id).order_by(Line.number)
+        select(Line.id, LineImage.data)
+        .join(LineImage, LineImage.line_id == Line.id)
+        .where(Line.page_id == page_id)
+        .order_by(Line.number)
     )
     return [(line_id, data) for line_id, data in rows]

@@ -17,10 +17,18 @@ from datetime import timedelta
 from celery import Celery
 from sqlalchemy import and_, or_, select, update
 
+from inkwell.broker_contents import held_arguments
 from inkwell.db import Database
 from inkwell.models import Job, JobStatus, Page, PageStatus, utcnow
-from inkwell.broker_contents import held_arguments
-from inkwell.queue import QUEUE_LINES, QUEUE_PAGES, TASK_PREPARE_PAGE, TASK_RECOGNIZE_PAGE, enqueue_callback, enqueue_pages, enqueue_recognition
+from inkwell.queue import (
+    QUEUE_LINES,
+    QUEUE_PAGES,
+    TASK_PREPARE_PAGE,
+    TASK_RECOGNIZE_PAGE,
+    enqueue_callback,
+    enqueue_pages,
+    enqueue_recognition,
+)
 from inkwell.scheduling import jobs_with_unsent_pages, send_next_pages
 
 log = logging.getLogger(__name__)
@@ -50,8 +58,11 @@ def _waited_since(cutoff):
 def _still_waiting(session, page_ids: list[int], status: PageStatus, cutoff) -> list[int]:
     if not page_ids:
         return []
-    return list(session.scalars(select(Page.id).where(
-        Page.id.in_(page_ids), Page.status == status, _waited_since(cutoff)).order_by(Page.id)))
+    return list(
+        session.scalars(
+            select(Page.id).where(Page.id.in_(page_ids), Page.status == status, _waited_since(cutoff)).order_by(Page.id)
+        )
+    )
 
 
 def sweep(db: Database, celery: Celery, stale_after: float, window: int = 4) -> SweepReport:
@@ -62,8 +73,14 @@ def sweep(db: Database, celery: Celery, stale_after: float, window: int = 4) -> 
     cutoff = utcnow() - timedelta(seconds=stale_after)
     waiting = _waited_since(cutoff)
     with db.session() as session:
-        prepare = list(session.scalars(select(Page.id).where(Page.status == PageStatus.QUEUED, Page.queued_at < cutoff).order_by(Page.id)))
-        recognize = list(session.scalars(select(Page.id).where(Page.status == PageStatus.PREPARED, waiting).order_by(Page.id)))
+        prepare = list(
+            session.scalars(
+                select(Page.id).where(Page.status == PageStatus.QUEUED, Page.queued_at < cutoff).order_by(Page.id)
+            )
+        )
+        recognize = list(
+            session.scalars(select(Page.id).where(Page.status == PageStatus.PREPARED, waiting).order_by(Page.id))
+        )
     # A page still in the broker (waiting behind a backlog, or delivered and being worked on) is not lost.
     prepare = _lost(prepare, celery, QUEUE_PAGES, TASK_PREPARE_PAGE)
     recognize = _lost(recognize, celery, QUEUE_LINES, TASK_RECOGNIZE_PAGE)
@@ -71,10 +88,15 @@ def sweep(db: Database, celery: Celery, stale_after: float, window: int = 4) -> 
         # only what is still waiting now: a message may have been worked on while the broker was read
         prepare = _still_waiting(session, prepare, PageStatus.QUEUED, cutoff)
         recognize = _still_waiting(session, recognize, PageStatus.PREPARED, cutoff)
-        callbacks = list(session.scalars(select(Job.id).where(
-            Job.callback_state == "pending", Job.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.PARTIAL]),
-            or_(Job.finished_at.is_(None), Job.finished_at < cutoff),
-        )))
+        callbacks = list(
+            session.scalars(
+                select(Job.id).where(
+                    Job.callback_state == "pending",
+                    Job.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.PARTIAL]),
+                    or_(Job.finished_at.is_(None), Job.finished_at < cutoff),
+                )
+            )
+        )
     resent = prepare if prepare and enqueue_pages(celery, prepare) else []
     sent_prepare = list(resent)
     # Only pages accepted before the cutoff: a job just accepted is committed a moment before the
@@ -89,5 +111,10 @@ def sweep(db: Database, celery: Celery, stale_after: float, window: int = 4) -> 
     for job_id in callbacks:
         enqueue_callback(celery, job_id)
     if sent_prepare or sent_recognize or callbacks:
-        log.info("sweeper sent %d pages to prepare, %d to read, %d callbacks", len(sent_prepare), len(sent_recognize), len(callbacks))
+        log.info(
+            "sweeper sent %d pages to prepare, %d to read, %d callbacks",
+            len(sent_prepare),
+            len(sent_recognize),
+            len(callbacks),
+        )
     return SweepReport(sent_prepare, sent_recognize, callbacks)

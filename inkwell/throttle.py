@@ -40,7 +40,10 @@ def _aware(moment: datetime) -> datetime:
 
 def _locked_for(session: Session, column, value: str, limit: int, window: timedelta, now: datetime) -> float:
     recent = session.scalars(
-        select(SignInFailure.at).where(column == value, SignInFailure.at > now - window).order_by(SignInFailure.at.desc()).limit(limit)
+        select(SignInFailure.at)
+        .where(column == value, SignInFailure.at > now - window)
+        .order_by(SignInFailure.at.desc())
+        .limit(limit)
     ).all()
     if len(recent) < limit:
         return 0.0

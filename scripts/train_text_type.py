@@ -67,8 +67,10 @@ def main() -> None:
         known = truth >= 0
         right += int(((classifier.probability(base) >= 0.5) == (truth == 1))[known].sum())
         total += int(known.sum())
-    note = (f"fitted by scripts/train_text_type.py on {total} lines of {args.forms} generated forms (training hands, seeds "
-            f"{seeds.start}-{seeds.stop - 1}); training accuracy {right / total:.4f}")
+    note = (
+        f"fitted by scripts/train_text_type.py on {total} lines of {args.forms} generated forms (training hands, seeds "
+        f"{seeds.start}-{seeds.stop - 1}); training accuracy {right / total:.4f}"
+    )
     classifier.save(WEIGHTS, note)
     print(note)
 

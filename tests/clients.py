@@ -40,6 +40,8 @@ def signed_in(app: Flask, username: str | None = None) -> FlaskClient:
     username = username or make_user(app)
     client = app.test_client()
     form = client.get("/sign-in").get_data(as_text=True)
-    response = client.post("/sign-in", data={"csrf_token": csrf_token(form), "username": username, "password": PASSWORD})
+    response = client.post(
+        "/sign-in", data={"csrf_token": csrf_token(form), "username": username, "password": PASSWORD}
+    )
     assert response.status_code == 302, response.get_data(as_text=True)
     return client

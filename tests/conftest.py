@@ -20,7 +20,9 @@ from inkwell.migrate import upgrade
 from tests.tiny_models import build_tiny_model
 
 # make test brings these up (scripts/ensure-services.sh); override to use other servers.
-POSTGRES_ADMIN_URL = os.environ.get("INKWELL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "INKWELL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("INKWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 _redis_databases = itertools.cycle(range(1, 16))

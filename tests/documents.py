@@ -47,7 +47,10 @@ def encrypted_pdf() -> bytes:
 
 def broken_pdf() -> bytes:
     """A PDF header and a cross-reference table pointing nowhere."""
-    return b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 9 0 R >> endobj\nxref\n0 2\ntrailer << /Root 1 0 R >>\n%%EOF\n" + b"\x00" * 64
+    return (
+        b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 9 0 R >> endobj\nxref\n0 2\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+        + b"\x00" * 64
+    )
 
 
 def pdf_with_a_broken_page(good_pages: list[Image.Image]) -> bytes:

@@ -102,7 +102,10 @@ def make_form(seed: int, fonts: list[Font], rotation: float | None = None) -> Fo
         for row, (label, value) in enumerate((("Job:", rng.choice(JOBS)), ("Signed:", rng.choice(NAMES).split()[1]))):
             row_y = y + 80 + row * 100
             written = _write(draw, (x0, row_y), label, label_font, "printed")
-            column += [written, _write(draw, (written.bbox[2] + rng.randint(90, 120), row_y - 8), value, hand, "handwritten")]
+            column += [
+                written,
+                _write(draw, (written.bbox[2] + rng.randint(90, 120), row_y - 8), value, hand, "handwritten"),
+            ]
         columns.append(column)
     lines += columns[0] + columns[1]
     draw.line((100, y + 330, 1140, y + 330), fill=120, width=2)

@@ -28,11 +28,24 @@ class Processes:
         self.children: dict[str, subprocess.Popen] = {}
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "inkwell", *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=True)
+        return subprocess.run(
+            [sys.executable, "-m", "inkwell", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = (self.log_dir / f"{name}.log").open("w")
-        child = subprocess.Popen([sys.executable, "-m", "inkwell", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "inkwell", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.children[name] = child
         return child
 
@@ -44,7 +57,9 @@ class Processes:
         wait_until_up(f"{base_url}/healthz", self)
 
     def logs(self) -> str:
-        return "\n".join(f"===== {path.name}\n{path.read_text()[-6000:]}" for path in sorted(self.log_dir.glob("*.log")))
+        return "\n".join(
+            f"===== {path.name}\n{path.read_text()[-6000:]}" for path in sorted(self.log_dir.glob("*.log"))
+        )
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         child = self.children.pop(name)
@@ -87,7 +102,9 @@ def create_token(processes: Processes, scopes: str = "submit,read,review") -> di
     return {"Authorization": f"Bearer {secret}"}
 
 
-def wait_for_job(base_url: str, job_id: str, processes: Processes, headers: dict[str, str], timeout: float = 180) -> dict:
+def wait_for_job(
+    base_url: str, job_id: str, processes: Processes, headers: dict[str, str], timeout: float = 180
+) -> dict:
     """Poll the job as a client would (honouring Retry-After) until it finishes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -27,7 +27,21 @@ def _fetch() -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         requirements = sorted({requirement for requirement, _ in WHEELS.values()})
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", folder, *requirements], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                folder,
+                *requirements,
+            ],
+            check=True,
+        )
         for target, (requirement, member) in WHEELS.items():
             name = requirement.split("==")[0].replace("-", "_")
             wheel = next(Path(folder).glob(f"{name}-*.whl"))
@@ -39,6 +53,8 @@ def load_schemas() -> dict[str, xmlschema.XMLSchema]:
     if not all((CACHE / name).exists() for name in WHEELS):
         _fetch()
     return {
-        "alto": xmlschema.XMLSchema(CACHE / "alto-4-4.xsd", locations={"http://www.w3.org/1999/xlink": str(CACHE / "xlink.xsd")}),
+        "alto": xmlschema.XMLSchema(
+            CACHE / "alto-4-4.xsd", locations={"http://www.w3.org/1999/xlink": str(CACHE / "xlink.xsd")}
+        ),
         "page": xmlschema.XMLSchema(CACHE / "pagecontent-2019-07-15.xsd"),
     }

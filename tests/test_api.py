@@ -19,10 +19,10 @@ from inkwell.config import Settings
 from inkwell.db import Database
 from inkwell.migrate import upgrade
 from inkwell.models import Job, JobStatus, Line, Page, PageStatus, Upload
-from inkwell.queue import QUEUE_PAGES, TASK_PREPARE_PAGE
-from tests.images import NOT_AN_IMAGE, declared_size_png, line_png, truncated_png
+from inkwell.queue import QUEUE_PAGES
 from tests.broker import drain
 from tests.clients import api_client, signed_in
+from tests.images import NOT_AN_IMAGE, declared_size_png, line_png, truncated_png
 from webui import create_app
 from webui.openapi import openapi_document
 
@@ -71,7 +71,10 @@ def _count(app: Flask, table) -> int:
 
 
 def test_submit_stores_then_enqueues_each_page(app: Flask, client: FlaskClient) -> None:
-    response = client.post("/api/v1/jobs", data={"files": [(io.BytesIO(line_png("hello world")), "a.png"), (io.BytesIO(line_png("ink")), "b.png")]})
+    response = client.post(
+        "/api/v1/jobs",
+        data={"files": [(io.BytesIO(line_png("hello world")), "a.png"), (io.BytesIO(line_png("ink")), "b.png")]},
+    )
     assert response.status_code == 202
     body = response.get_json()
     jsonschema.validate(body, _schema("JobAccepted"))
@@ -98,8 +101,16 @@ def test_job_resource_matches_the_published_schema(app: Flask, client: FlaskClie
     with _db(app).session() as session:  # finish it by hand: the pipeline has its own tests
         job = session.get(Job, job_id)
         page = job.pages[0]
-        session.add(Line(page_id=page.id, number=1, bbox=[0, 0, 10, 10], text="yes", confidence=0.75,
-                         tokens=[{"text": "yes", "confidence": 0.75}]))
+        session.add(
+            Line(
+                page_id=page.id,
+                number=1,
+                bbox=[0, 0, 10, 10],
+                text="yes",
+                confidence=0.75,
+                tokens=[{"text": "yes", "confidence": 0.75}],
+            )
+        )
         page.status = PageStatus.SUCCEEDED
         page.line_count = 1
         session.flush()
@@ -119,7 +130,9 @@ def test_job_resource_matches_the_published_schema(app: Flask, client: FlaskClie
     as_text = client.get(f"/api/v1/jobs/{job_id}/result?format=txt")
     assert as_text.mimetype == "text/plain" and as_text.get_data(as_text=True) == "yes\n"
     as_csv = client.get(f"/api/v1/jobs/{job_id}/result?format=csv")
-    assert as_csv.mimetype == "text/csv" and as_csv.get_data(as_text=True).splitlines()[1].startswith("1,1,0,0,10,10,yes,")
+    assert as_csv.mimetype == "text/csv" and as_csv.get_data(as_text=True).splitlines()[1].startswith(
+        "1,1,0,0,10,10,yes,"
+    )
     for fmt, media_type in (("alto", "application/xml"), ("pagexml", "application/zip")):
         exported = client.get(f"/api/v1/jobs/{job_id}/result?format={fmt}")
         assert exported.status_code == 200 and exported.mimetype == media_type
@@ -140,7 +153,9 @@ def test_job_resource_matches_the_published_schema(app: Flask, client: FlaskClie
     ],
     ids=["non-image", "truncated", "empty", "bomb", "missing-field", "one-bad-of-two"],
 )
-def test_bad_uploads_get_the_error_shape_and_store_nothing(app: Flask, client: FlaskClient, fields, status: int, code: str) -> None:
+def test_bad_uploads_get_the_error_shape_and_store_nothing(
+    app: Flask, client: FlaskClient, fields, status: int, code: str
+) -> None:
     form = {
         name: [(io.BytesIO(data), filename) for data, filename in value] if isinstance(value, list) else value
         for name, value in fields.items()
@@ -155,7 +170,11 @@ def test_request_over_the_size_limit(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, secret_key="x", max_request_bytes=50_000, max_file_bytes=50_000)
     upgrade(settings)
     client = api_client(create_app(settings), ["submit"])
-    _assert_error_shape(client.post("/api/v1/jobs", data={"files": (io.BytesIO(b"\x89PNG" + b"0" * 60_000), "huge.png")}), 413, "request_too_large")
+    _assert_error_shape(
+        client.post("/api/v1/jobs", data={"files": (io.BytesIO(b"\x89PNG" + b"0" * 60_000), "huge.png")}),
+        413,
+        "request_too_large",
+    )
 
 
 def test_unknown_job_and_unknown_route(client: FlaskClient) -> None:
@@ -171,7 +190,11 @@ def test_openapi_document_is_valid_and_covers_every_api_route(app: Flask, client
     routed = set()
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/v1"):
-            path = rule.rule.replace("<job_id>", "{job_id}").replace("<row_id:line_id>", "{line_id}").replace("<row_id:page_id>", "{page_id}")
+            path = (
+                rule.rule.replace("<job_id>", "{job_id}")
+                .replace("<row_id:line_id>", "{line_id}")
+                .replace("<row_id:page_id>", "{page_id}")
+            )
             routed |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert routed == documented
 
@@ -185,12 +208,18 @@ def test_every_response_carries_security_headers(client: FlaskClient, browser: F
 def test_html_upload_needs_the_csrf_token(app: Flask, browser: FlaskClient) -> None:
     client = browser
     page = client.get("/").get_data(as_text=True)
-    assert 'name="csrf_token"' in page and 'multiple' in page
+    assert 'name="csrf_token"' in page and "multiple" in page
     refused = client.post("/jobs", data={"files": (io.BytesIO(line_png("x")), "x.png")})
     assert refused.status_code == 400 and "CSRF" in refused.get_data(as_text=True)
     assert _count(app, Job) == 0
     token = page.split('name="csrf_token" value="')[1].split('"')[0]
-    accepted = client.post("/jobs", data={"csrf_token": token, "files": [(io.BytesIO(line_png("x")), "x.png"), (io.BytesIO(line_png("y")), "y.png")]})
+    accepted = client.post(
+        "/jobs",
+        data={
+            "csrf_token": token,
+            "files": [(io.BytesIO(line_png("x")), "x.png"), (io.BytesIO(line_png("y")), "y.png")],
+        },
+    )
     assert accepted.status_code == 303 and accepted.headers["Location"].startswith("/jobs/")
     job_page = client.get(accepted.headers["Location"])
     assert job_page.status_code == 200 and "job.js" in job_page.get_data(as_text=True)
@@ -205,7 +234,9 @@ def test_page_images_are_served(app: Flask, client: FlaskClient, browser: FlaskC
     from tests.images import encode
 
     tiff = encode(Image.new("L", (30, 10), 255), "TIFF")
-    job_id = client.post("/api/v1/jobs", data={"files": [(io.BytesIO(line_png("a")), "a.png"), (io.BytesIO(tiff), "b.tif")]}).get_json()["id"]
+    job_id = client.post(
+        "/api/v1/jobs", data={"files": [(io.BytesIO(line_png("a")), "a.png"), (io.BytesIO(tiff), "b.tif")]}
+    ).get_json()["id"]
     png = browser.get(f"/jobs/{job_id}/pages/1/image")
     assert png.mimetype == "image/png" and png.data == line_png("a")  # before preparation: the upload itself
     _assert_not_ready = browser.get(f"/jobs/{job_id}/pages/2/image")
@@ -227,15 +258,36 @@ def test_pdfs_become_one_page_each_and_limits_count_all_pages(tmp_path: Path) ->
     from PIL import Image
 
     pdf = image_pdf([Image.new("L", (400, 500), 255)] * 3)
-    body = client.post("/api/v1/jobs", data={"files": [(io.BytesIO(pdf), "scan.pdf"), (io.BytesIO(line_png("x")), "x.png")]}).get_json()
+    body = client.post(
+        "/api/v1/jobs", data={"files": [(io.BytesIO(pdf), "scan.pdf"), (io.BytesIO(line_png("x")), "x.png")]}
+    ).get_json()
     job = client.get(f"/api/v1/jobs/{body['id']}").get_json()
-    assert [(p["number"], p["filename"], p["source_page"]) for p in job["pages"]] == [(1, "scan.pdf", 1), (2, "scan.pdf", 2), (3, "scan.pdf", 3), (4, "x.png", 1)]
+    assert [(p["number"], p["filename"], p["source_page"]) for p in job["pages"]] == [
+        (1, "scan.pdf", 1),
+        (2, "scan.pdf", 2),
+        (3, "scan.pdf", 3),
+        (4, "x.png", 1),
+    ]
     assert job["progress"]["pages_total"] == 4
     assert _queued_messages(app) and _count(app, Upload) == 2
-    _assert_error_shape(client.post("/api/v1/jobs", data={"files": [(io.BytesIO(pdf), "a.pdf"), (io.BytesIO(pdf), "b.pdf")]}), 413, "too_many_pages")
-    _assert_error_shape(client.post("/api/v1/jobs", data={"files": [(io.BytesIO(many_page_pdf(500)), "big.pdf")]}), 413, "too_many_pages")
-    _assert_error_shape(client.post("/api/v1/jobs", data={"files": [(io.BytesIO(encrypted_pdf()), "secret.pdf")]}), 422, "encrypted_pdf")
-    _assert_error_shape(client.post("/api/v1/jobs", data={"layout": "poster", "files": [(io.BytesIO(pdf), "a.pdf")]}), 400, "invalid_layout")
+    _assert_error_shape(
+        client.post("/api/v1/jobs", data={"files": [(io.BytesIO(pdf), "a.pdf"), (io.BytesIO(pdf), "b.pdf")]}),
+        413,
+        "too_many_pages",
+    )
+    _assert_error_shape(
+        client.post("/api/v1/jobs", data={"files": [(io.BytesIO(many_page_pdf(500)), "big.pdf")]}),
+        413,
+        "too_many_pages",
+    )
+    _assert_error_shape(
+        client.post("/api/v1/jobs", data={"files": [(io.BytesIO(encrypted_pdf()), "secret.pdf")]}), 422, "encrypted_pdf"
+    )
+    _assert_error_shape(
+        client.post("/api/v1/jobs", data={"layout": "poster", "files": [(io.BytesIO(pdf), "a.pdf")]}),
+        400,
+        "invalid_layout",
+    )
     assert _count(app, Job) == 1
 
 
@@ -245,5 +297,7 @@ def test_the_web_side_never_imports_torch(tmp_path: Path) -> None:
         f"app = create_app(Settings(data_dir={str(tmp_path)!r}, secret_key='x')); "
         "app.test_client().get('/sign-in'); print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))))"
     )
-    output = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True
+    ).stdout
     assert json.loads(output) == []

@@ -45,9 +45,19 @@ def test_sign_in_and_health_are_public(app: Flask) -> None:
     assert client.get("/api/v1/openapi.json").status_code == 200
 
 
-@pytest.mark.parametrize(("method", "path"), [("get", "/api/v1/jobs"), ("get", "/api/v1/jobs/x"), ("post", "/api/v1/jobs"),
-                                              ("get", "/api/v1/lines/1"), ("patch", "/api/v1/lines/1"), ("get", "/api/v1/search?q=a"),
-                                              ("post", "/api/v1/pages/1/review"), ("get", "/api/v1/pages/1/similar")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/jobs"),
+        ("get", "/api/v1/jobs/x"),
+        ("post", "/api/v1/jobs"),
+        ("get", "/api/v1/lines/1"),
+        ("patch", "/api/v1/lines/1"),
+        ("get", "/api/v1/search?q=a"),
+        ("post", "/api/v1/pages/1/review"),
+        ("get", "/api/v1/pages/1/similar"),
+    ],
+)
 def test_the_api_needs_credentials(app: Flask, method: str, path: str) -> None:
     anonymous = getattr(app.test_client(), method)(path)
     assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith("Bearer")
@@ -69,7 +79,11 @@ def test_scopes_are_enforced_with_403(app: Flask) -> None:
 
 
 def test_a_token_sees_only_its_own_jobs_unless_scoped_for_all(app: Flask) -> None:
-    mine, other, auditor = api_client(app, ["submit", "read"]), api_client(app, ["submit", "read"]), api_client(app, ["read"], all_jobs=True)
+    mine, other, auditor = (
+        api_client(app, ["submit", "read"]),
+        api_client(app, ["submit", "read"]),
+        api_client(app, ["read"], all_jobs=True),
+    )
     job_id = _submit(mine)
     assert mine.get(f"/api/v1/jobs/{job_id}").status_code == 200
     hidden = other.get(f"/api/v1/jobs/{job_id}")
@@ -111,7 +125,10 @@ def test_wrong_passwords_and_disabled_users_cannot_sign_in(app: Flask) -> None:
     assert browser.get("/api/v1/jobs").status_code == 401
     again = app.test_client()
     token = csrf_token(again.get("/sign-in").get_data(as_text=True))
-    assert again.post("/sign-in", data={"csrf_token": token, "username": username, "password": PASSWORD}).status_code == 401
+    assert (
+        again.post("/sign-in", data={"csrf_token": token, "username": username, "password": PASSWORD}).status_code
+        == 401
+    )
 
 
 def test_sign_out_needs_csrf_and_ends_the_session(app: Flask) -> None:
@@ -138,7 +155,9 @@ def test_sign_in_never_redirects_off_site(app: Flask) -> None:
     for target, expected in (("/search?q=x", "/search?q=x"), ("https://evil.example/", "/"), ("//evil.example/", "/")):
         client = app.test_client()
         token = csrf_token(client.get("/sign-in").get_data(as_text=True))
-        response = client.post(f"/sign-in?next={target}", data={"csrf_token": token, "username": username, "password": PASSWORD})
+        response = client.post(
+            f"/sign-in?next={target}", data={"csrf_token": token, "username": username, "password": PASSWORD}
+        )
         assert response.headers["Location"] == expected
 
 
@@ -148,7 +167,9 @@ def test_session_writes_to_the_api_need_the_csrf_header(app: Flask) -> None:
     refused = browser.post("/api/v1/jobs", data={"files": (io.BytesIO(line_png("x")), "x.png")})
     assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "csrf_failed"
     token = csrf_token(browser.get("/").get_data(as_text=True))
-    accepted = browser.post("/api/v1/jobs", data={"files": (io.BytesIO(line_png("x")), "x.png")}, headers={"X-CSRFToken": token})
+    accepted = browser.post(
+        "/api/v1/jobs", data={"files": (io.BytesIO(line_png("x")), "x.png")}, headers={"X-CSRFToken": token}
+    )
     assert accepted.status_code == 202
 
 
@@ -164,7 +185,9 @@ def test_sign_out_revokes_the_session_on_the_server(app: Flask) -> None:
     assert stolen.get("/").status_code == 302
     assert stolen.get("/api/v1/jobs").status_code == 401
     assert stolen.patch("/api/v1/lines/1", json={"reviewed": True}, headers={"X-CSRFToken": token}).status_code == 401
-    upload = stolen.post("/api/v1/jobs", data={"files": (io.BytesIO(line_png("x")), "x.png")}, headers={"X-CSRFToken": token})
+    upload = stolen.post(
+        "/api/v1/jobs", data={"files": (io.BytesIO(line_png("x")), "x.png")}, headers={"X-CSRFToken": token}
+    )
     assert upload.status_code == 401
     again = signed_in(app, username)  # signing in again starts a new, valid session
     assert again.get("/api/v1/jobs").status_code == 200
@@ -183,7 +206,9 @@ def test_sign_in_is_throttled_per_account(app: Flask, caplog: pytest.LogCaptureF
     limit = app.extensions["inkwell"]["settings"].sign_in_max_failures
     for attempt in range(limit):
         assert _try_sign_in(app, username, f"guess {attempt}", address=f"192.0.2.{attempt}").status_code == 401
-    locked = _try_sign_in(app, username.upper(), PASSWORD, address="198.51.100.1")  # the right password, another address, other case
+    locked = _try_sign_in(
+        app, username.upper(), PASSWORD, address="198.51.100.1"
+    )  # the right password, another address, other case
     assert locked.status_code == 429 and 0 < int(locked.headers["Retry-After"]) <= 900
     assert "Too many failed sign-ins" in locked.get_data(as_text=True)
     assert any("sign-in refused" in record.getMessage() for record in caplog.records), "lockouts are logged"
@@ -198,7 +223,9 @@ def test_sign_in_is_throttled_per_account(app: Flask, caplog: pytest.LogCaptureF
 def test_sign_in_is_throttled_per_address(app: Flask) -> None:
     settings = app.extensions["inkwell"]["settings"]
     victim = make_user(app)
-    for attempt in range(settings.sign_in_max_failures_per_address):  # one guess for each of many names: no account locks
+    for attempt in range(
+        settings.sign_in_max_failures_per_address
+    ):  # one guess for each of many names: no account locks
         assert _try_sign_in(app, f"name{attempt}", "guess", address="203.0.113.9").status_code == 401
     assert _try_sign_in(app, victim, PASSWORD, address="203.0.113.9").status_code == 429
     assert _try_sign_in(app, victim, PASSWORD, address="203.0.113.10").status_code == 302

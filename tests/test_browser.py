@@ -22,8 +22,15 @@ pytestmark = pytest.mark.slow
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 # Chromium's own background traffic (updates, sync, metrics) has nowhere to go on these machines.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 PASSWORD = "a long enough password"
 
 
@@ -32,13 +39,23 @@ def service(tmp_path_factory: pytest.TempPathFactory, tiny_char_model: Path):
     folder = tmp_path_factory.mktemp("ui")
     port = free_port()
     env = {
-        "INKWELL_DATA_DIR": str(folder / "var"), "INKWELL_MODEL": str(tiny_char_model), "INKWELL_WEB_PORT": str(port),
-        "INKWELL_WEB_WORKERS": "1", "INKWELL_PAGES_CONCURRENCY": "1", "INKWELL_LINES_FLUSH_INTERVAL": "0.3",
+        "INKWELL_DATA_DIR": str(folder / "var"),
+        "INKWELL_MODEL": str(tiny_char_model),
+        "INKWELL_WEB_PORT": str(port),
+        "INKWELL_WEB_WORKERS": "1",
+        "INKWELL_PAGES_CONCURRENCY": "1",
+        "INKWELL_LINES_FLUSH_INTERVAL": "0.3",
     }
     processes = Processes(env, folder)
     processes.run("migrate")
-    subprocess.run(processes_command("user", "create", "clerk", "--password-stdin"), input=PASSWORD + "\n", text=True,
-                   env=processes.env, check=True, capture_output=True)
+    subprocess.run(
+        processes_command("user", "create", "clerk", "--password-stdin"),
+        input=PASSWORD + "\n",
+        text=True,
+        env=processes.env,
+        check=True,
+        capture_output=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         processes.start_service(base)
@@ -103,11 +120,16 @@ def test_review_a_form_end_to_end(service, browser, tmp_path: Path) -> None:
         first_input = page.locator(".review-line:not([hidden]) input.line-text").first
         first_input.click()
         first_input.press("End")
-        page.wait_for_function("() => { const c = document.getElementById('page-heat'); "
-                               "if (!c.width) return false; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; "
-                               "for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true; return false; }", timeout=20_000)
-        line_heat = page.evaluate("() => { const c = document.querySelector('.line-heat'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-                                  " let s = 0; for (let i = 3; i < d.length; i += 4) s += d[i]; return s; }")
+        page.wait_for_function(
+            "() => { const c = document.getElementById('page-heat'); "
+            "if (!c.width) return false; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; "
+            "for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true; return false; }",
+            timeout=20_000,
+        )
+        line_heat = page.evaluate(
+            "() => { const c = document.querySelector('.line-heat'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            " let s = 0; for (let i = 3; i < d.length; i += 4) s += d[i]; return s; }"
+        )
         assert line_heat > 0, "the line's heat map is drawn"
         page.screenshot(path=str(ARTIFACTS / "review-page.png"), full_page=True)
 
@@ -131,7 +153,10 @@ def test_review_a_form_end_to_end(service, browser, tmp_path: Path) -> None:
         second = page.locator(f"#{focused_id}")
         expect(second.locator(".badge")).to_contain_text("corrected")
         # Enter moves on to the next line once saved (this line may already show "corrected", from the fields panel)
-        page.wait_for_function(f"() => {{ const li = document.activeElement.closest('li'); return li && li.id !== '{focused_id}'; }}", timeout=20_000)
+        page.wait_for_function(
+            f"() => {{ const li = document.activeElement.closest('li'); return li && li.id !== '{focused_id}'; }}",
+            timeout=20_000,
+        )
         expect(second.locator("input.line-text")).to_have_value("Corrected by keyboard")
 
         # F8 jumps to the next low-confidence line; Ctrl+Shift+Enter marks the page reviewed

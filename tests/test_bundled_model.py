@@ -19,9 +19,9 @@ from PIL import Image
 
 from inkwell.config import BUNDLED_MODEL
 from inkwell.text_metrics import character_error_rate
+from tests.forms import FONT_CACHE
 from training.fonts import LEGACY_HELDOUT_FAMILIES, fetch_fonts
 from training.render import Augmentation, fit_text_to_font, render_line
-from tests.forms import FONT_CACHE
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,9 @@ def test_the_inference_endpoints_handler(tmp_path: Path) -> None:
         (result,) = handler({"inputs": inputs})
         assert set(result) == {"generated_text", "confidence"} and 0 < result["confidence"] <= 1
     # as Inference Endpoints send it (base64 and parameters) and return it (JSON): the line's text
-    (answer,) = json.loads(json.dumps(handler({"inputs": base64.b64encode(buffer.getvalue()).decode(), "parameters": {}})))
+    (answer,) = json.loads(
+        json.dumps(handler({"inputs": base64.b64encode(buffer.getvalue()).decode(), "parameters": {}}))
+    )
     assert answer["generated_text"] == CLEAR_LINES[0][1] and isinstance(answer["confidence"], float)
     many = handler({"inputs": [image, image]})
     assert len(many) == 2 and many[0]["generated_text"] == many[1]["generated_text"]
@@ -97,15 +99,27 @@ def test_clear_lines_in_unseen_fonts_are_read_offline(tmp_path: Path) -> None:
         path = tmp_path / f"{index}.png"
         _clear_line(family, text).save(path)
         files.append(str(path))
-    env = {"INKWELL_DATA_DIR": str(tmp_path / "var"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "inkwell", "recognize", "--lines", "--json", *files],
-                            capture_output=True, text=True, env=env, timeout=300)
+    env = {
+        "INKWELL_DATA_DIR": str(tmp_path / "var"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "inkwell", "recognize", "--lines", "--json", *files],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     read = [json.loads(line)["text"] for line in result.stdout.splitlines()]
     pairs = list(zip(read, [text for _, text in CLEAR_LINES], strict=True))
     cer = character_error_rate(pairs)
     exact = sum(got == want for got, want in pairs) / len(pairs)
     misread = [(want, got) for got, want in pairs if got != want]
-    print(f"\nclear lines in {len(LEGACY_HELDOUT_FAMILIES)} unseen fonts: CER {cer:.3f}, read exactly {exact:.0%}, misread {misread}")
+    print(
+        f"\nclear lines in {len(LEGACY_HELDOUT_FAMILIES)} unseen fonts: CER {cer:.3f}, read exactly {exact:.0%}, misread {misread}"
+    )
     assert cer <= MAX_CLEAR_CER
     assert exact >= MIN_EXACT_SHARE

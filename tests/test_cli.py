@@ -12,7 +12,9 @@ from tests.images import line_png, truncated_png
 
 def _inkwell(*args: str, env_dir: Path) -> subprocess.CompletedProcess:
     env = {"INKWELL_DATA_DIR": str(env_dir), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "inkwell", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "inkwell", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_recognize_lines_as_json(tmp_path: Path, tiny_char_model: Path) -> None:
@@ -34,9 +36,19 @@ def test_recognize_lines_as_json(tmp_path: Path, tiny_char_model: Path) -> None:
 def test_recognize_plain_text_and_a_bad_file(tmp_path: Path, tiny_char_model: Path) -> None:
     (tmp_path / "good.png").write_bytes(line_png("Form 42"))
     (tmp_path / "bad.png").write_bytes(truncated_png())
-    single = _inkwell("recognize", "--lines", "--model", str(tiny_char_model), str(tmp_path / "good.png"), env_dir=tmp_path)
+    single = _inkwell(
+        "recognize", "--lines", "--model", str(tiny_char_model), str(tmp_path / "good.png"), env_dir=tmp_path
+    )
     assert single.returncode == 0 and single.stdout == "Form 42\n"
-    mixed = _inkwell("recognize", "--lines", "--model", str(tiny_char_model), str(tmp_path / "good.png"), str(tmp_path / "bad.png"), env_dir=tmp_path)
+    mixed = _inkwell(
+        "recognize",
+        "--lines",
+        "--model",
+        str(tiny_char_model),
+        str(tmp_path / "good.png"),
+        str(tmp_path / "bad.png"),
+        env_dir=tmp_path,
+    )
     assert mixed.returncode == 1
     assert "good.png: Form 42" in mixed.stdout and "bad.png" in mixed.stderr and "damaged" in mixed.stderr
 
@@ -55,7 +67,9 @@ def test_migrate_creates_the_embedded_database(tmp_path: Path) -> None:
 
 def test_bad_setting_stops_the_command_with_its_name(tmp_path: Path) -> None:
     env = {"INKWELL_DATA_DIR": str(tmp_path), "INKWELL_WEB_PORT": "not-a-port", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "inkwell", "migrate"], capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "inkwell", "migrate"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert result.returncode != 0 and "web_port" in result.stderr
 
 

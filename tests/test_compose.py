@@ -20,7 +20,10 @@ def _resolved() -> dict:
     """The file as docker-compose itself reads it (anchors merged, variables substituted)."""
     result = subprocess.run(
         ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env={**os.environ, "INKWELL_SECRET_KEY": "test"}, check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "INKWELL_SECRET_KEY": "test"},
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
@@ -42,7 +45,10 @@ def test_compose_file_is_valid_and_complete() -> None:
 def test_prometheus_scrapes_the_web_server_and_every_worker() -> None:
     """prometheus.yml's targets are the services and ports compose really runs."""
     services = _resolved()["services"]
-    mounts = [v if isinstance(v, dict) else dict(zip(("source", "target"), v.split(":"))) for v in services["prometheus"]["volumes"]]
+    mounts = [
+        v if isinstance(v, dict) else dict(zip(("source", "target"), v.split(":")))
+        for v in services["prometheus"]["volumes"]
+    ]
     (mount,) = [m for m in mounts if m["target"] == "/etc/prometheus/prometheus.yml"]
     assert Path(mount["source"]) == ROOT / "prometheus.yml"
     config = yaml.safe_load((ROOT / "prometheus.yml").read_text())
@@ -52,12 +58,21 @@ def test_prometheus_scrapes_the_web_server_and_every_worker() -> None:
     assert jobs["inkwell-web"]["metrics_path"] == "/metrics"
     for name in ("worker-cpu", "worker-gpu"):
         (discovery,) = jobs[f"inkwell-{name}"]["dns_sd_configs"]
-        assert discovery["names"] == [name] and str(discovery["port"]) == services[name]["environment"]["INKWELL_METRICS_PORT"]
+        assert (
+            discovery["names"] == [name]
+            and str(discovery["port"]) == services[name]["environment"]["INKWELL_METRICS_PORT"]
+        )
 
 
 def test_compose_refuses_to_start_without_a_secret() -> None:
     env = {k: v for k, v in os.environ.items() if k != "INKWELL_SECRET_KEY"}
-    result = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert result.returncode != 0 and "INKWELL_SECRET_KEY" in result.stderr
 
 

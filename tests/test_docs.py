@@ -15,8 +15,16 @@ def test_every_setting_is_in_the_readme() -> None:
 
 
 def test_readme_defaults_match_the_code() -> None:
-    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip() for line in README.splitlines() if line.startswith("| `INKWELL_")}
+    rows = {
+        line.split("|")[1].strip(" `"): line.split("|")[2].strip()
+        for line in README.splitlines()
+        if line.startswith("| `INKWELL_")
+    }
     for name, field in Settings.model_fields.items():
         default = field.default
-        if isinstance(default, (int, float)) and not isinstance(default, bool) or name in ("device", "preprocessing", "web_host", "log_level"):
+        if (
+            isinstance(default, (int, float))
+            and not isinstance(default, bool)
+            or name in ("device", "preprocessing", "web_host", "log_level")
+        ):
             assert rows[f"INKWELL_{name.upper()}"] == f"`{default}`", name

@@ -68,7 +68,10 @@ def _submit_and_check(base: str, settings: Settings, processes: Processes, auth:
 def _bad_inputs_are_refused(base: str, settings: Settings, auth: dict[str, str]) -> None:
     db = Database(settings)
     with db.session() as session:
-        before = (session.scalar(select(func.count()).select_from(Job)), session.scalar(select(func.count()).select_from(Upload)))
+        before = (
+            session.scalar(select(func.count()).select_from(Job)),
+            session.scalar(select(func.count()).select_from(Upload)),
+        )
     cases = [
         ([("files", ("x.png", NOT_AN_IMAGE, "image/png"))], 415),
         ([("files", ("x.png", truncated_png(), "image/png"))], 422),
@@ -82,7 +85,10 @@ def _bad_inputs_are_refused(base: str, settings: Settings, auth: dict[str, str])
         assert response.status_code == status, response.text
         assert set(response.json()["error"]) == {"code", "message"}
     with db.session() as session:
-        after = (session.scalar(select(func.count()).select_from(Job)), session.scalar(select(func.count()).select_from(Upload)))
+        after = (
+            session.scalar(select(func.count()).select_from(Job)),
+            session.scalar(select(func.count()).select_from(Upload)),
+        )
     db.engine.dispose()
     assert after == before
     assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
@@ -107,8 +113,12 @@ def test_embedded_defaults_end_to_end(tmp_path: Path, tiny_char_model: Path) -> 
     _run_separately(env, tmp_path, Settings(data_dir=tmp_path / "var"))
 
 
-def test_redis_and_postgresql_end_to_end(tmp_path: Path, tiny_char_model: Path, redis_url: str, postgres_url: str) -> None:
-    env = _environment(tmp_path, tiny_char_model, free_port(), INKWELL_BROKER_URL=redis_url, INKWELL_DATABASE_URL=postgres_url)
+def test_redis_and_postgresql_end_to_end(
+    tmp_path: Path, tiny_char_model: Path, redis_url: str, postgres_url: str
+) -> None:
+    env = _environment(
+        tmp_path, tiny_char_model, free_port(), INKWELL_BROKER_URL=redis_url, INKWELL_DATABASE_URL=postgres_url
+    )
     _run_separately(env, tmp_path, Settings(data_dir=tmp_path / "var", database_url=postgres_url, broker_url=redis_url))
 
 
@@ -121,7 +131,13 @@ def test_serve_runs_everything_and_stops_on_ctrl_c(tmp_path: Path, tiny_char_mod
         serve = processes.start("serve", "serve")
         wait_until_up(f"{base}/healthz", processes, timeout=120)
         auth = create_token(processes)
-        response = requests.post(f"{base}/api/v1/jobs", files=[("files", ("a.png", line_png("Form 42"), "image/png"))], data={"layout": "line"}, headers=auth, timeout=30)
+        response = requests.post(
+            f"{base}/api/v1/jobs",
+            files=[("files", ("a.png", line_png("Form 42"), "image/png"))],
+            data={"layout": "line"},
+            headers=auth,
+            timeout=30,
+        )
         body = wait_for_job(base, response.json()["id"], processes, auth)
         assert body["pages"][0]["text"] == "Form 42"
         started = time.monotonic()

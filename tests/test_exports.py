@@ -17,18 +17,43 @@ from inkwell.results import load_job
 
 def _finished_job(db: Database) -> str:
     with db.session() as session:
-        job = create_job(session, [AcceptedFile("form.pdf", "application/pdf", b"%PDF", ((1000, 1400), (1000, 1400))),
-                                   AcceptedFile("note.png", "image/png", b"png", ((600, 80),))], "api")
+        job = create_job(
+            session,
+            [
+                AcceptedFile("form.pdf", "application/pdf", b"%PDF", ((1000, 1400), (1000, 1400))),
+                AcceptedFile("note.png", "image/png", b"png", ((600, 80),)),
+            ],
+            "api",
+        )
         first, second, third = job.pages
-        session.add_all([
-            Line(page_id=first.id, number=1, bbox=[100, 100, 500, 140], polygon=[[100, 102], [500, 98], [501, 138], [101, 142]],
-                 detection_confidence=0.9, text="Name: Jane Doe", confidence=0.8, text_type="printed", text_type_confidence=0.97,
-                 tokens=[{"text": c, "confidence": 0.5 if c == "J" else 0.9} for c in "Name: Jane Doe"]),
-            Line(page_id=first.id, number=2, bbox=[100, 200, 300, 240], text="Paris & <Lyon>", confidence=0.6,
-                 text_type="handwritten", text_type_confidence=0.88,
-                 tokens=[{"text": "Paris & <Lyon>", "confidence": 0.6}], corrected_text="Paris & \"Lyon\""),
-            Line(page_id=third.id, number=1, bbox=[0, 0, 600, 80], text="", confidence=0.1, tokens=[]),
-        ])
+        session.add_all(
+            [
+                Line(
+                    page_id=first.id,
+                    number=1,
+                    bbox=[100, 100, 500, 140],
+                    polygon=[[100, 102], [500, 98], [501, 138], [101, 142]],
+                    detection_confidence=0.9,
+                    text="Name: Jane Doe",
+                    confidence=0.8,
+                    text_type="printed",
+                    text_type_confidence=0.97,
+                    tokens=[{"text": c, "confidence": 0.5 if c == "J" else 0.9} for c in "Name: Jane Doe"],
+                ),
+                Line(
+                    page_id=first.id,
+                    number=2,
+                    bbox=[100, 200, 300, 240],
+                    text="Paris & <Lyon>",
+                    confidence=0.6,
+                    text_type="handwritten",
+                    text_type_confidence=0.88,
+                    tokens=[{"text": "Paris & <Lyon>", "confidence": 0.6}],
+                    corrected_text='Paris & "Lyon"',
+                ),
+                Line(page_id=third.id, number=1, bbox=[0, 0, 600, 80], text="", confidence=0.1, tokens=[]),
+            ]
+        )
         for page in (first, third):
             page.status, page.line_count = PageStatus.SUCCEEDED, len([1 for _ in range(2 if page is first else 1)])
         second.status, second.error = PageStatus.FAILED, "cannot be decoded"
@@ -47,15 +72,23 @@ def job(database: Database) -> Job:
 def test_csv_has_a_row_per_line_with_the_final_text(job: Job) -> None:
     rows = list(csv.DictReader(io.StringIO(export_csv(job))))
     assert [(r["page"], r["line"], r["text"], r["corrected"]) for r in rows] == [
-        ("1", "1", "Name: Jane Doe", "no"), ("1", "2", 'Paris & "Lyon"', "yes"), ("3", "1", "", "no")]
+        ("1", "1", "Name: Jane Doe", "no"),
+        ("1", "2", 'Paris & "Lyon"', "yes"),
+        ("3", "1", "", "no"),
+    ]
     assert rows[0]["x0"] == "100" and rows[0]["confidence"] == "0.8000" and rows[2]["file"] == "note.png"
-    assert [(r["text_type"], r["text_type_confidence"]) for r in rows] == [("printed", "0.9700"), ("handwritten", "0.8800"), ("", "")]
+    assert [(r["text_type"], r["text_type_confidence"]) for r in rows] == [
+        ("printed", "0.9700"),
+        ("handwritten", "0.8800"),
+        ("", ""),
+    ]
 
 
 def test_fields_csv_pairs_each_label_with_its_corrected_value(job: Job) -> None:
     rows = list(csv.DictReader(io.StringIO(export_fields_csv(job))))
     assert [(r["page"], r["key"], r["value"], r["corrected"], r["key_line"], r["value_lines"]) for r in rows] == [
-        ("1", "Name: Jane Doe", 'Paris & "Lyon"', "yes", "1", "2")]
+        ("1", "Name: Jane Doe", 'Paris & "Lyon"', "yes", "1", "2")
+    ]
     assert rows[0]["confidence"] == "1.0000"  # a corrected line counts as certain
     assert [rows[0][c] for c in ("x0", "y0", "x1", "y1")] == ["100", "100", "500", "240"]
 
@@ -101,8 +134,15 @@ def test_word_boxes_follow_the_attention_when_there_is_some(database: Database) 
         maps[token, 0, column] = 1.0
     with database.session() as session:
         job = create_job(session, [AcceptedFile("l.png", "image/png", b"png", ((100, 20),))], "api", "line")
-        line = Line(page_id=job.pages[0].id, number=1, bbox=[0, 0, 100, 20], text=text, confidence=0.9,
-                    tokens=[{"text": c, "confidence": 0.9} for c in text], attention=pack_array(maps))
+        line = Line(
+            page_id=job.pages[0].id,
+            number=1,
+            bbox=[0, 0, 100, 20],
+            text=text,
+            confidence=0.9,
+            tokens=[{"text": c, "confidence": 0.9} for c in text],
+            attention=pack_array(maps),
+        )
         session.add(line)
         session.flush()
         first, second = words(line)

@@ -18,8 +18,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from inkwell.config import Settings
 from inkwell.db import Database
-from inkwell.models import Job, Line, Page, PageStatus
-from tests.documents import image_pdf
+from inkwell.models import Line, Page, PageStatus
 from tests.images import encode, line_png
 from tests.processes import Processes, create_token, free_port, wait_until_up
 from tests.services import PrivatePostgres, PrivateRedis
@@ -48,7 +47,9 @@ def postgres_server(tmp_path_factory):
 class Deployment:
     """Web server and workers on the private Redis and PostgreSQL, with short recovery timings."""
 
-    def __init__(self, folder: Path, model: Path, redis_server: PrivateRedis, postgres_server: PrivatePostgres, **extra: str) -> None:
+    def __init__(
+        self, folder: Path, model: Path, redis_server: PrivateRedis, postgres_server: PrivatePostgres, **extra: str
+    ) -> None:
         name = f"faults_{uuid.uuid4().hex[:8]}"
         admin = create_engine(postgres_server.url, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
@@ -58,11 +59,19 @@ class Deployment:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
-            "INKWELL_DATA_DIR": str(folder / "var"), "INKWELL_MODEL": str(model), "INKWELL_WEB_PORT": str(self.port),
-            "INKWELL_DATABASE_URL": self.database_url, "INKWELL_BROKER_URL": redis_server.url,
-            "INKWELL_WEB_WORKERS": "2", "INKWELL_PAGES_CONCURRENCY": "2", "INKWELL_LINES_FLUSH_EVERY": "8",
-            "INKWELL_LINES_FLUSH_INTERVAL": "0.3", "INKWELL_BROKER_VISIBILITY_TIMEOUT": "20",
-            "INKWELL_STALE_AFTER_SECONDS": "20", "INKWELL_SWEEP_INTERVAL_SECONDS": "5", "INKWELL_MAX_PAGES_PER_JOB": "600",
+            "INKWELL_DATA_DIR": str(folder / "var"),
+            "INKWELL_MODEL": str(model),
+            "INKWELL_WEB_PORT": str(self.port),
+            "INKWELL_DATABASE_URL": self.database_url,
+            "INKWELL_BROKER_URL": redis_server.url,
+            "INKWELL_WEB_WORKERS": "2",
+            "INKWELL_PAGES_CONCURRENCY": "2",
+            "INKWELL_LINES_FLUSH_EVERY": "8",
+            "INKWELL_LINES_FLUSH_INTERVAL": "0.3",
+            "INKWELL_BROKER_VISIBILITY_TIMEOUT": "20",
+            "INKWELL_STALE_AFTER_SECONDS": "20",
+            "INKWELL_SWEEP_INTERVAL_SECONDS": "5",
+            "INKWELL_MAX_PAGES_PER_JOB": "600",
             "INKWELL_MAX_FILES_PER_JOB": "600",
             **extra,
         }
@@ -99,7 +108,13 @@ class Deployment:
         return killed
 
     def submit(self, files: list[tuple[str, bytes]]) -> str:
-        response = requests.post(f"{self.base}/api/v1/jobs", files=[("files", f) for f in files], data={"layout": "line"}, headers=self.auth, timeout=60)
+        response = requests.post(
+            f"{self.base}/api/v1/jobs",
+            files=[("files", f) for f in files],
+            data={"layout": "line"},
+            headers=self.auth,
+            timeout=60,
+        )
         assert response.status_code == 202, response.text
         return response.json()["id"]
 
@@ -113,8 +128,13 @@ class Deployment:
                 redelivered = session.scalar(select(func.count()).select_from(Page).where(Page.attempts > 1))
         finally:
             db.engine.dispose()
-        return {"pages": sum(by_status.values()), **{s.value: by_status.get(s, 0) for s in PageStatus}, "lines": lines, "read_lines": read,
-                "pages_retried": redelivered}
+        return {
+            "pages": sum(by_status.values()),
+            **{s.value: by_status.get(s, 0) for s in PageStatus},
+            "lines": lines,
+            "read_lines": read,
+            "pages_retried": redelivered,
+        }
 
     def wait_finished(self, job_ids: list[str], timeout: float = 300) -> list[dict]:
         deadline = time.monotonic() + timeout
@@ -122,7 +142,9 @@ class Deployment:
             bodies = []
             try:
                 for job_id in job_ids:
-                    bodies.append(requests.get(f"{self.base}/api/v1/jobs/{job_id}", headers=self.auth, timeout=10).json())
+                    bodies.append(
+                        requests.get(f"{self.base}/api/v1/jobs/{job_id}", headers=self.auth, timeout=10).json()
+                    )
             except (requests.RequestException, ValueError):
                 time.sleep(1)
                 continue
@@ -164,7 +186,9 @@ def _assert_each_page_read_once(deployment: Deployment, pages: int) -> dict[str,
     return counts
 
 
-def test_workers_killed_mid_batch_lose_and_duplicate_nothing(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
+def test_workers_killed_mid_batch_lose_and_duplicate_nothing(
+    tmp_path, tiny_char_model, redis_server, postgres_server
+) -> None:
     with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server) as deployment:
         job_id = deployment.submit(_pages(160))
         kills = 0
@@ -216,7 +240,14 @@ def test_a_page_that_kills_its_worker_fails_alone(tmp_path, tiny_char_model, red
     # One pool process, so that killing the pool's children kills only the process working on the
     # giant page, as the OOM killer would: with two, a neighbour page in the other process was
     # sometimes killed with it three times and failed too.
-    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_MAX_PAGE_ATTEMPTS="3", INKWELL_PAGES_CONCURRENCY="1") as deployment:
+    with Deployment(
+        tmp_path,
+        tiny_char_model,
+        redis_server,
+        postgres_server,
+        INKWELL_MAX_PAGE_ATTEMPTS="3",
+        INKWELL_PAGES_CONCURRENCY="1",
+    ) as deployment:
         giant = encode(Image.new("L", (7500, 7500), 255))  # 56 Mpx: within the limits, slow to process
         job_id = deployment.submit(_pages(3) + [("giant.png", giant)] + _pages(3, offset=3))
         db = Database(deployment.settings)
@@ -238,25 +269,41 @@ def test_a_page_that_kills_its_worker_fails_alone(tmp_path, tiny_char_model, red
         giant_page = body["pages"][3]
         assert body["status"] == "partial" and giant_page["status"] == "failed", body
         assert "stopped its worker 3 times" in giant_page["error"]
-        assert [p["text"] for i, p in enumerate(body["pages"]) if i != 3] == [WORDS[i % len(WORDS)] for i in (0, 1, 2, 3, 4, 5)]
+        assert [p["text"] for i, p in enumerate(body["pages"]) if i != 3] == [
+            WORDS[i % len(WORDS)] for i in (0, 1, 2, 3, 4, 5)
+        ]
         print(f"\nthe page that kept being killed ({kills} kills) failed alone: {giant_page['error']}")
 
 
 def _charged(db: Database, job_id: str) -> dict[int, int]:
     """Attempts of the pages charged for a model call that has not stored them yet."""
     with db.session() as session:
-        return dict(session.execute(select(Page.number, Page.attempts).where(
-            Page.job_id == job_id, Page.status == PageStatus.PREPARED, Page.attempts > 0)).all())
+        return dict(
+            session.execute(
+                select(Page.number, Page.attempts).where(
+                    Page.job_id == job_id, Page.status == PageStatus.PREPARED, Page.attempts > 0
+                )
+            ).all()
+        )
 
 
-def test_a_batch_killed_three_times_is_requeued_without_a_restart(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
+def test_a_batch_killed_three_times_is_requeued_without_a_restart(
+    tmp_path, tiny_char_model, redis_server, postgres_server
+) -> None:
     """SIGKILL the lines worker's pool process while it reads a batch, three times, and never
     restart the worker: its messages come back by themselves (not by Redis's visibility timeout or
     the sweeper, both set far out of reach here), every page is read, and only the pages that
     were being read at a kill carry an attempt for it."""
     far = "3600"
-    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_MAX_PAGE_ATTEMPTS="4",
-                    INKWELL_BROKER_VISIBILITY_TIMEOUT=far, INKWELL_STALE_AFTER_SECONDS=far) as deployment:
+    with Deployment(
+        tmp_path,
+        tiny_char_model,
+        redis_server,
+        postgres_server,
+        INKWELL_MAX_PAGE_ATTEMPTS="4",
+        INKWELL_BROKER_VISIBILITY_TIMEOUT=far,
+        INKWELL_STALE_AFTER_SECONDS=far,
+    ) as deployment:
         lines_worker = deployment.processes.children["lines"]
         job_id = deployment.submit(_pages(120))
         db = Database(deployment.settings)
@@ -283,7 +330,9 @@ def test_a_batch_killed_three_times_is_requeued_without_a_restart(tmp_path, tiny
             attempts = dict(session.execute(select(Page.number, Page.attempts).where(Page.job_id == job_id)).all())
         db.engine.dispose()
         wrongly_charged = {n: a for n, a in attempts.items() if a != 1 + exposed.get(n, 0)}
-        assert wrongly_charged == {}, f"attempts must be the kills a page was being read in, plus its last read: {wrongly_charged} (exposed {exposed})"
+        assert wrongly_charged == {}, (
+            f"attempts must be the kills a page was being read in, plus its last read: {wrongly_charged} (exposed {exposed})"
+        )
         print(f"\n3 batch kills without restart, pages exposed {exposed}: {counts}")
 
 
@@ -292,11 +341,20 @@ def _task_runs(deployment: Deployment, worker: str, task: str) -> int:
     return sum(1 for line in log.splitlines() if f"Task {task}[" in line and "succeeded" in line)
 
 
-def test_a_backlog_is_prepared_once_while_the_sweeper_runs(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
+def test_a_backlog_is_prepared_once_while_the_sweeper_runs(
+    tmp_path, tiny_char_model, redis_server, postgres_server
+) -> None:
     """Pages that wait behind a backlog longer than the stale limit are still in the broker: the
     sweeper (on its own queue, so it does run meanwhile) sends none of them again."""
-    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_PAGES_CONCURRENCY="1",
-                    INKWELL_STALE_AFTER_SECONDS="3", INKWELL_SWEEP_INTERVAL_SECONDS="1") as deployment:
+    with Deployment(
+        tmp_path,
+        tiny_char_model,
+        redis_server,
+        postgres_server,
+        INKWELL_PAGES_CONCURRENCY="1",
+        INKWELL_STALE_AFTER_SECONDS="3",
+        INKWELL_SWEEP_INTERVAL_SECONDS="1",
+    ) as deployment:
         started = time.monotonic()
         job_id = deployment.submit(_pages(150))
         (body,) = deployment.wait_finished([job_id], timeout=400)
@@ -304,17 +362,27 @@ def test_a_backlog_is_prepared_once_while_the_sweeper_runs(tmp_path, tiny_char_m
         assert body["status"] == "succeeded", body
         _assert_each_page_read_once(deployment, 150)
         sweeps = _task_runs(deployment, "pages", "inkwell.sweep")
-        assert took > 6 and sweeps >= 3, f"the backlog must outlast the stale limit with the sweeper running ({took:.0f} s, {sweeps} sweeps)"
+        assert took > 6 and sweeps >= 3, (
+            f"the backlog must outlast the stale limit with the sweeper running ({took:.0f} s, {sweeps} sweeps)"
+        )
         prepare_runs = _task_runs(deployment, "pages", "inkwell.prepare_page")
         assert prepare_runs == 150, f"{prepare_runs} prepare runs for 150 pages"
         print(f"\n150 pages in {took:.0f} s, {sweeps} sweeps meanwhile, {prepare_runs} prepare runs")
 
 
-def test_a_database_outage_answers_503_then_completes_without_the_sweeper(tmp_path, tiny_char_model, redis_server, postgres_server) -> None:
+def test_a_database_outage_answers_503_then_completes_without_the_sweeper(
+    tmp_path, tiny_char_model, redis_server, postgres_server
+) -> None:
     """PostgreSQL stopped mid-job: the API answers 503 with Retry-After, tasks retry with backoff,
     and the job completes once it is back, long before the sweeper (set an hour out) would act."""
-    with Deployment(tmp_path, tiny_char_model, redis_server, postgres_server, INKWELL_STALE_AFTER_SECONDS="3600",
-                    INKWELL_PAGES_CONCURRENCY="1") as deployment:
+    with Deployment(
+        tmp_path,
+        tiny_char_model,
+        redis_server,
+        postgres_server,
+        INKWELL_STALE_AFTER_SECONDS="3600",
+        INKWELL_PAGES_CONCURRENCY="1",
+    ) as deployment:
         job_id = deployment.submit(_pages(80))
         deadline = time.monotonic() + 60
         while deployment.counts()["succeeded"] < 5 and time.monotonic() < deadline:

@@ -46,8 +46,11 @@ def test_features_match_output_hidden_states(folder: Path) -> None:
         assert set(found) == {0, 1, -1}
         for layer, index in ((0, 0), (1, 1), (-1, len(hidden) - 1)):
             states = hidden[index]
-            expected = {"mean": states[:, prefix:].mean(dim=1), "cls": states[:, 0],
-                        "none": states[:, prefix:].reshape(len(images), rows, cols, -1)}[pool].numpy()
+            expected = {
+                "mean": states[:, prefix:].mean(dim=1),
+                "cls": states[:, 0],
+                "none": states[:, prefix:].reshape(len(images), rows, cols, -1),
+            }[pool].numpy()
             assert found[layer].dtype == np.float32 and found[layer].shape == expected.shape
             np.testing.assert_allclose(found[layer], expected, atol=1e-5, rtol=1e-4)
     # different layers really differ (the index is not ignored)
@@ -91,12 +94,16 @@ def test_the_embedding_layer_chooses_what_is_stored(tiny_char_model: Path) -> No
     pixel_values, _ = default.pixel_values(images)
     with torch.no_grad():
         final = default.model.encoder(pixel_values=pixel_values).last_hidden_state[:, 1:].mean(dim=1)
-    np.testing.assert_allclose(np.stack([r.embedding for r in read_default]), torch.nn.functional.normalize(final, dim=-1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        np.stack([r.embedding for r in read_default]), torch.nn.functional.normalize(final, dim=-1).numpy(), atol=1e-5
+    )
 
 
 def _inkwell(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
     env = {"INKWELL_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "inkwell", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "inkwell", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_the_features_command_writes_an_npz(tmp_path: Path, tiny_char_model: Path) -> None:
@@ -105,7 +112,20 @@ def test_the_features_command_writes_an_npz(tmp_path: Path, tiny_char_model: Pat
         (tmp_path / f"{index}.png").write_bytes(line_png(text))
         files.append(str(tmp_path / f"{index}.png"))
     out = tmp_path / "features.npz"
-    result = _inkwell("features", "--lines", "--model", str(tiny_char_model), "--layer", "1", "--layer", "-1", "--out", str(out), *files, data_dir=tmp_path)
+    result = _inkwell(
+        "features",
+        "--lines",
+        "--model",
+        str(tiny_char_model),
+        "--layer",
+        "1",
+        "--layer",
+        "-1",
+        "--out",
+        str(out),
+        *files,
+        data_dir=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "\r" not in result.stderr  # no progress bar when not on a terminal
     saved = np.load(out)
@@ -118,8 +138,32 @@ def test_the_features_command_writes_an_npz(tmp_path: Path, tiny_char_model: Pat
     expected = recognizer.features([Image.open(f).convert("RGB") for f in files], layers=[1, -1])
     np.testing.assert_allclose(saved["layer_1"], expected[1], atol=1e-5)
     np.testing.assert_allclose(saved["layer_-1"], expected[-1], atol=1e-5)
-    grid = _inkwell("features", "--lines", "--model", str(tiny_char_model), "--layer", "0", "--pool", "none", "--out", str(out), files[0], data_dir=tmp_path)
+    grid = _inkwell(
+        "features",
+        "--lines",
+        "--model",
+        str(tiny_char_model),
+        "--layer",
+        "0",
+        "--pool",
+        "none",
+        "--out",
+        str(out),
+        files[0],
+        data_dir=tmp_path,
+    )
     assert grid.returncode == 0, grid.stderr
     assert np.load(out)["layer_0"].shape == (1, 1, 32, 64)  # one line, its 1 x 32 patch grid
-    bad = _inkwell("features", "--lines", "--model", str(tiny_char_model), "--layer", "9", "--out", str(out), files[0], data_dir=tmp_path)
+    bad = _inkwell(
+        "features",
+        "--lines",
+        "--model",
+        str(tiny_char_model),
+        "--layer",
+        "9",
+        "--out",
+        str(out),
+        files[0],
+        data_dir=tmp_path,
+    )
     assert bad.returncode == 2 and "layers 0..2" in bad.stderr

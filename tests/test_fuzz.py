@@ -8,15 +8,13 @@ import contextlib
 import io
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from schemathesis.checks import positive_data_acceptance
 
 from inkwell.arrays import pack_array
 from inkwell.config import Settings
@@ -40,8 +38,12 @@ def fuzz_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     holding one read job (a page, a line with its image and attention) for the routes to find."""
     with contextlib.ExitStack() as stack:
         database_url = stack.enter_context(new_postgres_database()) if request.param == "postgres" else ""
-        settings_ = Settings(data_dir=tmp_path_factory.mktemp("fuzz"), secret_key="fuzz", broker_url="redis://127.0.0.1:1/0",
-                             database_url=database_url)
+        settings_ = Settings(
+            data_dir=tmp_path_factory.mktemp("fuzz"),
+            secret_key="fuzz",
+            broker_url="redis://127.0.0.1:1/0",
+            database_url=database_url,
+        )
         upgrade(settings_)
         app = create_app(settings_)
         app.config["FUZZ_TOKEN"] = make_token(app, ["submit", "read", "review"], all_jobs=True)
@@ -55,8 +57,15 @@ def _read_job(app) -> dict[str, str]:
     with app.extensions["inkwell"]["database"].session() as session:
         job = create_job(session, [AcceptedFile("form.png", "image/png", line_png("Jane"))], "api", "line")
         page = job.pages[0]
-        line = Line(page_id=page.id, number=1, bbox=[0, 0, 40, 10], text="Jane", confidence=0.9,
-                    tokens=[{"text": c, "confidence": 0.9} for c in "Jane"], attention=pack_array(np.full((4, 2, 3), 1 / 6), "float16"))
+        line = Line(
+            page_id=page.id,
+            number=1,
+            bbox=[0, 0, 40, 10],
+            text="Jane",
+            confidence=0.9,
+            tokens=[{"text": c, "confidence": 0.9} for c in "Jane"],
+            attention=pack_array(np.full((4, 2, 3), 1 / 6), "float16"),
+        )
         session.add(line)
         session.flush()
         put_line_image(session, line, line_png("Jane"))
@@ -93,14 +102,44 @@ def test_api_never_fails_and_answers_as_documented(fuzz_app) -> None:
 # -- hostile input on every route -------------------------------------------------------------------
 
 # Path segments: NUL bytes, numbers past PostgreSQL's INTEGER, negative, Unicode digits, long text.
-HOSTILE_SEGMENTS = ("%00", "a%00b", "2147483648", "4294967296", "99999999999999999999", "-1", "0", "%C2%B2", "%F0%9F%98%80", "x" * 300)
+HOSTILE_SEGMENTS = (
+    "%00",
+    "a%00b",
+    "2147483648",
+    "4294967296",
+    "99999999999999999999",
+    "-1",
+    "0",
+    "%C2%B2",
+    "%F0%9F%98%80",
+    "x" * 300,
+)
 # Query values: the same, plus dates at the calendar's edges and an encoded lone surrogate.
-HOSTILE_VALUES = ("%00", "a%00b", "-1", "-99999999999999999999", "99999999999999999999", "%C2%B2", "%ED%A0%80", "1e3", " 7",
-                  "9999-12-31T23:59:59%2B23:59", "0001-01-01T00:00:00%2B14:00", "x" * 3000)
+HOSTILE_VALUES = (
+    "%00",
+    "a%00b",
+    "-1",
+    "-99999999999999999999",
+    "99999999999999999999",
+    "%C2%B2",
+    "%ED%A0%80",
+    "1e3",
+    " 7",
+    "9999-12-31T23:59:59%2B23:59",
+    "0001-01-01T00:00:00%2B14:00",
+    "x" * 3000,
+)
 QUERY_NAMES = ("q", "limit", "token", "format", "since", "until", "status", "needs_review", "next")
 HOSTILE_JSON = (
-    rb'{"text": "a\u0000b"}', rb'{"text": "\ud800"}', rb'{"te\u0000xt": "a"}', b'{"reviewed": 1e999}', b'{"text": 99999999999999999999999}',
-    b"[" * 100_000 + b"]" * 100_000, b'{"text": ' + b"[" * 5000 + b"]" * 5000 + b"}", b'\x00', b'{"text": "' + b"a" * 50_000 + b'"}',
+    rb'{"text": "a\u0000b"}',
+    rb'{"text": "\ud800"}',
+    rb'{"te\u0000xt": "a"}',
+    b'{"reviewed": 1e999}',
+    b'{"text": 99999999999999999999999}',
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"text": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    b"\x00",
+    b'{"text": "' + b"a" * 50_000 + b'"}',
 )
 
 
@@ -141,7 +180,9 @@ def test_hostile_input_on_every_route_never_answers_5xx(fuzz_app) -> None:
         nonlocal sent
         sent += 1
         response = client.open(url, method=method, **kwargs)
-        if response.status_code >= 500 and not (url.startswith("/readyz") and response.status_code == 503):  # no broker here: not ready
+        if response.status_code >= 500 and not (
+            url.startswith("/readyz") and response.status_code == 503
+        ):  # no broker here: not ready
             failures.append(f"{method} {url[:120]} -> {response.status_code}")
         elif url.startswith("/api/") and response.status_code >= 400 and response.status_code not in (401, 405):
             body = response.get_json(silent=True) or {}
@@ -156,20 +197,47 @@ def test_hostile_input_on_every_route_never_answers_5xx(fuzz_app) -> None:
                         client = _browser(fuzz_app)[0]  # a throw-away session: the shared one must stay signed in
                     if method == "PATCH":
                         for body in HOSTILE_JSON:
-                            send(client, method, url, data=body, headers={**headers, "Content-Type": "application/json"})
+                            send(
+                                client, method, url, data=body, headers={**headers, "Content-Type": "application/json"}
+                            )
                     elif method == "POST":
-                        send(client, method, url, headers=headers, data={
-                            "csrf_token": csrf, "username": "a\x00b", "password": "p\x00", "layout": "page\x00",
-                            "callback_url": "http://example.org/%00", "files": (io.BytesIO(line_png("x")), "a\x00b.png")})
-                        send(client, method, url, headers={**headers, "Idempotency-Key": "k\x00"},
-                             data={"csrf_token": csrf, "files": (io.BytesIO(line_png("x")), "x.png"), "callback_url": "http://[::169.254.169.254]/"})
+                        send(
+                            client,
+                            method,
+                            url,
+                            headers=headers,
+                            data={
+                                "csrf_token": csrf,
+                                "username": "a\x00b",
+                                "password": "p\x00",
+                                "layout": "page\x00",
+                                "callback_url": "http://example.org/%00",
+                                "files": (io.BytesIO(line_png("x")), "a\x00b.png"),
+                            },
+                        )
+                        send(
+                            client,
+                            method,
+                            url,
+                            headers={**headers, "Idempotency-Key": "k\x00"},
+                            data={
+                                "csrf_token": csrf,
+                                "files": (io.BytesIO(line_png("x")), "x.png"),
+                                "callback_url": "http://[::169.254.169.254]/",
+                            },
+                        )
                     else:
                         send(client, method, url, headers=headers)
         base = urls[0]
         if "GET" in methods and not base.startswith("/readyz"):  # it reads no input, and each call waits for the broker
             for name in QUERY_NAMES:
                 for value in HOSTILE_VALUES:
-                    send(api if base.startswith("/api/") else browser, "GET", f"{base}?{name}={value}&format=png", headers=token)
+                    send(
+                        api if base.startswith("/api/") else browser,
+                        "GET",
+                        f"{base}?{name}={value}&format=png",
+                        headers=token,
+                    )
     assert sent > 1000
     assert failures == [], f"{len(failures)} of {sent} hostile requests failed:\n" + "\n".join(failures[:40])
 
@@ -179,7 +247,12 @@ def test_numbers_are_parsed_strictly_and_nul_bytes_refused(fuzz_app) -> None:
     client = fuzz_app.test_client()
     headers = {"Authorization": f"Bearer {fuzz_app.config['FUZZ_TOKEN']}"}
     ids = fuzz_app.config["FUZZ_IDS"]
-    for url in ("/api/v1/jobs?limit=-1", "/api/v1/jobs?limit=0", "/api/v1/jobs?limit=201", "/api/v1/jobs?limit=-99999999999999999999"):
+    for url in (
+        "/api/v1/jobs?limit=-1",
+        "/api/v1/jobs?limit=0",
+        "/api/v1/jobs?limit=201",
+        "/api/v1/jobs?limit=-99999999999999999999",
+    ):
         response = client.get(url, headers=headers)
         assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_filter", url
     assert len(client.get("/api/v1/jobs?limit=1", headers=headers).get_json()["jobs"]) == 1
@@ -192,7 +265,9 @@ def test_numbers_are_parsed_strictly_and_nul_bytes_refused(fuzz_app) -> None:
         assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "bad_input", url
     patched = client.patch(f"/api/v1/lines/{ids['line_id']}", json={"text": "a\u0000b"}, headers=headers)
     assert patched.status_code == 400 and patched.get_json()["error"]["code"] == "invalid_body"
-    deep = client.patch(f"/api/v1/lines/{ids['line_id']}", data=b"[" * 100_000, headers={**headers, "Content-Type": "application/json"})
+    deep = client.patch(
+        f"/api/v1/lines/{ids['line_id']}", data=b"[" * 100_000, headers={**headers, "Content-Type": "application/json"}
+    )
     assert deep.status_code == 400
     browser, _ = _browser(fuzz_app)
     assert browser.get(f"/jobs/{ids['job_id']}/pages/2147483648/image").status_code == 404
@@ -207,8 +282,12 @@ LIMITS = Limits(max_file_bytes=5_000_000, max_image_pixels=20_000_000, max_pages
 def _seeds() -> list[bytes]:
     line = render_text_line("Jane Doe 42")
     return [
-        encode(line, "PNG"), encode(line, "JPEG", quality=80), encode(line, "WEBP"), encode(line.convert("L"), "TIFF"),
-        encode(line.convert("1"), "TIFF", compression="group4"), image_pdf([line, line]),
+        encode(line, "PNG"),
+        encode(line, "JPEG", quality=80),
+        encode(line, "WEBP"),
+        encode(line.convert("L"), "TIFF"),
+        encode(line.convert("1"), "TIFF", compression="group4"),
+        image_pdf([line, line]),
     ]
 
 

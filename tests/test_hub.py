@@ -48,12 +48,19 @@ def _train_ctc_head(folder: Path) -> None:
     flat = torch.tensor([i for ids in targets for i in ids])
     for _ in range(400):
         log_probs = head(patches).log_softmax(-1).transpose(0, 1)  # frames x batch x vocab
-        loss = loss_fn(log_probs, flat, torch.full((len(TEXTS),), patches.shape[1]), torch.tensor([len(ids) for ids in targets]))
+        loss = loss_fn(
+            log_probs, flat, torch.full((len(TEXTS),), patches.shape[1]), torch.tensor([len(ids) for ids in targets])
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    save_file({"weight": head.weight.detach().contiguous(), "bias": head.bias.detach().contiguous()}, str(folder / "ctc_head.safetensors"))
-    (folder / "inkwell.json").write_text(json.dumps({"ctc_head": {"file": "ctc_head.safetensors", "blank_id": 1, "weight": 0.5}}))
+    save_file(
+        {"weight": head.weight.detach().contiguous(), "bias": head.bias.detach().contiguous()},
+        str(folder / "ctc_head.safetensors"),
+    )
+    (folder / "inkwell.json").write_text(
+        json.dumps({"ctc_head": {"file": "ctc_head.safetensors", "blank_id": 1, "weight": 0.5}})
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +82,15 @@ def hub_home(publishable: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
 
 
 def _offline_env(home: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {"HF_HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "INKWELL_DATA_DIR": str(tmp_path / "var"),
-            "PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT), **extra}
+    return {
+        "HF_HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "INKWELL_DATA_DIR": str(tmp_path / "var"),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(PROJECT_ROOT),
+        **extra,
+    }
 
 
 LOAD_BY_ID = """
@@ -92,20 +106,32 @@ print(json.dumps({"name": recognizer.name, "ctc": [recognizer.ctc.blank_id, reco
 """
 
 
-def test_a_hub_id_loads_offline_from_the_cache_with_its_ctc_head(publishable: Path, hub_home: tuple[Path, str], tmp_path: Path) -> None:
+def test_a_hub_id_loads_offline_from_the_cache_with_its_ctc_head(
+    publishable: Path, hub_home: tuple[Path, str], tmp_path: Path
+) -> None:
     from safetensors.torch import load_file
 
     home, _ = hub_home
     env = _offline_env(home, tmp_path, INKWELL_MODEL=REPO_ID)
-    result = subprocess.run([sys.executable, "-c", LOAD_BY_ID], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_BY_ID], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.splitlines()[-1])
     assert loaded["name"] == REPO_ID and loaded["ctc"] == [1, 0.5]
-    assert loaded["head"] == pytest.approx(load_file(str(publishable / "ctc_head.safetensors"))["weight"].sum().item(), rel=1e-6)
+    assert loaded["head"] == pytest.approx(
+        load_file(str(publishable / "ctc_head.safetensors"))["weight"].sum().item(), rel=1e-6
+    )
     assert loaded["texts"] == list(TEXTS)  # read with joint CTC/attention decoding
     # an id that is not in the cache fails offline (it is really the cache that served the first)
-    missing = subprocess.run([sys.executable, "-c", LOAD_BY_ID], capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                             env=_offline_env(home, tmp_path, INKWELL_MODEL="inkwell-test/absent"))
+    missing = subprocess.run(
+        [sys.executable, "-c", LOAD_BY_ID],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=_offline_env(home, tmp_path, INKWELL_MODEL="inkwell-test/absent"),
+    )
     assert missing.returncode != 0 and "offline" in missing.stderr
 
 
@@ -113,10 +139,22 @@ def test_pull_resolves_the_cache_offline(hub_home: tuple[Path, str], tmp_path: P
     home, commit = hub_home
     env = _offline_env(home, tmp_path)
     for args in ([], ["--revision", commit]):
-        result = subprocess.run([sys.executable, "-m", "inkwell", "model", "pull", REPO_ID, *args], capture_output=True, text=True, env=env, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "inkwell", "model", "pull", REPO_ID, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         assert Path(result.stdout.strip()) == home / "hub" / "models--inkwell-test--tiny-ink" / "snapshots" / commit
-    absent = subprocess.run([sys.executable, "-m", "inkwell", "model", "pull", "inkwell-test/absent"], capture_output=True, text=True, env=env, timeout=120)
+    absent = subprocess.run(
+        [sys.executable, "-m", "inkwell", "model", "pull", "inkwell-test/absent"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert absent.returncode == 1 and "inkwell-test/absent" in absent.stderr and "Traceback" not in absent.stderr
 
 
@@ -145,13 +183,31 @@ def test_push_uploads_the_checkpoint_as_one_commit(publishable: Path, tmp_path: 
     (folder / ".DS_Store").write_bytes(b"")
     plan = plan_push(folder)
     assert set(plan.files) == {p.name for p in publishable.iterdir()}
-    assert {"model.safetensors", "config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
-            "tokenizer_config.json", "ctc_head.safetensors", "inkwell.json", "handler.py", "ctc_prefix.py", "README.md"} <= set(plan.files)
+    assert {
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "ctc_head.safetensors",
+        "inkwell.json",
+        "handler.py",
+        "ctc_prefix.py",
+        "README.md",
+    } <= set(plan.files)
     operations = plan.operations()
     assert [op.path_in_repo for op in operations] == list(plan.files)
     assert all(Path(op.path_or_fileobj) == folder / op.path_in_repo for op in operations)
     bundled = plan_push(BUNDLED_MODEL).files
-    assert {"model.safetensors", "ctc_head.safetensors", "inkwell.json", "handler.py", "ctc_prefix.py", "README.md"} <= set(bundled)
+    assert {
+        "model.safetensors",
+        "ctc_head.safetensors",
+        "inkwell.json",
+        "handler.py",
+        "ctc_prefix.py",
+        "README.md",
+    } <= set(bundled)
     (folder / "ctc_head.safetensors").unlink()
     with pytest.raises(HubError, match="ctc_head.safetensors"):
         plan_push(folder)
@@ -163,9 +219,19 @@ def test_push_uploads_the_checkpoint_as_one_commit(publishable: Path, tmp_path: 
 
 def test_push_without_a_token_stops_before_the_network(publishable: Path, tmp_path: Path) -> None:
     env = _offline_env(tmp_path / "empty-hf-home", tmp_path)
-    result = subprocess.run([sys.executable, "-m", "inkwell", "model", "push", str(publishable), REPO_ID, "--private"],
-                            capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "inkwell", "model", "push", str(publishable), REPO_ID, "--private"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 1 and "no Hugging Face token" in result.stderr and "Traceback" not in result.stderr
-    incomplete = subprocess.run([sys.executable, "-m", "inkwell", "model", "push", str(tmp_path), REPO_ID],
-                                capture_output=True, text=True, env=env, timeout=120)
+    incomplete = subprocess.run(
+        [sys.executable, "-m", "inkwell", "model", "push", str(tmp_path), REPO_ID],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert incomplete.returncode == 1 and "not a complete model folder" in incomplete.stderr

@@ -12,7 +12,10 @@ from tests.images import NOT_AN_IMAGE, declared_size_png, encode, line_png, trun
 LIMITS = Limits(max_file_bytes=5_000_000, max_image_pixels=20_000_000, max_pages=100, min_image_side=8, pdf_dpi=200)
 
 
-@pytest.mark.parametrize(("fmt", "media_type"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("TIFF", "image/tiff")])
+@pytest.mark.parametrize(
+    ("fmt", "media_type"),
+    [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("TIFF", "image/tiff")],
+)
 def test_supported_image_formats_are_accepted(fmt: str, media_type: str) -> None:
     checked = check_upload(encode(Image.new("RGB", (40, 20), "white"), fmt), "scan.bin", LIMITS)
     assert (checked.media_type, checked.page_sizes) == (media_type, [(40, 20)])
@@ -66,13 +69,21 @@ def test_pdf_pages_are_measured_at_the_rendering_resolution() -> None:
     # 8.5 x 11 inches at 200 dpi
     assert checked.media_type == "application/pdf" and checked.page_sizes == [(1700, 2200)] * 2
     with pytest.raises(UploadError) as raised:
-        check_upload(image_pdf([Image.new("L", (850, 1100), 255)], resolution=100), "form.pdf", Limits(10**7, 3_000_000, 10, pdf_dpi=300))
+        check_upload(
+            image_pdf([Image.new("L", (850, 1100), 255)], resolution=100),
+            "form.pdf",
+            Limits(10**7, 3_000_000, 10, pdf_dpi=300),
+        )
     assert raised.value.code == "image_too_large"
 
 
 @pytest.mark.parametrize(
     ("make", "status", "code"),
-    [(lambda: many_page_pdf(500), 413, "too_many_pages"), (encrypted_pdf, 422, "encrypted_pdf"), (broken_pdf, 422, "invalid_document")],
+    [
+        (lambda: many_page_pdf(500), 413, "too_many_pages"),
+        (encrypted_pdf, 422, "encrypted_pdf"),
+        (broken_pdf, 422, "invalid_document"),
+    ],
     ids=["500-pages", "encrypted", "broken"],
 )
 def test_bad_pdfs_are_refused(make, status: int, code: str) -> None:

@@ -12,7 +12,16 @@ from inkwell.fields import pair_fields
 from tests.documents import image_tiff
 from tests.forms import Form, handwriting_fonts, make_form
 from tests.tiny_models import render_text_line
-from worker.line_finder import FoundLine, LineFinder, _join_fragments, _split_stacked, crop_line, ink_mask, page_pixels, smoothed_if_bilevel
+from worker.line_finder import (
+    FoundLine,
+    LineFinder,
+    _join_fragments,
+    _split_stacked,
+    crop_line,
+    ink_mask,
+    page_pixels,
+    smoothed_if_bilevel,
+)
 from worker.reading_order import reading_order
 
 
@@ -50,7 +59,9 @@ def test_forms_lines_are_found_and_ordered(finder: LineFinder) -> None:
         recalls.append(len(hits) / len(form.lines))
         orders.append(hits == sorted(hits) and len(set(hits)) == len(hits))
         assert len(found) <= len(form.lines) + 1, "no spurious lines"
-    print(f"\nline detection on 5 synthetic forms: recall {np.mean(recalls):.3f} (min {min(recalls):.3f}), reading order right on {sum(orders)}/5")
+    print(
+        f"\nline detection on 5 synthetic forms: recall {np.mean(recalls):.3f} (min {min(recalls):.3f}), reading order right on {sum(orders)}/5"
+    )
     assert min(recalls) >= 0.95
     assert all(orders)
 
@@ -81,7 +92,11 @@ def _quad(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
 
 
 def test_fragments_of_one_line_are_joined_but_columns_are_not() -> None:
-    words = [FoundLine(_quad(100, 100, 180, 130), 0.9), FoundLine(_quad(195, 102, 300, 131), 0.8), FoundLine(_quad(600, 100, 700, 130), 0.9)]
+    words = [
+        FoundLine(_quad(100, 100, 180, 130), 0.9),
+        FoundLine(_quad(195, 102, 300, 131), 0.8),
+        FoundLine(_quad(600, 100, 700, 130), 0.9),
+    ]
     joined = _join_fragments(words, median=30)
     assert len(joined) == 2
     assert abs(joined[0].bbox[0] - 100) <= 1 and abs(joined[0].bbox[2] - 300) <= 1
@@ -111,7 +126,10 @@ def test_crops_are_straightened() -> None:
     quad = (corners @ rotation.T + centre).astype(np.float32)
     crop = crop_line(rotated, FoundLine(quad, 1.0), pad=0.0)
     assert abs(crop.width - line.width) <= 2 and abs(crop.height - 40) <= 2
-    difference = np.abs(np.asarray(ImageOps.grayscale(crop.resize(line.size)), dtype=float) - np.asarray(ImageOps.grayscale(line), dtype=float))
+    difference = np.abs(
+        np.asarray(ImageOps.grayscale(crop.resize(line.size)), dtype=float)
+        - np.asarray(ImageOps.grayscale(line), dtype=float)
+    )
     assert difference.mean() < 20
 
 
@@ -140,6 +158,7 @@ def test_a_dithered_fax_page_loses_no_lines(finder: LineFinder) -> None:
 
 # -- forms that used to break the line finder (the generated set: tests/form_set.py) ----------------
 
+
 def _tall_value_form(size: int) -> tuple[Image.Image, list, int]:
     """Small printed labels with small values, and one value written ``size`` px high."""
     from PIL import ImageFont
@@ -152,7 +171,9 @@ def _tall_value_form(size: int) -> tuple[Image.Image, list, int]:
     small = ImageFont.truetype(str(hands[0].path), 34)
     tall = ImageFont.truetype(str(hands[1].path), size)
     y, tall_index = 120, -1
-    for row, (label, value) in enumerate((("Name:", "Ahmed Khan"), ("Town:", "York"), ("Ref:", "PK 45120"), ("Date:", "2 June"))):
+    for row, (label, value) in enumerate(
+        (("Name:", "Ahmed Khan"), ("Town:", "York"), ("Ref:", "PK 45120"), ("Date:", "2 June"))
+    ):
         y += size if row == 1 else 0  # room above the tall value
         page.write((100, y), label, label_font, "printed")
         font = tall if row == 1 else small
@@ -172,7 +193,11 @@ def test_tall_handwriting_among_small_labels_stays_one_line(finder: LineFinder) 
     matched = match_lines([line.bbox for line in lines], [line.bbox for line in found])
     assert len(matched) == len(lines) == len(found), [line.bbox for line in found]
     x0, y0, x1, y1 = lines[tall].bbox
-    across = [line for line in found if min(y1, line.bbox[3]) - max(y0, line.bbox[1]) > 0.25 * (y1 - y0) and line.bbox[0] < x1 and line.bbox[2] > x0]
+    across = [
+        line
+        for line in found
+        if min(y1, line.bbox[3]) - max(y0, line.bbox[1]) > 0.25 * (y1 - y0) and line.bbox[0] < x1 and line.bbox[2] > x0
+    ]
     assert len(across) == 1, "one line, not strips"
 
 
@@ -189,7 +214,9 @@ def test_generated_forms_meet_the_line_finding_figures(finder: LineFinder) -> No
         kinds = [line.text_type for line in found]
         fields = [(pair.key, pair.values) for pair in pair_fields([line.bbox for line in found], kinds)]
         score_form(form, [line.quad for line in found], tally, kinds, fields)
-    print(f"\n6 generated forms: {tally.line()}; text type right {tally.typed_right}/{tally.typed}, fields {tally.fields_right}/{tally.fields}")
+    print(
+        f"\n6 generated forms: {tally.line()}; text type right {tally.typed_right}/{tally.typed}, fields {tally.fields_right}/{tally.fields}"
+    )
     assert tally.matched / tally.truth >= 0.97 and tally.matched / tally.found >= 0.97
     assert tally.duplicates <= 1
     assert tally.typed_right / tally.typed >= 0.9  # measured 0.957 on the whole set

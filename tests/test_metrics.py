@@ -22,7 +22,11 @@ from webui import create_app
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
     """{(sample name, sorted labels): value} of a /metrics page."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(found: dict, name: str, **labels: str) -> float | None:
@@ -43,7 +47,9 @@ def _queue_and_backlog(settings: Settings) -> None:
     # nothing consumes the queues here: the job's three page messages wait in the broker
     assert value(found, "inkwell_queue_messages", queue="pages") == 3
     assert value(found, "inkwell_queue_messages", queue="lines") == 0
-    assert value(found, "inkwell_pages", status="queued") == 3 and value(found, "inkwell_pages", status="succeeded") == 0
+    assert (
+        value(found, "inkwell_pages", status="queued") == 3 and value(found, "inkwell_pages", status="succeeded") == 0
+    )
     assert value(found, "inkwell_lines_needing_review") == 0 and value(found, "inkwell_pages_awaiting_review") == 0
     # requests by route (the URL rule, not the id) and status
     assert value(found, "inkwell_http_requests_total", route="/api/v1/jobs", method="POST", status="202") >= 1
@@ -64,7 +70,12 @@ def test_queue_depth_on_redis(tmp_path: Path, redis_url: str) -> None:
 def test_page_failures_are_counted_by_reason() -> None:
     from worker import metrics
 
-    assert metrics.failure_reason("processing this page stopped its worker 3 times (killed, or out of memory); it was not tried again") == "worker_lost"
+    assert (
+        metrics.failure_reason(
+            "processing this page stopped its worker 3 times (killed, or out of memory); it was not tried again"
+        )
+        == "worker_lost"
+    )
     assert metrics.failure_reason("recognition failed: RuntimeError: boom") == "recognition"
     assert metrics.failure_reason("something new") == "other"
     before = metrics.PAGE_FAILURES.labels("undecodable")._value.get()
@@ -77,9 +88,14 @@ def test_metrics_of_a_running_service(tmp_path: Path, tiny_char_model: Path) -> 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
-        "INKWELL_DATA_DIR": str(tmp_path / "var"), "INKWELL_MODEL": str(tiny_char_model), "INKWELL_WEB_PORT": str(port),
-        "INKWELL_WEB_WORKERS": "2", "INKWELL_PAGES_CONCURRENCY": "2", "INKWELL_LINES_FLUSH_EVERY": "4",
-        "INKWELL_LINES_FLUSH_INTERVAL": "0.3", "INKWELL_REVIEW_THRESHOLD": "1.0",
+        "INKWELL_DATA_DIR": str(tmp_path / "var"),
+        "INKWELL_MODEL": str(tiny_char_model),
+        "INKWELL_WEB_PORT": str(port),
+        "INKWELL_WEB_WORKERS": "2",
+        "INKWELL_PAGES_CONCURRENCY": "2",
+        "INKWELL_LINES_FLUSH_EVERY": "4",
+        "INKWELL_LINES_FLUSH_INTERVAL": "0.3",
+        "INKWELL_REVIEW_THRESHOLD": "1.0",
     }
     processes = Processes(env, tmp_path)
     stale = tmp_path / "var" / "metrics" / "counter_999999.db"  # left by an earlier run: serve starts afresh
@@ -89,10 +105,19 @@ def test_metrics_of_a_running_service(tmp_path: Path, tiny_char_model: Path) -> 
     try:
         wait_until_up(f"{base}/readyz", processes, timeout=120)
         auth = create_token(processes)
-        lines = [("files", (f"line{i}.png", line_png(text), "image/png")) for i, text in enumerate(["hello world", "Jane Doe", "ink"])]
-        first = requests.post(f"{base}/api/v1/jobs", files=lines, data={"layout": "line"}, headers=auth, timeout=30).json()["id"]
-        page = [("files", ("page.png", line_png("Form 42"), "image/png"))]  # found by the line detector: a timed detection
-        second = requests.post(f"{base}/api/v1/jobs", files=page, data={"layout": "page"}, headers=auth, timeout=30).json()["id"]
+        lines = [
+            ("files", (f"line{i}.png", line_png(text), "image/png"))
+            for i, text in enumerate(["hello world", "Jane Doe", "ink"])
+        ]
+        first = requests.post(
+            f"{base}/api/v1/jobs", files=lines, data={"layout": "line"}, headers=auth, timeout=30
+        ).json()["id"]
+        page = [
+            ("files", ("page.png", line_png("Form 42"), "image/png"))
+        ]  # found by the line detector: a timed detection
+        second = requests.post(
+            f"{base}/api/v1/jobs", files=page, data={"layout": "page"}, headers=auth, timeout=30
+        ).json()["id"]
         for job_id in (first, second):
             assert wait_for_job(base, job_id, processes, auth)["status"] == "succeeded"
         found = samples(requests.get(f"{base}/metrics", timeout=30).text)
@@ -108,7 +133,10 @@ def test_metrics_of_a_running_service(tmp_path: Path, tiny_char_model: Path) -> 
     assert value(found, "inkwell_model_seconds_per_line_sum") > 0
     assert value(found, "inkwell_http_requests_total", route="/api/v1/jobs", method="POST", status="202") == 2
     assert value(found, "inkwell_http_request_seconds_count", route="/api/v1/jobs/<job_id>", method="GET") >= 2
-    assert value(found, "inkwell_queue_messages", queue="pages") == 0 and value(found, "inkwell_queue_messages", queue="lines") == 0
+    assert (
+        value(found, "inkwell_queue_messages", queue="pages") == 0
+        and value(found, "inkwell_queue_messages", queue="lines") == 0
+    )
     assert value(found, "inkwell_pages", status="succeeded") == 4
     # with a review threshold of 1.0 every read line waits for a reviewer
     assert value(found, "inkwell_lines_needing_review") >= 4 and value(found, "inkwell_pages_awaiting_review") == 4
@@ -121,12 +149,22 @@ def test_workers_elsewhere_serve_their_own_metrics(tmp_path: Path, tiny_char_mod
     port, pages_port, lines_port = free_port(), free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
-        "INKWELL_DATA_DIR": str(tmp_path / "var"), "INKWELL_MODEL": str(tiny_char_model), "INKWELL_WEB_PORT": str(port),
-        "INKWELL_WEB_WORKERS": "1", "INKWELL_PAGES_CONCURRENCY": "2", "INKWELL_LINES_FLUSH_INTERVAL": "0.3",
+        "INKWELL_DATA_DIR": str(tmp_path / "var"),
+        "INKWELL_MODEL": str(tiny_char_model),
+        "INKWELL_WEB_PORT": str(port),
+        "INKWELL_WEB_WORKERS": "1",
+        "INKWELL_PAGES_CONCURRENCY": "2",
+        "INKWELL_LINES_FLUSH_INTERVAL": "0.3",
     }
     web = Processes({**env, "INKWELL_METRICS_DIR": str(tmp_path / "metrics-web")}, tmp_path)
-    pages = Processes({**env, "INKWELL_METRICS_DIR": str(tmp_path / "metrics-pages"), "INKWELL_METRICS_PORT": str(pages_port)}, tmp_path)
-    lines = Processes({**env, "INKWELL_METRICS_DIR": str(tmp_path / "metrics-lines"), "INKWELL_METRICS_PORT": str(lines_port)}, tmp_path)
+    pages = Processes(
+        {**env, "INKWELL_METRICS_DIR": str(tmp_path / "metrics-pages"), "INKWELL_METRICS_PORT": str(pages_port)},
+        tmp_path,
+    )
+    lines = Processes(
+        {**env, "INKWELL_METRICS_DIR": str(tmp_path / "metrics-lines"), "INKWELL_METRICS_PORT": str(lines_port)},
+        tmp_path,
+    )
     web.run("migrate")
     try:
         web.start("web", "web")
@@ -136,8 +174,12 @@ def test_workers_elsewhere_serve_their_own_metrics(tmp_path: Path, tiny_char_mod
         web.children.update(lines.children)
         wait_until_up(f"{base}/readyz", web, timeout=120)
         auth = create_token(web)
-        files = [("files", (f"line{i}.png", line_png(text), "image/png")) for i, text in enumerate(["hello world", "ink"])]
-        job_id = requests.post(f"{base}/api/v1/jobs", files=files, data={"layout": "page"}, headers=auth, timeout=30).json()["id"]
+        files = [
+            ("files", (f"line{i}.png", line_png(text), "image/png")) for i, text in enumerate(["hello world", "ink"])
+        ]
+        job_id = requests.post(
+            f"{base}/api/v1/jobs", files=files, data={"layout": "page"}, headers=auth, timeout=30
+        ).json()["id"]
         assert wait_for_job(base, job_id, web, auth)["status"] == "succeeded"
         on_pages = samples(requests.get(f"http://127.0.0.1:{pages_port}/metrics", timeout=10).text)
         on_lines = samples(requests.get(f"http://127.0.0.1:{lines_port}/metrics", timeout=10).text)

@@ -35,30 +35,51 @@ def test_0002_moves_each_page_file_into_an_upload(backend_settings: Settings) ->
     upgrade(backend_settings, "0001")
     engine = make_engine(backend_settings)
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO jobs (id, status, source, page_count, pages_done, pages_failed, line_count, lines_done, created_at, updated_at) "
-            "VALUES ('j1', 'queued', 'api', 2, 0, 0, 0, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        connection.execute(
+            text(
+                "INSERT INTO jobs (id, status, source, page_count, pages_done, pages_failed, line_count, lines_done, created_at, updated_at) "
+                "VALUES ('j1', 'queued', 'api', 2, 0, 0, 0, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
         for number in (1, 2):
-            connection.execute(text(
-                "INSERT INTO pages (id, job_id, number, filename, media_type, status, line_count, created_at) "
-                f"VALUES ({number}, 'j1', {number}, 'f{number}.png', 'image/png', 'queued', 0, CURRENT_TIMESTAMP)"))
-            connection.execute(text(
-                "INSERT INTO page_files (page_id, kind, media_type, sha256, size, data) "
-                f"VALUES ({number}, 'upload', 'image/png', 'x', 3, :data)"), {"data": f"p{number}!".encode()[:3]})
-        connection.execute(text("INSERT INTO lines (page_id, number, bbox, text) VALUES (1, 1, '[0, 0, 5, 5]', 'read before')"))
+            connection.execute(
+                text(
+                    "INSERT INTO pages (id, job_id, number, filename, media_type, status, line_count, created_at) "
+                    f"VALUES ({number}, 'j1', {number}, 'f{number}.png', 'image/png', 'queued', 0, CURRENT_TIMESTAMP)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO page_files (page_id, kind, media_type, sha256, size, data) "
+                    f"VALUES ({number}, 'upload', 'image/png', 'x', 3, :data)"
+                ),
+                {"data": f"p{number}!".encode()[:3]},
+            )
+        connection.execute(
+            text("INSERT INTO lines (page_id, number, bbox, text) VALUES (1, 1, '[0, 0, 5, 5]', 'read before')")
+        )
     upgrade(backend_settings)
     check(backend_settings)
     with engine.connect() as connection:
-        rows = connection.execute(text(
-            "SELECT p.number, p.source_index, u.filename, u.page_count, u.data FROM pages p JOIN uploads u ON u.id = p.upload_id ORDER BY p.number")).all()
-        assert [(n, i, f, c, bytes(d)) for n, i, f, c, d in rows] == [(1, 0, "f1.png", 1, b"p1!"), (2, 0, "f2.png", 1, b"p2!")]
+        rows = connection.execute(
+            text(
+                "SELECT p.number, p.source_index, u.filename, u.page_count, u.data FROM pages p JOIN uploads u ON u.id = p.upload_id ORDER BY p.number"
+            )
+        ).all()
+        assert [(n, i, f, c, bytes(d)) for n, i, f, c, d in rows] == [
+            (1, 0, "f1.png", 1, b"p1!"),
+            (2, 0, "f2.png", 1, b"p2!"),
+        ]
         assert connection.execute(text("SELECT count(*) FROM page_files")).scalar() == 0
         assert connection.execute(text("SELECT layout FROM jobs")).scalar() == "page"
         # rebuilding tables on SQLite must not cascade into their children
         assert connection.execute(text("SELECT text FROM lines")).scalars().all() == ["read before"]
     downgrade(backend_settings, "0001")
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT filename FROM pages ORDER BY number")).scalars().all() == ["f1.png", "f2.png"]
+        assert connection.execute(text("SELECT filename FROM pages ORDER BY number")).scalars().all() == [
+            "f1.png",
+            "f2.png",
+        ]
         assert connection.execute(text("SELECT count(*) FROM page_files WHERE kind = 'upload'")).scalar() == 2
     engine.dispose()
 

@@ -16,7 +16,9 @@ from inkwell.storage import line_images, put_line_image, put_page_image, upload_
 
 def _job(db: Database, pages: int = 2) -> str:
     with db.session() as session:
-        job = create_job(session, [AcceptedFile(f"p{i}.png", "image/png", bytes([i]) * 10, ((5, 2),)) for i in range(pages)], "api")
+        job = create_job(
+            session, [AcceptedFile(f"p{i}.png", "image/png", bytes([i]) * 10, ((5, 2),)) for i in range(pages)], "api"
+        )
         return job.id
 
 
@@ -33,14 +35,25 @@ def test_job_pages_and_files_round_trip(database: Database) -> None:
 
 def test_a_multi_page_file_is_stored_once_with_a_page_each(database: Database) -> None:
     with database.session() as session:
-        job = create_job(session, [AcceptedFile("a.png", "image/png", b"a", ((10, 10),)),
-                                   AcceptedFile("scan.pdf", "application/pdf", b"%PDF", ((100, 200), (100, 200), (300, 100)))], "web", "page")
+        job = create_job(
+            session,
+            [
+                AcceptedFile("a.png", "image/png", b"a", ((10, 10),)),
+                AcceptedFile("scan.pdf", "application/pdf", b"%PDF", ((100, 200), (100, 200), (300, 100))),
+            ],
+            "web",
+            "page",
+        )
         job_id = job.id
     with database.session() as session:
         job = session.get(Job, job_id)
         assert job.page_count == 4 and len(job.uploads) == 2
         assert [(p.number, p.upload.filename, p.source_index, p.width) for p in job.pages] == [
-            (1, "a.png", 0, 10), (2, "scan.pdf", 0, 100), (3, "scan.pdf", 1, 100), (4, "scan.pdf", 2, 300)]
+            (1, "a.png", 0, 10),
+            (2, "scan.pdf", 0, 100),
+            (3, "scan.pdf", 1, 100),
+            (4, "scan.pdf", 2, 300),
+        ]
 
 
 def test_page_and_line_images_round_trip(database: Database) -> None:
@@ -67,9 +80,18 @@ def test_line_arrays_keep_shape_and_dtype(database: Database) -> None:
     embedding = np.random.default_rng(1).random(256).astype(np.float32)
     with database.session() as session:
         page = session.get(Job, job_id).pages[0]
-        session.add(Line(page_id=page.id, number=1, bbox=[0, 0, 5, 2], text="ab", confidence=0.9,
-                         tokens=[{"text": "a", "confidence": 0.8}, {"text": "b", "confidence": 0.95}],
-                         attention=pack_array(attention, "float16"), embedding=pack_array(embedding, "float32")))
+        session.add(
+            Line(
+                page_id=page.id,
+                number=1,
+                bbox=[0, 0, 5, 2],
+                text="ab",
+                confidence=0.9,
+                tokens=[{"text": "a", "confidence": 0.8}, {"text": "b", "confidence": 0.95}],
+                attention=pack_array(attention, "float16"),
+                embedding=pack_array(embedding, "float32"),
+            )
+        )
     with database.session() as session:
         line = session.scalar(select(Line))
         restored = unpack_array(line.attention)
@@ -87,7 +109,9 @@ def test_a_line_number_exists_once_per_page(database: Database) -> None:
     with pytest.raises(IntegrityError):
         with database.session() as session:
             page = session.get(Job, job_id).pages[0]
-            session.add_all([Line(page_id=page.id, number=1, bbox=[0, 0, 1, 1]), Line(page_id=page.id, number=1, bbox=[0, 0, 1, 1])])
+            session.add_all(
+                [Line(page_id=page.id, number=1, bbox=[0, 0, 1, 1]), Line(page_id=page.id, number=1, bbox=[0, 0, 1, 1])]
+            )
 
 
 def test_deleting_a_job_removes_everything_under_it(database: Database) -> None:

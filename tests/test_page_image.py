@@ -32,7 +32,11 @@ def test_exif_orientation_is_applied() -> None:
 
 @pytest.mark.parametrize("mode", ["CMYK", "L", "LA", "P", "1", "I;16", "RGBA"])
 def test_every_mode_becomes_rgb_paper_stays_white(mode: str) -> None:
-    image = _marked().convert(mode) if mode != "I;16" else _marked().convert("L").point(lambda v: v * 200, "I").convert("I;16")
+    image = (
+        _marked().convert(mode)
+        if mode != "I;16"
+        else _marked().convert("L").point(lambda v: v * 200, "I").convert("I;16")
+    )
     fmt = "JPEG" if mode == "CMYK" else "TIFF" if mode == "I;16" else "PNG"
     page = render_page(encode(image, fmt), "image/x", 0, LIMIT)
     assert page.mode == "RGB" and page.size == (60, 30)

@@ -37,8 +37,13 @@ def test_forms_read_over_http(tmp_path) -> None:
         ("files", ("black.png", _png(Image.new("RGB", (1240, 1754), "black")), "image/png")),
     ]
     port = free_port()
-    env = {"INKWELL_DATA_DIR": str(tmp_path / "var"), "INKWELL_WEB_PORT": str(port), "INKWELL_PDF_DPI": "150",
-           "INKWELL_WEB_WORKERS": "1", "INKWELL_LINES_FLUSH_INTERVAL": "0.5"}
+    env = {
+        "INKWELL_DATA_DIR": str(tmp_path / "var"),
+        "INKWELL_WEB_PORT": str(port),
+        "INKWELL_PDF_DPI": "150",
+        "INKWELL_WEB_WORKERS": "1",
+        "INKWELL_LINES_FLUSH_INTERVAL": "0.5",
+    }
     processes = Processes(env, tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -66,8 +71,10 @@ def test_forms_read_over_http(tmp_path) -> None:
         recalls.append(len(hits) / len(form.lines))
         orders.append(hits == sorted(hits))
         cers.append(character_error_rate([(page["text"], form.text)]))
-    print(f"\nwhole forms over HTTP: detection recall {[round(r, 3) for r in recalls]}, "
-          f"reading order right {orders}, page CER {[round(c, 3) for c in cers]}")
+    print(
+        f"\nwhole forms over HTTP: detection recall {[round(r, 3) for r in recalls]}, "
+        f"reading order right {orders}, page CER {[round(c, 3) for c in cers]}"
+    )
     assert min(recalls) >= MIN_RECALL
     assert all(orders)
     assert max(cers) <= MAX_PAGE_CER
@@ -93,20 +100,31 @@ def test_a_form_with_large_handwriting_comes_back_as_fields_in_every_export(tmp_
     form = make_eval_form(1004, eval_hands(), label_fonts(), fax=False)
     assert max(line.bbox[3] - line.bbox[1] for line in form.lines if line.kind == "handwritten") >= 90, "a tall value"
     port = free_port()
-    env = {"INKWELL_DATA_DIR": str(tmp_path / "var"), "INKWELL_WEB_PORT": str(port),
-           "INKWELL_WEB_WORKERS": "1", "INKWELL_LINES_FLUSH_INTERVAL": "0.5"}
+    env = {
+        "INKWELL_DATA_DIR": str(tmp_path / "var"),
+        "INKWELL_WEB_PORT": str(port),
+        "INKWELL_WEB_WORKERS": "1",
+        "INKWELL_LINES_FLUSH_INTERVAL": "0.5",
+    }
     processes = Processes(env, tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
         processes.run("migrate")
         auth = create_token(processes)
         processes.start_service(base)
-        response = requests.post(f"{base}/api/v1/jobs", files=[("files", ("form.png", _png(form.image), "image/png"))], headers=auth, timeout=60)
+        response = requests.post(
+            f"{base}/api/v1/jobs",
+            files=[("files", ("form.png", _png(form.image), "image/png"))],
+            headers=auth,
+            timeout=60,
+        )
         assert response.status_code == 202, response.text
         job_id = response.json()["id"]
         body = wait_for_job(base, job_id, processes, auth, timeout=600)
-        exports = {fmt: requests.get(f"{base}/api/v1/jobs/{job_id}/result", params={"format": fmt}, headers=auth, timeout=60)
-                   for fmt in ("csv", "fields", "alto", "pagexml")}
+        exports = {
+            fmt: requests.get(f"{base}/api/v1/jobs/{job_id}/result", params={"format": fmt}, headers=auth, timeout=60)
+            for fmt in ("csv", "fields", "alto", "pagexml")
+        }
     finally:
         processes.stop_all()
 
@@ -125,8 +143,12 @@ def test_a_form_with_large_handwriting_comes_back_as_fields_in_every_export(tmp_
         assert field["value"] == " ".join(by_id[i]["text"] for i in field["value_line_ids"])
         numbers = [line["number"] for line in lines]
         key_number = by_id[field["key_line_id"]]["number"]
-        assert by_id[field["value_line_ids"][0]]["number"] == numbers[numbers.index(key_number) + 1], "the value is read right after its label"
-    print(f"\nform over HTTP: {len(lines)} lines for {len(form.lines)} texts, {len(fields)} fields of {len(form.fields)}")
+        assert by_id[field["value_line_ids"][0]]["number"] == numbers[numbers.index(key_number) + 1], (
+            "the value is read right after its label"
+        )
+    print(
+        f"\nform over HTTP: {len(lines)} lines for {len(form.lines)} texts, {len(fields)} fields of {len(form.fields)}"
+    )
 
     assert all(response.status_code == 200 for response in exports.values())
     rows = list(csv.DictReader(io.StringIO(exports["csv"].text)))

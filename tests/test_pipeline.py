@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from inkwell.arrays import unpack_array
 from inkwell.db import Database
 from inkwell.jobs import AcceptedFile, create_job
-from inkwell.models import Job, JobStatus, Line, LineImage, Page, PageFile, PageStatus, Upload
+from inkwell.models import Job, JobStatus, Line, LineImage, Page, PageFile, PageStatus
 from tests.images import line_png
 from worker.line_finder import LineFinder
 from worker.pipeline import PageLimits, prepare_page, recognize_pages
@@ -32,7 +32,9 @@ def recognizer(tiny_char_model: Path) -> Recognizer:
 
 def _submit(db: Database, texts: list[str], layout: str = "line") -> tuple[str, list[int]]:
     with db.session() as session:
-        job = create_job(session, [AcceptedFile(f"{i}.png", "image/png", line_png(t)) for i, t in enumerate(texts)], "api", layout)
+        job = create_job(
+            session, [AcceptedFile(f"{i}.png", "image/png", line_png(t)) for i, t in enumerate(texts)], "api", layout
+        )
         return job.id, [page.id for page in job.pages]
 
 
@@ -134,7 +136,15 @@ def test_transparent_and_16_bit_pages_decode(database: Database, recognizer: Rec
     rgba.putalpha(Image.new("L", rgba.size, 255))
     grey16 = render_text_line("yes").convert("L").point(lambda v: v * 256, "I")
     with database.session() as session:
-        job = create_job(session, [AcceptedFile("a.png", "image/png", encode(rgba)), AcceptedFile("b.png", "image/png", encode(grey16.convert("I;16")))], "api", "line")
+        job = create_job(
+            session,
+            [
+                AcceptedFile("a.png", "image/png", encode(rgba)),
+                AcceptedFile("b.png", "image/png", encode(grey16.convert("I;16"))),
+            ],
+            "api",
+            "line",
+        )
         job_id, page_ids = job.id, [p.id for p in job.pages]
     _run(database, recognizer, page_ids)
     with database.session() as session:
@@ -146,7 +156,9 @@ def line_finder() -> LineFinder:
     return LineFinder()
 
 
-def test_pages_of_a_pdf_and_a_tiff_are_rasterised_and_cut_into_lines(database: Database, recognizer: Recognizer, line_finder: LineFinder) -> None:
+def test_pages_of_a_pdf_and_a_tiff_are_rasterised_and_cut_into_lines(
+    database: Database, recognizer: Recognizer, line_finder: LineFinder
+) -> None:
     from tests.documents import image_pdf, image_tiff, pdf_with_a_broken_page
     from tests.forms import handwriting_fonts, make_form
 
@@ -168,7 +180,9 @@ def test_pages_of_a_pdf_and_a_tiff_are_rasterised_and_cut_into_lines(database: D
         pdf_page, _, fax_page, _, garbage_page = job.pages
         expected = len(forms[0].lines)
         assert len(pdf_page.lines) == expected, "every line of the form is found"
-        assert abs(pdf_page.width - 1240) <= 1 and abs(pdf_page.height - 1754) <= 1  # the 150-dpi scan, rendered at 150 dpi
+        assert (
+            abs(pdf_page.width - 1240) <= 1 and abs(pdf_page.height - 1754) <= 1
+        )  # the 150-dpi scan, rendered at 150 dpi
         assert len(fax_page.lines) >= expected - 2  # a 1-bit fax loses detail
         assert garbage_page.lines == [] and garbage_page.status == PageStatus.SUCCEEDED
         first = pdf_page.lines[0]

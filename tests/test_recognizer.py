@@ -47,7 +47,9 @@ def test_batched_equals_one_at_a_time(recognizer: Recognizer) -> None:
         assert alone.text == together.text
         assert alone.confidence == pytest.approx(together.confidence, abs=1e-4)
         assert [t.text for t in alone.tokens] == [t.text for t in together.tokens]
-        np.testing.assert_allclose([t.confidence for t in alone.tokens], [t.confidence for t in together.tokens], atol=1e-4)
+        np.testing.assert_allclose(
+            [t.confidence for t in alone.tokens], [t.confidence for t in together.tokens], atol=1e-4
+        )
         np.testing.assert_allclose(alone.attention, together.attention, atol=1e-4)
         np.testing.assert_allclose(alone.embedding, together.embedding, atol=1e-4)
 
@@ -120,7 +122,9 @@ def test_cache_is_forced_on_and_length_capped(tiny_char_model: Path, tmp_path: P
 
     copy = tmp_path / "no-cache"
     shutil.copytree(tiny_char_model, copy)
-    config = json.loads((copy / "generation_config.json").read_text()) if (copy / "generation_config.json").exists() else {}
+    config = (
+        json.loads((copy / "generation_config.json").read_text()) if (copy / "generation_config.json").exists() else {}
+    )
     config["use_cache"] = False  # as several Microsoft checkpoints ship
     (copy / "generation_config.json").write_text(json.dumps(config))
     recognizer = Recognizer.load(copy, device="cpu", max_new_tokens=3)

@@ -17,13 +17,20 @@ from flask import Flask
 from sqlalchemy import func, select, update
 
 from inkwell.callbacks import (
-    AddressPolicy, CallbackFailed, CallbackRefused, check_callback_url, deliver, deliver_job_callback, denied_networks, refusal,
+    AddressPolicy,
+    CallbackFailed,
+    CallbackRefused,
+    check_callback_url,
+    deliver,
+    deliver_job_callback,
+    denied_networks,
+    refusal,
 )
 from inkwell.config import Settings
 from inkwell.db import Database
 from inkwell.jobs import AcceptedFile, create_job, refresh_job
 from inkwell.migrate import upgrade
-from inkwell.models import ApiToken, Job, JobStatus, Line, Page, PageStatus, Upload, WorkerHeartbeat, utcnow
+from inkwell.models import ApiToken, Job, JobStatus, Page, PageStatus, Upload, WorkerHeartbeat, utcnow
 from inkwell.queue import QUEUE_LINES, QUEUE_PAGES, make_celery
 from inkwell.retention import purge
 from inkwell.sweeper import sweep
@@ -65,6 +72,7 @@ def _drain(celery, queue: str) -> list[int]:
 
 # -- idempotency -------------------------------------------------------------------------------
 
+
 def test_a_retried_submission_returns_the_original_job(app: Flask) -> None:
     client = api_client(app, ["submit", "read"])
     headers = {"Idempotency-Key": "order-7781"}
@@ -91,7 +99,11 @@ def test_concurrent_retries_make_one_job(app: Flask) -> None:
 
     def post() -> None:
         local = app.test_client()
-        results.append(local.post("/api/v1/jobs", data=_files("Form 42"), headers={"Authorization": token, "Idempotency-Key": "same"}))
+        results.append(
+            local.post(
+                "/api/v1/jobs", data=_files("Form 42"), headers={"Authorization": token, "Idempotency-Key": "same"}
+            )
+        )
 
     threads = [threading.Thread(target=post) for _ in range(4)]
     for thread in threads:
@@ -106,23 +118,59 @@ def test_concurrent_retries_make_one_job(app: Flask) -> None:
 
 # -- callbacks -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("url", [
-    "ftp://example.org/x", "file:///etc/passwd", "http://user:pw@example.org/", "http://169.254.169.254/latest/meta-data",
-    "http://[fe80::1]/", "http://metadata.google.internal/", "https:///nohost", "http://example.org:99999/", "javascript:alert(1)",
-])
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.org/x",
+        "file:///etc/passwd",
+        "http://user:pw@example.org/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fe80::1]/",
+        "http://metadata.google.internal/",
+        "https:///nohost",
+        "http://example.org:99999/",
+        "javascript:alert(1)",
+    ],
+)
 def test_callback_urls_that_are_refused(url: str) -> None:
     with pytest.raises(CallbackRefused):
         check_callback_url(url, DEFAULT_DENIED)
 
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "127.1.2.3", "::1", "10.0.0.5", "172.16.3.4", "192.168.1.1", "100.64.0.1", "169.254.169.254", "0.0.0.0", "::",
-    "fd00::1", "fe80::1%eth0", "224.0.0.1", "100.100.100.200", "fd00:ec2::254",
-    # IPv6 forms of the metadata address and of loopback: mapped, compatible, NAT64, 6to4, Teredo
-    "::ffff:169.254.169.254", "::ffff:a9fe:a9fe", "::169.254.169.254", "64:ff9b::a9fe:a9fe", "64:ff9b::169.254.169.254",
-    "64:ff9b:1::a9fe:a9fe", "2002:a9fe:a9fe::", "2002:a9fe:a9fe:1::1", "2002:7f00:1::", "::ffff:127.0.0.1", "::127.0.0.1",
-    "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo whose client is 169.254.169.254 (obfuscated: 0x5601 = ~0xa9fe)
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.1.2.3",
+        "::1",
+        "10.0.0.5",
+        "172.16.3.4",
+        "192.168.1.1",
+        "100.64.0.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "::",
+        "fd00::1",
+        "fe80::1%eth0",
+        "224.0.0.1",
+        "100.100.100.200",
+        "fd00:ec2::254",
+        # IPv6 forms of the metadata address and of loopback: mapped, compatible, NAT64, 6to4, Teredo
+        "::ffff:169.254.169.254",
+        "::ffff:a9fe:a9fe",
+        "::169.254.169.254",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b::169.254.169.254",
+        "64:ff9b:1::a9fe:a9fe",
+        "2002:a9fe:a9fe::",
+        "2002:a9fe:a9fe:1::1",
+        "2002:7f00:1::",
+        "::ffff:127.0.0.1",
+        "::127.0.0.1",
+        "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo whose client is 169.254.169.254 (obfuscated: 0x5601 = ~0xa9fe)
+    ],
+)
 def test_callback_addresses_that_are_refused_in_every_form(address: str) -> None:
     assert refusal(address, DEFAULT_DENIED) is not None
     bracketed = f"[{address.split('%')[0]}]" if ":" in address else address
@@ -131,10 +179,20 @@ def test_callback_addresses_that_are_refused_in_every_form(address: str) -> None
 
 
 def test_public_addresses_are_allowed_and_internal_ones_only_when_listed() -> None:
-    for public in ("93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c", "::ffff:93.184.215.14", "2002:5db8:d70e::1", "64:ff9b::5db8:d70e"):
+    for public in (
+        "93.184.215.14",
+        "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
+        "::ffff:93.184.215.14",
+        "2002:5db8:d70e::1",
+        "64:ff9b::5db8:d70e",
+    ):
         assert refusal(public, DEFAULT_DENIED) is None, public
     internal = AddressPolicy(DEFAULT_DENIED.denied, tuple(denied_networks("10.1.0.0/16,127.0.0.0/8")))
-    assert refusal("10.1.2.3", internal) is None and refusal("::ffff:10.1.2.3", internal) is None and refusal("127.0.0.1", internal) is None
+    assert (
+        refusal("10.1.2.3", internal) is None
+        and refusal("::ffff:10.1.2.3", internal) is None
+        and refusal("127.0.0.1", internal) is None
+    )
     assert refusal("10.2.0.1", internal) is not None, "only the listed networks"
     everything = AddressPolicy(DEFAULT_DENIED.denied, tuple(denied_networks("0.0.0.0/0,::/0")))
     assert refusal("169.254.169.254", everything) is not None, "the denied networks win over the allow-list"
@@ -145,7 +203,12 @@ def test_callback_url_is_checked_at_submission(app: Flask) -> None:
     client = api_client(app, ["submit"])
     refused = client.post("/api/v1/jobs", data={**_files("x"), "callback_url": "http://169.254.169.254/"})
     assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_callback_url"
-    assert client.post("/api/v1/jobs", data={**_files("x"), "callback_url": "https://hooks.example.org/inkwell"}).status_code == 202
+    assert (
+        client.post(
+            "/api/v1/jobs", data={**_files("x"), "callback_url": "https://hooks.example.org/inkwell"}
+        ).status_code
+        == 202
+    )
 
 
 class _Receiver:
@@ -197,12 +260,21 @@ def _finished_job_with_callback(app: Flask, url: str) -> tuple[str, str]:
 def test_callbacks_are_signed_and_delivered_once(loopback_app: Flask, receiver: _Receiver) -> None:
     job_id, secret = _finished_job_with_callback(loopback_app, receiver.url)
     assert deliver_job_callback(_db(loopback_app), job_id, LOOPBACK_ALLOWED, 5, 3) == "delivered"
-    assert deliver_job_callback(_db(loopback_app), job_id, LOOPBACK_ALLOWED, 5, 3) == "delivered"  # redelivered message: no second POST
-    (headers, body), = receiver.requests
-    stamp, mac = dict(part.split("=", 1) for part in headers["X-Inkwell-Signature"].split(","))["t"], headers["X-Inkwell-Signature"].split("v1=")[1]
+    assert (
+        deliver_job_callback(_db(loopback_app), job_id, LOOPBACK_ALLOWED, 5, 3) == "delivered"
+    )  # redelivered message: no second POST
+    ((headers, body),) = receiver.requests
+    stamp, mac = (
+        dict(part.split("=", 1) for part in headers["X-Inkwell-Signature"].split(","))["t"],
+        headers["X-Inkwell-Signature"].split("v1=")[1],
+    )
     assert hmac.compare_digest(mac, hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest())
     summary = json.loads(body)
-    assert summary["event"] == "job.finished" and summary["job"]["id"] == job_id and summary["job"]["status"] == "succeeded"
+    assert (
+        summary["event"] == "job.finished"
+        and summary["job"]["id"] == job_id
+        and summary["job"]["status"] == "succeeded"
+    )
 
 
 def test_failing_receivers_are_retried_then_given_up(loopback_app: Flask, receiver: _Receiver) -> None:
@@ -245,7 +317,10 @@ def test_unreachable_receivers_fail_within_the_timeout() -> None:
 
 # -- the sweeper: nothing accepted is lost when the broker is down --------------------------------
 
-def test_jobs_accepted_while_the_broker_is_down_are_sent_by_the_sweeper(backend_settings: Settings, tmp_path: Path) -> None:
+
+def test_jobs_accepted_while_the_broker_is_down_are_sent_by_the_sweeper(
+    backend_settings: Settings, tmp_path: Path
+) -> None:
     down = backend_settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
     upgrade(down)
     app = create_app(down)
@@ -254,8 +329,12 @@ def test_jobs_accepted_while_the_broker_is_down_are_sent_by_the_sweeper(backend_
     db = _db(app)
     with db.session() as session:
         assert set(session.scalars(select(Page.queued_at))) == {None}
-    working = make_celery(backend_settings.model_copy(update={"broker_url": f"sqla+sqlite:///{tmp_path / 'broker.db'}"}))
-    assert sweep(db, working, stale_after=600).prepare == [], "accepted a moment ago: its messages may still be on their way"
+    working = make_celery(
+        backend_settings.model_copy(update={"broker_url": f"sqla+sqlite:///{tmp_path / 'broker.db'}"})
+    )
+    assert sweep(db, working, stale_after=600).prepare == [], (
+        "accepted a moment ago: its messages may still be on their way"
+    )
     with db.session() as session:
         session.execute(update(Page).values(created_at=utcnow() - timedelta(hours=1)))
     report = sweep(db, working, stale_after=600)
@@ -283,11 +362,17 @@ def test_purge_deletes_old_jobs_with_everything_under_them(app: Flask) -> None:
 
 # -- pages that keep killing their worker ----------------------------------------------------------
 
+
 def test_a_page_that_keeps_killing_workers_fails_alone(database: Database, tiny_char_model: Path) -> None:
     from worker.recognizer import Recognizer
 
     with database.session() as session:
-        job = create_job(session, [AcceptedFile(f"{t}.png", "image/png", line_png(t)) for t in ("yes", "ink", "Jane Doe")], "api", "line")
+        job = create_job(
+            session,
+            [AcceptedFile(f"{t}.png", "image/png", line_png(t)) for t in ("yes", "ink", "Jane Doe")],
+            "api",
+            "line",
+        )
         job_id, page_ids = job.id, [p.id for p in job.pages]
     limits = PageLimits(10**7, 150, max_attempts=3)
     for page_id in page_ids:
@@ -332,6 +417,7 @@ def test_a_page_that_keeps_killing_workers_fails_alone(database: Database, tiny_
 
 # -- readiness -----------------------------------------------------------------------------------
 
+
 def test_readyz_needs_database_broker_and_a_worker_per_queue(app: Flask, tmp_path: Path) -> None:
     client = app.test_client()
     response = client.get("/readyz")
@@ -354,16 +440,21 @@ def test_readyz_needs_database_broker_and_a_worker_per_queue(app: Flask, tmp_pat
 
 # -- the database down ---------------------------------------------------------------------------
 
+
 def test_the_api_answers_503_with_retry_after_while_the_database_is_down(tmp_path: Path) -> None:
     """No PostgreSQL answers on this port: every request that needs the database says so, as 503."""
     from tests.processes import free_port
 
-    down = Settings(data_dir=tmp_path, secret_key="x", database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/inkwell")
+    down = Settings(
+        data_dir=tmp_path, secret_key="x", database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/inkwell"
+    )
     client = create_app(down).test_client()
     for path in ("/api/v1/jobs", "/api/v1/jobs/abc", "/api/v1/search?q=x"):
         response = client.get(path, headers={"Authorization": "Bearer ink_anything"})
         assert response.status_code == 503, (path, response.status_code)
-        assert response.get_json()["error"]["code"] == "database_unavailable" and int(response.headers["Retry-After"]) > 0
+        assert (
+            response.get_json()["error"]["code"] == "database_unavailable" and int(response.headers["Retry-After"]) > 0
+        )
     page = client.get("/sign-in")
     assert page.status_code == 503 and page.headers["Retry-After"] and "database" in page.get_data(as_text=True)
     assert client.get("/healthz").status_code == 200  # the web process itself is fine
@@ -393,7 +484,9 @@ def _readyz_fails_when_work_waits_and_nothing_moves(app: Flask) -> None:
     assert "progress:pages" in client.get("/readyz").get_json()["checks"]
 
 
-def test_the_sweeper_sends_again_only_pages_whose_message_is_lost(database: Database, redis_url: str, tmp_path: Path) -> None:
+def test_the_sweeper_sends_again_only_pages_whose_message_is_lost(
+    database: Database, redis_url: str, tmp_path: Path
+) -> None:
     """On Redis the sweeper looks in the queue and among delivered, unacknowledged messages: a
     page waiting there behind a backlog, however long, is not sent a second time."""
     from inkwell.broker_contents import _first_argument
@@ -401,7 +494,9 @@ def test_the_sweeper_sends_again_only_pages_whose_message_is_lost(database: Data
 
     celery = make_celery(Settings(data_dir=tmp_path, broker_url=redis_url))
     with database.session() as session:
-        job = create_job(session, [AcceptedFile(f"{i}.png", "image/png", line_png("x")) for i in range(4)], "api", "line")
+        job = create_job(
+            session, [AcceptedFile(f"{i}.png", "image/png", line_png("x")) for i in range(4)], "api", "line"
+        )
         waiting, delivered, lost, prepared_lost = (page.id for page in job.pages)
     assert enqueue_pages(celery, [delivered, waiting, lost])
     with database.session() as session:

@@ -58,7 +58,9 @@ def test_a_correction_keeps_its_history_and_reaches_the_exports(reviewer: FlaskC
     line = job["pages"][1]["lines"][0]
     assert line["text"] == "Jane Doe" and not line["corrected"]
     first = reviewer.patch(f"/api/v1/lines/{line['id']}", json={"text": "Jane  Dee "}).get_json()
-    assert first["text"] == "Jane Dee" and first["model_text"] == "Jane Doe" and first["corrected"] and first["reviewed"]
+    assert (
+        first["text"] == "Jane Dee" and first["model_text"] == "Jane Doe" and first["corrected"] and first["reviewed"]
+    )
     second = reviewer.patch(f"/api/v1/lines/{line['id']}", json={"text": "Jane Doe-Smith"}).get_json()
     history = second["history"]
     assert [(h["previous"], h["text"]) for h in history] == [("Jane Doe", "Jane Dee"), ("Jane Dee", "Jane Doe-Smith")]
@@ -67,7 +69,9 @@ def test_a_correction_keeps_its_history_and_reaches_the_exports(reviewer: FlaskC
     back = reviewer.patch(f"/api/v1/lines/{line['id']}", json={"text": "Jane Doe"}).get_json()
     assert not back["corrected"] and len(back["history"]) == 3
     reviewer.patch(f"/api/v1/lines/{line['id']}", json={"text": "Jane Doe-Smith"})
-    rows = list(csv.DictReader(io.StringIO(reviewer.get(f"/api/v1/jobs/{job['id']}/result?format=csv").get_data(as_text=True))))
+    rows = list(
+        csv.DictReader(io.StringIO(reviewer.get(f"/api/v1/jobs/{job['id']}/result?format=csv").get_data(as_text=True)))
+    )
     assert rows[1]["text"] == "Jane Doe-Smith" and rows[1]["corrected"] == "yes"
     assert "Jane Doe-Smith" in reviewer.get(f"/api/v1/jobs/{job['id']}/result?format=txt").get_data(as_text=True)
     alto = reviewer.get(f"/api/v1/jobs/{job['id']}/result?format=alto").get_data(as_text=True)
@@ -82,7 +86,9 @@ def test_bad_patches_are_refused(reviewer: FlaskClient, job: dict) -> None:
     assert reviewer.patch("/api/v1/lines/999999", json={"reviewed": True}).status_code == 404
 
 
-def test_accepting_lines_and_reviewing_pages_until_the_job_is_reviewed(app: Flask, reviewer: FlaskClient, job: dict) -> None:
+def test_accepting_lines_and_reviewing_pages_until_the_job_is_reviewed(
+    app: Flask, reviewer: FlaskClient, job: dict
+) -> None:
     low = Settings.model_fields["review_threshold"].default
     needing = reviewer.get("/api/v1/jobs?needs_review=1").get_json()["jobs"]
     pending = sum(1 for page in job["pages"] for line in page["lines"] if line["confidence"] < low)
@@ -114,7 +120,9 @@ def test_attention_as_json_and_as_a_heat_map(reviewer: FlaskClient, job: dict) -
     for query in ("format=png", "format=png&token=3"):
         heat = reviewer.get(f"/api/v1/lines/{line['id']}/attention?{query}")
         assert heat.mimetype == "image/png" and Image.open(io.BytesIO(heat.data)).size == crop.size
-    assert reviewer.get(f"/api/v1/lines/{line['id']}/attention?format=png&token=99").status_code == 404  # no such token in this line
+    assert (
+        reviewer.get(f"/api/v1/lines/{line['id']}/attention?format=png&token=99").status_code == 404
+    )  # no such token in this line
     assert reviewer.get(f"/api/v1/lines/{line['id']}/attention?format=gif").status_code == 400
 
 
@@ -124,7 +132,9 @@ def test_search_finds_model_and_corrected_text(reviewer: FlaskClient, job: dict,
     line_id = job["pages"][3]["lines"][0]["id"]
     reviewer.patch(f"/api/v1/lines/{line_id}", json={"text": "Lyon 69001"})
     assert [h["line_id"] for h in reviewer.get("/api/v1/search?q=lyon 69001").get_json()["hits"]] == [line_id]
-    assert [h["line_id"] for h in reviewer.get("/api/v1/search?q=Paris").get_json()["hits"]] == [line_id]  # the model's text too
+    assert [h["line_id"] for h in reviewer.get("/api/v1/search?q=Paris").get_json()["hits"]] == [
+        line_id
+    ]  # the model's text too
     assert reviewer.get("/api/v1/search?q=50%25_").get_json()["hits"] == []  # LIKE wildcards are literal
     assert reviewer.get("/api/v1/search?q=").status_code == 400
     stranger = api_client(app, ["read"])
@@ -146,7 +156,9 @@ def test_pages_read_by_another_model_are_not_compared(app: Flask, reviewer: Flas
 
     first, second, duplicate, _ = job["pages"]
     with app.extensions["inkwell"]["database"].session() as session:
-        session.get(Page, second["id"]).embedding = pack_array(np.ones(768, np.float32), "float32")  # another model's size
+        session.get(Page, second["id"]).embedding = pack_array(
+            np.ones(768, np.float32), "float32"
+        )  # another model's size
     similar = reviewer.get(f"/api/v1/pages/{first['id']}/similar").get_json()["similar"]
     assert second["id"] not in [hit["page_id"] for hit in similar] and similar[0]["page_id"] == duplicate["id"]
 
@@ -157,9 +169,13 @@ def test_embeddings_over_the_api(app: Flask, reviewer: FlaskClient, job: dict, r
     page = job["pages"][1]
     line_id = page["lines"][0]["id"]
     line = reviewer.get(f"/api/v1/lines/{line_id}/embedding").get_json()
-    assert line["kind"] == "line" and line["id"] == line_id and line["layer"] is None and line["model"] == recognizer.name
+    assert (
+        line["kind"] == "line" and line["id"] == line_id and line["layer"] is None and line["model"] == recognizer.name
+    )
     assert line["dimensions"] == len(line["embedding"]) == 64
-    expected = recognizer.recognize([Image.open(io.BytesIO(reviewer.get(f"/api/v1/lines/{line_id}/image").data)).convert("RGB")])[0].embedding
+    expected = recognizer.recognize(
+        [Image.open(io.BytesIO(reviewer.get(f"/api/v1/lines/{line_id}/image").data)).convert("RGB")]
+    )[0].embedding
     np.testing.assert_allclose(line["embedding"], expected, atol=1e-5)
     npy = reviewer.get(f"/api/v1/lines/{line_id}/embedding?format=npy")
     assert npy.status_code == 200 and npy.headers["Content-Disposition"].endswith('.npy"')
@@ -167,7 +183,9 @@ def test_embeddings_over_the_api(app: Flask, reviewer: FlaskClient, job: dict, r
     whole = reviewer.get(f"/api/v1/pages/{page['id']}/embedding").get_json()
     assert whole["kind"] == "page" and whole["model"] == recognizer.name and whole["layer"] is None
     np.testing.assert_allclose(whole["embedding"], line["embedding"], atol=1e-6)  # a one-line page: its line's
-    assert reviewer.get(f"/api/v1/pages/{page['id']}/embedding?format=xml").get_json()["error"]["code"] == "invalid_format"
+    assert (
+        reviewer.get(f"/api/v1/pages/{page['id']}/embedding?format=xml").get_json()["error"]["code"] == "invalid_format"
+    )
     assert reviewer.get("/api/v1/lines/999999/embedding").status_code == 404
     assert api_client(app, ["read"]).get(f"/api/v1/lines/{line_id}/embedding").status_code == 404  # another token's job
     assert app.test_client().get(f"/api/v1/pages/{page['id']}/embedding").status_code == 401
@@ -181,7 +199,9 @@ def test_a_page_not_yet_read_has_no_embedding(app: Flask, reviewer: FlaskClient)
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
 
 
-def test_embeddings_of_another_layer_are_not_compared(app: Flask, reviewer: FlaskClient, tiny_char_model: Path, job: dict) -> None:
+def test_embeddings_of_another_layer_are_not_compared(
+    app: Flask, reviewer: FlaskClient, tiny_char_model: Path, job: dict
+) -> None:
     """A job read with INKWELL_EMBEDDING_LAYER=1 stores that layer, and its pages are compared only among themselves."""
     at_one = Recognizer.load(tiny_char_model, device="cpu", max_new_tokens=32, embedding_layer=1)
     files = [(io.BytesIO(line_png(text)), f"{i}.png") for i, text in enumerate(TEXTS)]
@@ -198,5 +218,7 @@ def test_embeddings_of_another_layer_are_not_compared(app: Flask, reviewer: Flas
     # same model, same vector size, another layer: never mixed in either direction
     layer_one = {hit["page_id"] for hit in reviewer.get(f"/api/v1/pages/{page_ids[0]}/similar").get_json()["similar"]}
     assert layer_one == set(page_ids[1:])
-    final = {hit["page_id"] for hit in reviewer.get(f"/api/v1/pages/{job['pages'][0]['id']}/similar").get_json()["similar"]}
+    final = {
+        hit["page_id"] for hit in reviewer.get(f"/api/v1/pages/{job['pages'][0]['id']}/similar").get_json()["similar"]
+    }
     assert final == {page["id"] for page in job["pages"][1:]}

@@ -60,7 +60,9 @@ def test_a_small_job_is_queued_right_behind_a_large_jobs_first_pages(app: Flask)
     for done in large[:WINDOW]:
         with db.session() as session:
             session.get(Page, done).status = PageStatus.PREPARED
-        assert send_next_pages_of_page(db, app.extensions["inkwell"]["celery"], done, WINDOW) == [large[large.index(done) + WINDOW]]
+        assert send_next_pages_of_page(db, app.extensions["inkwell"]["celery"], done, WINDOW) == [
+            large[large.index(done) + WINDOW]
+        ]
     assert _queue(app) == large[WINDOW : 2 * WINDOW]
     # a page whose turn came is not sent twice, and the window is never overfilled
     assert send_next_pages_of_page(db, app.extensions["inkwell"]["celery"], large[0], WINDOW) == []
@@ -78,4 +80,6 @@ def test_the_sweeper_sends_never_sent_pages_one_window_per_job(app: Flask) -> No
     report = sweep(db, app.extensions["inkwell"]["celery"], stale_after=600, window=WINDOW)
     assert report.prepare == pages[:WINDOW]
     assert _queue(app) == pages[:WINDOW]
-    assert sweep(db, app.extensions["inkwell"]["celery"], stale_after=600, window=WINDOW).prepare == [], "the window is full"
+    assert sweep(db, app.extensions["inkwell"]["celery"], stale_after=600, window=WINDOW).prepare == [], (
+        "the window is full"
+    )

@@ -41,7 +41,9 @@ def test_environment_switches_to_production_services(monkeypatch: pytest.MonkeyP
         ("INKWELL_PREPROCESSING", "stretch"),
     ],
 )
-def test_bad_values_fail_at_start_naming_the_setting(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+def test_bad_values_fail_at_start_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError) as raised:
         Settings()

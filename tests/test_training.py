@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.forms import FONT_CACHE
 from training.charset import ALPHABET, build_tokenizer, in_alphabet, normalise_text
 from training.data import VALIDATION_SETS
 from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, fetch_fonts
@@ -18,7 +19,6 @@ from training.real_lines import DEFAULT_REAL_DIR, is_validation_group, load_real
 from training.render import Augmentation, fit_text_to_font, render_line
 from training.shards import load_shard, synthetic_samples, write_shard
 from training.texts import FormTextGenerator
-from tests.forms import FONT_CACHE
 
 
 def test_form_text_is_varied_and_writable() -> None:
@@ -41,7 +41,7 @@ def test_the_tokenizer_writes_every_character_of_the_alphabet() -> None:
     ids = tokenizer(ALPHABET).input_ids
     assert len(ids) == len(ALPHABET) + 1 and tokenizer.unk_token_id not in ids
     assert tokenizer.decode(ids, skip_special_tokens=True) == ALPHABET
-    assert normalise_text("l\u2019\u00e9t\u00e9 \u00ab oui \u00bb\u00a0 ") == "l'été \" oui \""
+    assert normalise_text("l\u2019\u00e9t\u00e9 \u00ab oui \u00bb\u00a0 ") == 'l\'été " oui "'
 
 
 def test_rendered_lines_are_model_height_in_every_font() -> None:
@@ -55,14 +55,22 @@ def test_rendered_lines_are_model_height_in_every_font() -> None:
         assert pixels.min() < 120 and pixels.max() > 150  # ink on paper
 
 
-@pytest.mark.skipif(not (DEFAULT_REAL_DIR / "manifest.tsv").exists(), reason="the real handwriting data set is not on this machine")
+@pytest.mark.skipif(
+    not (DEFAULT_REAL_DIR / "manifest.tsv").exists(), reason="the real handwriting data set is not on this machine"
+)
 def test_the_real_split_is_writer_disjoint() -> None:
     train, validation, skipped = load_real_lines()
     assert len(validation) > 500 and len(train) > 5 * len(validation)
     train_groups = {(line.dataset, line.group) for line in train}
     validation_groups = {(line.dataset, line.group) for line in validation}
     assert not train_groups & validation_groups
-    assert set(Counter(line.dataset for line in validation)) == {"copiste_dun_jour", "testaments_de_poilus", "cremma_mss_18", "cremma_mss_19", "peraire"}
+    assert set(Counter(line.dataset for line in validation)) == {
+        "copiste_dun_jour",
+        "testaments_de_poilus",
+        "cremma_mss_18",
+        "cremma_mss_19",
+        "peraire",
+    }
     assert all(in_alphabet(line.text) and len(line.text) > 2 for line in train + validation)
     assert skipped["markup"] > 0
     assert is_validation_group("cremma_mss_18", "le-sallon-de-1767-denis-diderot")
@@ -76,8 +84,19 @@ def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest
     from training.model import ModelShape
     from worker.recognizer import Recognizer
 
-    shape = ModelShape(height=40, width=128, patch_width=4, hidden=32, encoder_layers=1, encoder_heads=2, encoder_ffn=64,
-                       decoder_layers=1, decoder_heads=2, decoder_ffn=64, max_target_tokens=24)
+    shape = ModelShape(
+        height=40,
+        width=128,
+        patch_width=4,
+        hidden=32,
+        encoder_layers=1,
+        encoder_heads=2,
+        encoder_ffn=64,
+        decoder_layers=1,
+        decoder_heads=2,
+        decoder_ffn=64,
+        max_target_tokens=24,
+    )
     shards = tmp_path / "shards"
     fonts = fetch_fonts(FONT_CACHE, ["caveat"])
     write_shard(shards / "synth-0000", synthetic_samples(fonts, 64, seed=1, height=40, width=128))
@@ -85,7 +104,9 @@ def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest
     for name in VALIDATION_SETS:
         write_shard(shards / name, synthetic_samples(heldout, 8, seed=2, height=40, width=128))
     assert len(load_shard(shards / "synth-0000")) == 64
-    config = training.TrainConfig(root=tmp_path, run="tiny", shape=shape, hours=0.004, batch_size=8, eval_every=5, eval_lines=8, threads=1)
+    config = training.TrainConfig(
+        root=tmp_path, run="tiny", shape=shape, hours=0.004, batch_size=8, eval_every=5, eval_lines=8, threads=1
+    )
     training.train(config)
     assert (config.run_dir / "best.pt").exists() and (config.run_dir / "metrics.jsonl").read_text().strip()
     out = tmp_path / "exported"
@@ -100,14 +121,28 @@ def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest
     alone = [recognizer.recognize([line])[0] for line in lines]
     assert [r.text for r in together] == [r.text for r in alone]  # the CTC scorer keeps rows independent
     assert all(r.embedding.shape == (32,) for r in together)
-    resumed = training.TrainConfig(root=tmp_path, run="tiny", shape=shape, hours=0.006, batch_size=8, eval_every=5, eval_lines=8, threads=1)
+    resumed = training.TrainConfig(
+        root=tmp_path, run="tiny", shape=shape, hours=0.006, batch_size=8, eval_every=5, eval_lines=8, threads=1
+    )
     training.train(resumed)  # picks up last.pt and carries on the same schedule
     assert torch.load(config.run_dir / "last.pt", weights_only=False)["state"]["step"] > 5
     # A new machine without checkpoints continues from the exported folder, CTC head included.
-    continued = training.TrainConfig(root=tmp_path, run="continued", shape=shape, hours=0.001, batch_size=8, eval_every=5,
-                                     eval_lines=8, threads=1, init_from=out, lr=0.0)  # lr 0: steps that change nothing
+    continued = training.TrainConfig(
+        root=tmp_path,
+        run="continued",
+        shape=shape,
+        hours=0.001,
+        batch_size=8,
+        eval_every=5,
+        eval_lines=8,
+        threads=1,
+        init_from=out,
+        lr=0.0,
+    )  # lr 0: steps that change nothing
     training.train(continued)
     saved = torch.load(continued.run_dir / "last.pt", weights_only=False)
     exported_head = recognizer.ctc.projection.weight.float()
     assert saved["state"]["step"] >= 1
-    assert torch.allclose(saved["ctc_head"]["projection.weight"], exported_head, atol=1e-3), "the head was restored, not re-initialised"
+    assert torch.allclose(saved["ctc_head"]["projection.weight"], exported_head, atol=1e-3), (
+        "the head was restored, not re-initialised"
+    )

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from tests.forms import FONT_CACHE
 from training import render
@@ -53,7 +51,11 @@ def test_every_font_family_of_the_design_notes_is_split() -> None:
     listed: set[str] = set()
     for paragraph in section.split("\n\n"):
         heading, _, names = paragraph.partition(":")
-        if heading.strip() in ("Everyday and school hands", "School scripts of many countries (the Playwrite families)", "Cursive and pen scripts"):
+        if heading.strip() in (
+            "Everyday and school hands",
+            "School scripts of many countries (the Playwrite families)",
+            "Cursive and pen scripts",
+        ):
             listed |= {name.strip(".") for name in names.split()}
     assert len(listed) > 200
     assert listed - NOT_ON_NPM <= set(TRAINING_FONTS + HELDOUT_FONTS)
@@ -85,7 +87,9 @@ def test_a_family_npm_does_not_serve_is_skipped(tmp_path: Path) -> None:
 
 
 def test_prose_is_cut_at_word_boundaries_into_line_lengths() -> None:
-    paragraph = clean_paragraph("_Says_ our friend: \u201cConsidering the subject, the discussion was good-tempered\u201d; " * 6)
+    paragraph = clean_paragraph(
+        "_Says_ our friend: \u201cConsidering the subject, the discussion was good-tempered\u201d; " * 6
+    )
     assert "_" not in paragraph and '"Considering' in paragraph
     pieces = cut_into_lines(paragraph, random.Random(3))
     assert " ".join(pieces) == paragraph, "no word lost, split or reordered"
@@ -113,8 +117,12 @@ def _font(family: str = "caveat"):
 
 def test_augmented_lines_are_reproducible_from_their_seed() -> None:
     font = _font()
-    first = [render_line("Jane Doe, 12 High St", font, random.Random(seed), 40, Augmentation(1.0)) for seed in range(12)]
-    again = [render_line("Jane Doe, 12 High St", font, random.Random(seed), 40, Augmentation(1.0)) for seed in range(12)]
+    first = [
+        render_line("Jane Doe, 12 High St", font, random.Random(seed), 40, Augmentation(1.0)) for seed in range(12)
+    ]
+    again = [
+        render_line("Jane Doe, 12 High St", font, random.Random(seed), 40, Augmentation(1.0)) for seed in range(12)
+    ]
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert len({a.tobytes() for a in first}) == 12
     assert all(a.shape[0] == 40 and a.min() < a.max() for a in first)
@@ -168,8 +176,14 @@ def test_the_line_model_puts_the_wanted_share_of_errors_under_the_threshold() ->
     for _ in range(600):
         ok = rng.random() < 0.6
         mean = rng.gauss(-0.05 if ok else -0.3, 0.08)
-        signals.append({"mean_log_prob": mean, "min_log_prob": mean * 4, "ctc_agreement": rng.gauss(0.97 if ok else 0.85, 0.05),
-                        "log_length": math.log1p(rng.randint(5, 60))})
+        signals.append(
+            {
+                "mean_log_prob": mean,
+                "min_log_prob": mean * 4,
+                "ctc_agreement": rng.gauss(0.97 if ok else 0.85, 0.05),
+                "log_length": math.log1p(rng.randint(5, 60)),
+            }
+        )
         exact.append(ok)
     weights, bias = fit_line_model(signals, exact, threshold=0.8, flag_share=0.92)
     calibration = Calibration(temperature=1.3, weights=weights, bias=bias)
@@ -216,7 +230,9 @@ def test_a_calibrated_checkpoint_reads_with_its_calibration(tiny_char_model: Pat
         assert result.confidence == pytest.approx(calibration.line_confidence(result.signals, []))
         flatter = [t.confidence for t in result.tokens]
         sharper = [t.confidence for t in before.tokens]
-        assert all(f <= s + 1e-6 for f, s in zip(flatter, sharper) if s > 0.5), "a temperature above 1 softens confident tokens"
+        assert all(f <= s + 1e-6 for f, s in zip(flatter, sharper) if s > 0.5), (
+            "a temperature above 1 softens confident tokens"
+        )
 
 
 def test_line_texts_are_the_same_in_every_process() -> None:
@@ -230,15 +246,23 @@ def test_line_texts_are_the_same_in_every_process() -> None:
         "print(hashlib.sha1(repr([g.line() for _ in range(2000)]).encode()).hexdigest())"
     )
     digests = {
-        subprocess.run([sys.executable, "-c", script], env={"PYTHONHASHSEED": seed, "PATH": ""}, capture_output=True, text=True,
-                       check=True, cwd=Path(__file__).resolve().parents[1]).stdout
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[1],
+        ).stdout
         for seed in ("1", "2", "3")
     }
     assert len(digests) == 1
 
 
 @pytest.mark.slow
-def test_the_evaluation_reports_cer_and_review_shares_per_group(tiny_char_model: Path, capsys: pytest.CaptureFixture) -> None:
+def test_the_evaluation_reports_cer_and_review_shares_per_group(
+    tiny_char_model: Path, capsys: pytest.CaptureFixture
+) -> None:
     from tests.tiny_models import TEXTS, render_text_line
     from training.evaluate import report
     from training.validation_sets import LineSet
@@ -246,10 +270,19 @@ def test_the_evaluation_reports_cer_and_review_shares_per_group(tiny_char_model:
 
     recognizer = Recognizer.load(tiny_char_model, device="cpu", max_new_tokens=16)
     images = [render_text_line(t) for t in TEXTS]
-    sets = [LineSet("font:tiny", ("held-out fonts: forms", "style: print"), images, list(TEXTS)),
-            LineSet("real:tiny", ("real: unseen writers",), images[:2], ["not what it says", "nor this"])]
+    sets = [
+        LineSet("font:tiny", ("held-out fonts: forms", "style: print"), images, list(TEXTS)),
+        LineSet("real:tiny", ("real: unseen writers",), images[:2], ["not what it says", "nor this"]),
+    ]
     results = report(recognizer, sets, threshold=0.8)
     assert results["font:tiny"] < 0.2 and results["real:tiny"] > 0.5  # the tiny model reads its own lines
-    assert set(results) >= {"held-out fonts: forms", "style: print", "real: unseen writers", "all", "all/errors flagged", "all/exact flagged"}
+    assert set(results) >= {
+        "held-out fonts: forms",
+        "style: print",
+        "real: unseen writers",
+        "all",
+        "all/errors flagged",
+        "all/exact flagged",
+    }
     assert 0 <= results["all/errors flagged"] <= 1 and 0 <= results["all/exact flagged"] <= 1
     assert "errors flagged" in capsys.readouterr().out

@@ -23,10 +23,17 @@ READ_TIMEOUT = 2
 def web(tmp_path_factory: pytest.TempPathFactory):
     folder: Path = tmp_path_factory.mktemp("web")
     port = free_port()
-    processes = Processes({
-        "INKWELL_DATA_DIR": str(folder / "var"), "INKWELL_WEB_PORT": str(port), "INKWELL_WEB_WORKERS": "1",
-        "INKWELL_WEB_THREADS": "4", "INKWELL_WEB_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT), "INKWELL_SECRET_KEY": "x",
-    }, folder)
+    processes = Processes(
+        {
+            "INKWELL_DATA_DIR": str(folder / "var"),
+            "INKWELL_WEB_PORT": str(port),
+            "INKWELL_WEB_WORKERS": "1",
+            "INKWELL_WEB_THREADS": "4",
+            "INKWELL_WEB_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT),
+            "INKWELL_SECRET_KEY": "x",
+        },
+        folder,
+    )
     processes.run("migrate")
     processes.start("web", "web")
     base = f"http://127.0.0.1:{port}"
@@ -60,7 +67,9 @@ def test_stalled_clients_do_not_starve_the_others(web) -> None:
     assert requests.get(f"{base}/healthz", timeout=5).status_code == 200, "threads still free: answered at once"
     many = [_stalled_client(port) for _ in range(8)]  # more than this worker's threads
     time.sleep(0.5)
-    assert requests.get(f"{base}/healthz", timeout=READ_TIMEOUT * 6).status_code == 200, "stalled reads time out and free their threads"
+    assert requests.get(f"{base}/healthz", timeout=READ_TIMEOUT * 6).status_code == 200, (
+        "stalled reads time out and free their threads"
+    )
     for sock in few + many:
         assert _closed_by_server(sock, READ_TIMEOUT * 6), "a stalled client is dropped after the read timeout"
         sock.close()

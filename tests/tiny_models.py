@@ -31,41 +31,113 @@ def render_text_line(text: str, height: int = 32, font_size: int = 22) -> Image.
 
 
 def _char_model(folder: Path) -> None:
-    from transformers import TrOCRConfig, TrOCRForCausalLM, ViTConfig, ViTImageProcessor, ViTModel, VisionEncoderDecoderModel
+    from transformers import (
+        TrOCRConfig,
+        TrOCRForCausalLM,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+        ViTModel,
+    )
 
     from training.charset import build_tokenizer
 
     tokenizer = build_tokenizer(folder)
-    encoder = ViTModel(ViTConfig(image_size=(32, 256), patch_size=(32, 8), num_channels=3, hidden_size=64, num_hidden_layers=2,
-                                 num_attention_heads=2, intermediate_size=128), add_pooling_layer=True)
-    decoder = TrOCRForCausalLM(TrOCRConfig(vocab_size=len(tokenizer), d_model=64, decoder_layers=1, decoder_attention_heads=2,
-                                           decoder_ffn_dim=128, max_position_embeddings=64, pad_token_id=1, bos_token_id=0,
-                                           eos_token_id=2, decoder_start_token_id=0, use_learned_position_embeddings=True,
-                                           layernorm_embedding=True, is_decoder=True, add_cross_attention=True))
+    encoder = ViTModel(
+        ViTConfig(
+            image_size=(32, 256),
+            patch_size=(32, 8),
+            num_channels=3,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=128,
+        ),
+        add_pooling_layer=True,
+    )
+    decoder = TrOCRForCausalLM(
+        TrOCRConfig(
+            vocab_size=len(tokenizer),
+            d_model=64,
+            decoder_layers=1,
+            decoder_attention_heads=2,
+            decoder_ffn_dim=128,
+            max_position_embeddings=64,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            decoder_start_token_id=0,
+            use_learned_position_embeddings=True,
+            layernorm_embedding=True,
+            is_decoder=True,
+            add_cross_attention=True,
+        )
+    )
     model = VisionEncoderDecoderModel(encoder=encoder, decoder=decoder)
     model.config.decoder_start_token_id, model.config.pad_token_id, model.config.eos_token_id = 0, 1, 2
     model.save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 256}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
-                      inkwell_fit_pad={"fill": "mean", "grayscale": True}).save_pretrained(folder)
+    ViTImageProcessor(
+        size={"height": 32, "width": 256},
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+        inkwell_fit_pad={"fill": "mean", "grayscale": True},
+    ).save_pretrained(folder)
 
 
 def _bpe_model(folder: Path) -> None:
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import DeiTConfig, DeiTModel, PreTrainedTokenizerFast, TrOCRConfig, TrOCRForCausalLM, ViTImageProcessor, VisionEncoderDecoderModel
+    from transformers import (
+        DeiTConfig,
+        DeiTModel,
+        PreTrainedTokenizerFast,
+        TrOCRConfig,
+        TrOCRForCausalLM,
+        VisionEncoderDecoderModel,
+        ViTImageProcessor,
+    )
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(list(TEXTS) * 20, vocab_size=300, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>"])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    bpe.train_from_iterator(
+        list(TEXTS) * 20, vocab_size=300, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>"]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
     tokenizer.save_pretrained(folder)
-    encoder = DeiTModel(DeiTConfig(image_size=(32, 128), patch_size=16, num_channels=3, hidden_size=64, num_hidden_layers=2,
-                                   num_attention_heads=2, intermediate_size=128), add_pooling_layer=True)
-    decoder = TrOCRForCausalLM(TrOCRConfig(vocab_size=len(tokenizer), d_model=64, decoder_layers=2, decoder_attention_heads=2,
-                                           decoder_ffn_dim=128, max_position_embeddings=64, pad_token_id=1, bos_token_id=0,
-                                           eos_token_id=2, decoder_start_token_id=2, is_decoder=True, add_cross_attention=True))
+    encoder = DeiTModel(
+        DeiTConfig(
+            image_size=(32, 128),
+            patch_size=16,
+            num_channels=3,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=128,
+        ),
+        add_pooling_layer=True,
+    )
+    decoder = TrOCRForCausalLM(
+        TrOCRConfig(
+            vocab_size=len(tokenizer),
+            d_model=64,
+            decoder_layers=2,
+            decoder_attention_heads=2,
+            decoder_ffn_dim=128,
+            max_position_embeddings=64,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            decoder_start_token_id=2,
+            is_decoder=True,
+            add_cross_attention=True,
+        )
+    )
     model = VisionEncoderDecoderModel(encoder=encoder, decoder=decoder)
     model.config.decoder_start_token_id, model.config.pad_token_id, model.config.eos_token_id = 2, 1, 2
     model.save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 128}, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 128}, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(
+        folder
+    )
 
 
 def build_tiny_model(kind: str, folder: Path, steps: int = 400, seed: int = 0) -> Path:

@@ -40,26 +40,41 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--eval-every", type=int, default=1000, help="steps between validation runs")
     train.add_argument("--threads", type=int, default=2)
     train.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is 1.4x faster here)")
-    train.add_argument("--init-from", type=Path, default=None, help="start from an exported model folder (no checkpoint yet)")
+    train.add_argument(
+        "--init-from", type=Path, default=None, help="start from an exported model folder (no checkpoint yet)"
+    )
 
     evaluate = sub.add_parser("evaluate", help="CER per held-out set and style group, and review-flag shares")
     evaluate.add_argument("--model", type=Path, default=BUNDLED_MODEL_DIR)
     evaluate.add_argument("--forms-per-font", type=int, default=30, help="form lines per held-out font family")
     evaluate.add_argument("--prose-per-font", type=int, default=10, help="English prose lines per held-out font family")
     evaluate.add_argument("--real-limit", type=int, default=0, help="real lines per collection (0 = all)")
-    evaluate.add_argument("--ctc-weight", type=float, default=None, help="joint decoding weight (default: the model's; 0: attention alone)")
-    evaluate.add_argument("--threshold", type=float, default=0.8, help="review threshold the flag shares are measured at")
+    evaluate.add_argument(
+        "--ctc-weight",
+        type=float,
+        default=None,
+        help="joint decoding weight (default: the model's; 0: attention alone)",
+    )
+    evaluate.add_argument(
+        "--threshold", type=float, default=0.8, help="review threshold the flag shares are measured at"
+    )
 
-    calibrate = sub.add_parser("calibrate", help="fit confidence calibration on held-out lines into the model's inkwell.json")
+    calibrate = sub.add_parser(
+        "calibrate", help="fit confidence calibration on held-out lines into the model's inkwell.json"
+    )
     calibrate.add_argument("--model", type=Path, default=BUNDLED_MODEL_DIR)
     calibrate.add_argument("--lines-per-font", type=int, default=30)
     calibrate.add_argument("--threshold", type=float, default=0.8)
-    calibrate.add_argument("--flag-share", type=float, default=0.91, help="share of lines with an error to put under the threshold")
+    calibrate.add_argument(
+        "--flag-share", type=float, default=0.91, help="share of lines with an error to put under the threshold"
+    )
 
     export = sub.add_parser("export", help="write a run's best checkpoint as a Hugging Face model folder")
     export.add_argument("--run", default="main")
     export.add_argument("--out", type=Path, default=BUNDLED_MODEL_DIR)
-    export.add_argument("--ctc-weight", type=float, default=0.5, help="joint CTC/attention decoding weight the export declares (0: off)")
+    export.add_argument(
+        "--ctc-weight", type=float, default=0.5, help="joint CTC/attention decoding weight the export declares (0: off)"
+    )
 
     everything = sub.add_parser("all", help="the whole recipe: data, train, export, evaluate (resumable)")
     everything.add_argument("--hours", type=float, default=5.0)
@@ -73,22 +88,37 @@ def main(argv: list[str] | None = None) -> None:
 
         build_all(DataPlan(args.root, args.synthetic_lines, shape.height, shape.width, args.workers))
     elif args.command == "train":
-        from training.train import TrainConfig, train as run_training
+        from training.train import TrainConfig
+        from training.train import train as run_training
 
         shape = ModelShape(encoder_layers=args.encoder_layers, decoder_layers=args.decoder_layers, hidden=args.hidden)
         run_training(
             TrainConfig(
-                root=args.root, run=args.run, shape=shape, hours=args.hours, batch_size=args.batch_size,
-                lr=args.lr, ctc_weight=args.ctc_weight, real_share=args.real_share,
-                eval_every=args.eval_every, threads=args.threads, bf16=not args.no_bf16, init_from=args.init_from,
+                root=args.root,
+                run=args.run,
+                shape=shape,
+                hours=args.hours,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                ctc_weight=args.ctc_weight,
+                real_share=args.real_share,
+                eval_every=args.eval_every,
+                threads=args.threads,
+                bf16=not args.no_bf16,
+                init_from=args.init_from,
             )
         )
     elif args.command == "evaluate":
         from training.evaluate import evaluate_exported
 
         evaluate_exported(
-            args.model, args.root / "fonts", args.forms_per_font, args.prose_per_font, args.real_limit,
-            ctc_weight=args.ctc_weight, threshold=args.threshold,
+            args.model,
+            args.root / "fonts",
+            args.forms_per_font,
+            args.prose_per_font,
+            args.real_limit,
+            ctc_weight=args.ctc_weight,
+            threshold=args.threshold,
         )
     elif args.command == "calibrate":
         from training.calibrate import calibrate as run_calibration
@@ -103,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         from training.data import DataPlan, build_all
         from training.evaluate import evaluate_exported
         from training.export import export_run
-        from training.train import TrainConfig, train as run_training
+        from training.train import TrainConfig
+        from training.train import train as run_training
 
         build_all(DataPlan(args.root, args.synthetic_lines, shape.height, shape.width))
         run_training(TrainConfig(root=args.root, run="main", shape=shape, hours=args.hours))

@@ -50,18 +50,35 @@ def fit_temperature(recognizer, sets: list[LineSet], batch_size: int = 32) -> fl
             decoder_input = torch.cat([starts, labels[:, :-1]], dim=1)
             logits = model(pixel_values=pixel_values, decoder_input_ids=decoder_input).logits.float()
             scaled = logits.unsqueeze(0) / temperatures.to(logits.device).view(-1, 1, 1, 1)
-            nll = -torch.log_softmax(scaled, dim=-1).gather(-1, labels.unsqueeze(0).unsqueeze(-1).expand(len(TEMPERATURES), -1, -1, 1)).squeeze(-1)
+            nll = (
+                -torch.log_softmax(scaled, dim=-1)
+                .gather(-1, labels.unsqueeze(0).unsqueeze(-1).expand(len(TEMPERATURES), -1, -1, 1))
+                .squeeze(-1)
+            )
             totals += (nll * mask.unsqueeze(0)).sum(dim=(1, 2)).double().cpu()
     best = int(totals.argmin())
-    log.info("temperature %.2f (summed NLL of the truth tokens: %.1f at 1.0, %.1f at best)", TEMPERATURES[best], totals[TEMPERATURES.index(1.0)], totals[best])
+    log.info(
+        "temperature %.2f (summed NLL of the truth tokens: %.1f at 1.0, %.1f at best)",
+        TEMPERATURES[best],
+        totals[TEMPERATURES.index(1.0)],
+        totals[best],
+    )
     return TEMPERATURES[best]
 
 
-def calibrate(model_dir: Path, fonts_dir: Path, lines_per_font: int = 30, threshold: float = DEFAULT_THRESHOLD, flag_share: float = 0.91) -> Calibration:
+def calibrate(
+    model_dir: Path,
+    fonts_dir: Path,
+    lines_per_font: int = 30,
+    threshold: float = DEFAULT_THRESHOLD,
+    flag_share: float = 0.91,
+) -> Calibration:
     """Fit temperature and line model on calibration lines; write them into ``model_dir/inkwell.json``."""
     from worker.recognizer import Recognizer
 
-    sets = heldout_font_sets(fonts_dir, forms_per_font=lines_per_font, prose_per_font=lines_per_font // 2, seed=CALIBRATION_SEED)
+    sets = heldout_font_sets(
+        fonts_dir, forms_per_font=lines_per_font, prose_per_font=lines_per_font // 2, seed=CALIBRATION_SEED
+    )
     recognizer = Recognizer.load(model_dir, device="auto", max_new_tokens=160, calibrated=False)
     temperature = fit_temperature(recognizer, sets)
     recognizer.calibration = Calibration(temperature=temperature)

@@ -14,10 +14,22 @@ SYMBOLS_EXTRA = "€£°§¢¥µ±×÷²³½¼¾"
 ALPHABET = "".join(sorted(set(string.printable[:95] + LETTERS_EXTRA + SYMBOLS_EXTRA)))
 
 # Typographic variants folded onto what a form reader should output.
-_FOLD = str.maketrans({
-    "\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00ab": '"', "\u00bb": '"',
-    "\u00a0": " ", "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u2026": "...", "\u017f": "s",
-})
+_FOLD = str.maketrans(
+    {
+        "\u2019": "'",
+        "\u2018": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u00a0": " ",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u2026": "...",
+        "\u017f": "s",
+    }
+)
 
 
 def normalise_text(text: str) -> str:

@@ -45,7 +45,12 @@ def _synthetic_job(plan: DataPlan, index: int) -> int:
     return write_shard(
         plan.shards_dir / f"synth-{index:04d}",
         synthetic_samples(
-            fonts, SYNTHETIC_SHARD_LINES, seed=1_000 + index, height=plan.height, width=plan.width, prose_share=PROSE_SHARE
+            fonts,
+            SYNTHETIC_SHARD_LINES,
+            seed=1_000 + index,
+            height=plan.height,
+            width=plan.width,
+            prose_share=PROSE_SHARE,
         ),
     )
 
@@ -67,14 +72,21 @@ def build_validation(plan: DataPlan) -> None:
     heldout = fetch_fonts(plan.fonts_dir, HELDOUT_FONTS)
     forms = plan.shards_dir / VALIDATION_SETS[0]
     if not forms.exists():
-        write_shard(forms, synthetic_samples(heldout, VALIDATION_SYNTHETIC_LINES, seed=99, height=plan.height, width=plan.width))
+        write_shard(
+            forms, synthetic_samples(heldout, VALIDATION_SYNTHETIC_LINES, seed=99, height=plan.height, width=plan.width)
+        )
     prose = plan.shards_dir / VALIDATION_SETS[1]
     if not prose.exists():
         write_shard(
             prose,
             synthetic_samples(
-                heldout, VALIDATION_SYNTHETIC_LINES, seed=97, height=plan.height, width=plan.width,
-                prose_share=1.0, validation_prose=True,
+                heldout,
+                VALIDATION_SYNTHETIC_LINES,
+                seed=97,
+                height=plan.height,
+                width=plan.width,
+                prose_share=1.0,
+                validation_prose=True,
             ),
         )
     real = plan.shards_dir / VALIDATION_SETS[2]
@@ -88,10 +100,16 @@ def build_all(plan: DataPlan) -> None:
     plan.shards_dir.mkdir(parents=True, exist_ok=True)
     fetch_fonts(plan.fonts_dir, TRAINING_FONTS + list(HELDOUT_FONTS))
     build_validation(plan)
-    done = {p.name for p in finished_shards(plan.shards_dir, "synth")} | {p.name for p in finished_shards(plan.shards_dir, "real")}
+    done = {p.name for p in finished_shards(plan.shards_dir, "synth")} | {
+        p.name for p in finished_shards(plan.shards_dir, "real")
+    }
     real_parts = 4
     with ProcessPoolExecutor(plan.workers) as pool:
-        futures = [pool.submit(_real_job, plan, part, real_parts) for part in range(real_parts) if f"real-{part:04d}" not in done]
+        futures = [
+            pool.submit(_real_job, plan, part, real_parts)
+            for part in range(real_parts)
+            if f"real-{part:04d}" not in done
+        ]
         shard_count = -(-plan.synthetic_lines // SYNTHETIC_SHARD_LINES)
         futures += [pool.submit(_synthetic_job, plan, i) for i in range(shard_count) if f"synth-{i:04d}" not in done]
         for future in progress(futures, unit=" shards", desc="data", logs=True):

@@ -39,7 +39,9 @@ def evaluate_exported(
     from worker.recognizer import Recognizer
 
     recognizer = Recognizer.load(model, device="auto", max_new_tokens=160, ctc_weight=ctc_weight)
-    decoding = f"jointly with CTC (weight {recognizer.ctc.weight})" if recognizer.ctc else "with the attention decoder alone"
+    decoding = (
+        f"jointly with CTC (weight {recognizer.ctc.weight})" if recognizer.ctc else "with the attention decoder alone"
+    )
     calibrated = "calibrated" if recognizer.calibration.weights is not None else "uncalibrated (geometric mean)"
     print(f"{model}: decoding {decoding}; line confidence {calibrated}; review threshold {threshold}")
     sets = heldout_font_sets(fonts_dir, forms_per_font, prose_per_font) + real_sets(real_dir, real_limit)
@@ -74,6 +76,8 @@ def report(recognizer, sets: list[LineSet], threshold: float) -> dict[str, float
         results[group] = cer
         results[f"{group}/errors flagged"] = flagged_wrong
         results[f"{group}/exact flagged"] = flagged_right
-        print(f"{group:<40} {len(pairs):>6} {cer * 100:7.2f}% {exact * 100:6.1f}% {flagged_wrong * 100:14.1f}% {flagged_right * 100:13.1f}%")
+        print(
+            f"{group:<40} {len(pairs):>6} {cer * 100:7.2f}% {exact * 100:6.1f}% {flagged_wrong * 100:14.1f}% {flagged_right * 100:13.1f}%"
+        )
     print(f"\n{lines} lines in {time.perf_counter() - started:.1f} s on {recognizer.device}")
     return results

@@ -59,12 +59,22 @@ def export_checkpoint(checkpoint: Path, out: Path, ctc_weight: float = 0.5) -> d
     from safetensors.torch import save_file
 
     head = {name: tensor.to(torch.float16).contiguous() for name, tensor in saved["ctc_head"].items()}
-    save_file({"weight": head["projection.weight"], "bias": head["projection.bias"]}, str(staging / "ctc_head.safetensors"))
-    (staging / "inkwell.json").write_text(json.dumps({
-        "ctc_head": {"file": "ctc_head.safetensors", "blank_id": PAD_ID, "weight": ctc_weight},
-    }, indent=1) + "\n")
+    save_file(
+        {"weight": head["projection.weight"], "bias": head["projection.bias"]}, str(staging / "ctc_head.safetensors")
+    )
+    (staging / "inkwell.json").write_text(
+        json.dumps(
+            {
+                "ctc_head": {"file": "ctc_head.safetensors", "blank_id": PAD_ID, "weight": ctc_weight},
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     metrics = {k: v for k, v in saved.get("metrics", {}).items() if not k.endswith("/example")}
-    (staging / "training_state.json").write_text(json.dumps({"state": saved["state"], "shape": saved["shape"], "validation": metrics}, indent=1))
+    (staging / "training_state.json").write_text(
+        json.dumps({"state": saved["state"], "shape": saved["shape"], "validation": metrics}, indent=1)
+    )
     card = out / "README.md"
     if card.exists():  # the model card is written by hand and kept across exports
         shutil.copy(card, staging / "README.md")

@@ -174,7 +174,7 @@ def draws_lowercase_as_capitals(path: Path, size: int = 64) -> bool:
 
     face = ImageFont.truetype(str(path), size)
 
-    def shape(char: str) -> "np.ndarray | None":
+    def shape(char: str) -> np.ndarray | None:
         canvas = Image.new("L", (size * 3, size * 3), 0)
         ImageDraw.Draw(canvas).text((size, size // 2), char, font=face, fill=255)
         box = canvas.getbbox()

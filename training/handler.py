@@ -54,7 +54,10 @@ class EndpointHandler:
         """Scale the line to fit height x width keeping its aspect ratio, pad the rest (as in training)."""
         image = image.convert("L" if self.fit_pad.get("grayscale", True) else "RGB")
         scale = min(self.height / image.height, self.width / image.width)
-        size = (max(1, min(self.width, round(image.width * scale))), max(1, min(self.height, round(image.height * scale))))
+        size = (
+            max(1, min(self.width, round(image.width * scale))),
+            max(1, min(self.height, round(image.height * scale))),
+        )
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
         pixels = np.asarray(image, dtype=np.float32) / 255.0 * 2.0 - 1.0
         if pixels.ndim == 2:
@@ -86,8 +89,12 @@ class EndpointHandler:
             log_probs = torch.log_softmax(head(encoded.last_hidden_state[:, 1:].float()), dim=-1)
             processors.append(scorer(log_probs, blank, self.tokenizer.eos_token_id, weight))
             ctc_texts = [self._ctc_text(row, blank) for row in log_probs.argmax(-1).tolist()]
-        out = self.model.generate(encoder_outputs=encoded, logits_processor=LogitsProcessorList(processors),
-                                  output_logits=True, return_dict_in_generate=True)
+        out = self.model.generate(
+            encoder_outputs=encoded,
+            logits_processor=LogitsProcessorList(processors),
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
         sequences = out.sequences[:, 1:]
         temperature = float(self.calibration.get("temperature", 1.0))
         logits = torch.stack(out.logits, dim=1).float() / temperature
@@ -110,8 +117,12 @@ class EndpointHandler:
         if not line:
             return math.exp(sum(logs) / len(logs))
         agreement = 1.0 if ctc_text is None else 1.0 - _edit_distance(text, ctc_text) / max(len(text), len(ctc_text), 1)
-        signals = {"mean_log_prob": sum(logs) / len(logs), "min_log_prob": min(logs), "ctc_agreement": agreement,
-                   "log_length": math.log1p(len(text))}
+        signals = {
+            "mean_log_prob": sum(logs) / len(logs),
+            "min_log_prob": min(logs),
+            "ctc_agreement": agreement,
+            "log_length": math.log1p(len(text)),
+        }
         score = line["bias"] + sum(w * signals[name] for w, name in zip(line["weights"], line["signals"]))
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, score))))
 

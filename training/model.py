@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from transformers import TrOCRConfig, TrOCRForCausalLM, ViTConfig, ViTModel, VisionEncoderDecoderModel
+from transformers import TrOCRConfig, TrOCRForCausalLM, VisionEncoderDecoderModel, ViTConfig, ViTModel
 
 from training.charset import BOS_ID, EOS_ID, PAD_ID
 

@@ -79,7 +79,9 @@ def scan_effects(page: Image.Image, rng: random.Random, s: float, height: int) -
     scan_height = max(height, round(height * rng.uniform(1.0, 2.5)))
     scale = scan_height / page.height
     new_width = max(4, round(page.width * scale * rng.uniform(1 - 0.15 * s, 1 + 0.15 * s)))
-    page = page.resize((new_width, scan_height), Image.Resampling.LANCZOS if rng.random() < 0.5 else Image.Resampling.BILINEAR)
+    page = page.resize(
+        (new_width, scan_height), Image.Resampling.LANCZOS if rng.random() < 0.5 else Image.Resampling.BILINEAR
+    )
     if rng.random() < 0.5 * s:
         page = page.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 0.9) * scan_height / height))
     pixels = np.asarray(page, dtype=np.float32)
@@ -93,7 +95,9 @@ def scan_effects(page: Image.Image, rng: random.Random, s: float, height: int) -
         pixels = np.asarray(Image.fromarray(pixels).convert("1").convert("L"))  # Floyd-Steinberg dithering
     elif rng.random() < 0.35 * s:
         pixels = _jpeg(pixels, rng.randint(20, 85))
-    reduced = Image.fromarray(pixels).resize((max(4, round(pixels.shape[1] * height / scan_height)), height), Image.Resampling.BOX)
+    reduced = Image.fromarray(pixels).resize(
+        (max(4, round(pixels.shape[1] * height / scan_height)), height), Image.Resampling.BOX
+    )
     return np.asarray(reduced)
 
 
@@ -162,8 +166,10 @@ def _slant_and_rotate(ink: Image.Image, rng: random.Random, s: float) -> Image.I
         w, h = ink.size
         extra = int(abs(shear) * h)
         ink = ink.transform(
-            (w + extra, h), Image.Transform.AFFINE,
-            (1, shear, -extra if shear > 0 else 0, 0, 1, 0), Image.Resampling.BILINEAR,
+            (w + extra, h),
+            Image.Transform.AFFINE,
+            (1, shear, -extra if shear > 0 else 0, 0, 1, 0),
+            Image.Resampling.BILINEAR,
         )
     angle = rng.gauss(0, 1.2 * s)
     if abs(angle) > 0.1:
@@ -203,7 +209,9 @@ def _elastic(ink: Image.Image, rng: random.Random, s: float, size: int) -> Image
     dx = cv2.resize(coarse[0], (w, h), interpolation=cv2.INTER_CUBIC)
     dy = cv2.resize(coarse[1], (w, h), interpolation=cv2.INTER_CUBIC)
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    warped = cv2.remap(pixels, grid_x + dx, grid_y + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    warped = cv2.remap(
+        pixels, grid_x + dx, grid_y + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
     return Image.fromarray(warped)
 
 
@@ -212,8 +220,10 @@ def _crop(ink: Image.Image, rng: random.Random, s: float, size: int) -> Image.Im
     box = ink.getbbox() or (0, 0, ink.width, ink.height)
     left, top, right, bottom = box
     loose = rng.random() < 0.5
+
     def margin() -> int:
         return int(rng.uniform(0, 0.45 if loose else 0.1) * size * (0.3 + s))
+
     left, right = left - margin(), right + margin()
     top, bottom = top - margin(), bottom + margin()
     if rng.random() < 0.15 * s:  # a tall field box around small writing: text fills half the crop
@@ -258,8 +268,26 @@ def _add_rules(ink: Image.Image, rng: random.Random, s: float) -> Image.Image:
 
 
 # (ink, paper) colours seen on forms, as RGB; their luminance is what the greyscale model sees.
-_INKS = ((10, 10, 12), (20, 30, 110), (30, 60, 160), (15, 35, 70), (120, 20, 20), (20, 90, 40), (70, 70, 75), (110, 110, 115))
-_PAPERS = ((255, 255, 255), (250, 248, 240), (255, 250, 205), (225, 240, 255), (255, 228, 225), (230, 245, 225), (235, 235, 235), (245, 235, 215))
+_INKS = (
+    (10, 10, 12),
+    (20, 30, 110),
+    (30, 60, 160),
+    (15, 35, 70),
+    (120, 20, 20),
+    (20, 90, 40),
+    (70, 70, 75),
+    (110, 110, 115),
+)
+_PAPERS = (
+    (255, 255, 255),
+    (250, 248, 240),
+    (255, 250, 205),
+    (225, 240, 255),
+    (255, 228, 225),
+    (230, 245, 225),
+    (235, 235, 235),
+    (245, 235, 215),
+)
 
 
 def _luminance(rgb: tuple[int, int, int]) -> float:

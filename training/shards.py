@@ -21,9 +21,9 @@ from PIL import Image
 
 from training.charset import in_alphabet, normalise_text
 from training.fonts import Font
+from training.prose import ProseLines
 from training.real_lines import RealLine
 from training.render import Augmentation, augment_real_line, fit_text_to_font, render_line
-from training.prose import ProseLines
 from training.texts import FormTextGenerator
 from worker.line_image import fit_line
 
@@ -142,7 +142,9 @@ def real_samples(
             image = opened.convert("L")
         for variant in range(variants):
             if variant == 0:
-                pixels = np.asarray(image.resize((max(1, round(image.width * height / image.height)), height), Image.Resampling.LANCZOS))
+                pixels = np.asarray(
+                    image.resize((max(1, round(image.width * height / image.height)), height), Image.Resampling.LANCZOS)
+                )
             else:
                 pixels = augment_real_line(image, rng, height, Augmentation(rng.uniform(0.3, strength)))
             yield _fitted(pixels, height, width), line.text

@@ -29,7 +29,6 @@ from training.shards import load_shard
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class TrainConfig:
     root: Path
@@ -89,21 +88,27 @@ def joint_loss(model, ctc_head, batch, config: TrainConfig) -> tuple[torch.Tenso
     decoder_input[:, 1:] = labels[:, :-1].masked_fill(labels[:, :-1] == IGNORE_INDEX, PAD_ID)
     logits = model(encoder_outputs=encoded, decoder_input_ids=decoder_input).logits
     ce = F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-        ignore_index=IGNORE_INDEX, label_smoothing=config.label_smoothing,
+        logits.float().reshape(-1, logits.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        label_smoothing=config.label_smoothing,
     )
     log_probs = ctc_head(encoded.last_hidden_state[:, 1:]).float().log_softmax(-1)
     target_mask = (labels != IGNORE_INDEX) & (labels != EOS_ID)
     targets = labels[target_mask]
     target_lengths = target_mask.sum(1)
     input_lengths = torch.full((labels.shape[0],), log_probs.shape[1], dtype=torch.long)
-    ctc = F.ctc_loss(log_probs.transpose(0, 1), targets, input_lengths, target_lengths, blank=PAD_ID, zero_infinity=True)
+    ctc = F.ctc_loss(
+        log_probs.transpose(0, 1), targets, input_lengths, target_lengths, blank=PAD_ID, zero_infinity=True
+    )
     loss = (1 - config.ctc_weight) * ce + config.ctc_weight * ctc
     return loss, {"ce": float(ce.detach()), "ctc": float(ctc.detach())}
 
 
 @torch.no_grad()
-def evaluate(model, ctc_head, encoder: Encoder, shards_dir: Path, config: TrainConfig, id_to_char, tokenizer) -> dict[str, float]:
+def evaluate(
+    model, ctc_head, encoder: Encoder, shards_dir: Path, config: TrainConfig, id_to_char, tokenizer
+) -> dict[str, float]:
     """CER of CTC-greedy and attention-greedy reading on each validation set."""
     model.eval()
     results: dict[str, float] = {}
@@ -114,7 +119,9 @@ def evaluate(model, ctc_head, encoder: Encoder, shards_dir: Path, config: TrainC
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 encoded = model.encoder(pixel_values=batch.pixel_values)
                 ctc_texts = ctc_greedy(ctc_head(encoded.last_hidden_state[:, 1:]).float(), id_to_char)
-                generated = model.generate(encoder_outputs=encoded, max_new_tokens=config.shape.max_target_tokens, num_beams=1, do_sample=False)
+                generated = model.generate(
+                    encoder_outputs=encoded, max_new_tokens=config.shape.max_target_tokens, num_beams=1, do_sample=False
+                )
             att_texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
             ctc_pairs += zip(ctc_texts, batch.texts)
             att_pairs += zip(att_texts, batch.texts)
@@ -151,7 +158,9 @@ def train(config: TrainConfig) -> None:
             from safetensors.torch import load_file
 
             head = load_file(str(head_file))
-            ctc_head.load_state_dict({"projection.weight": head["weight"].float(), "projection.bias": head["bias"].float()})
+            ctc_head.load_state_dict(
+                {"projection.weight": head["weight"].float(), "projection.bias": head["bias"].float()}
+            )
         log.info("initialised from %s (CTC head: %s)", config.init_from, "restored" if head_file.exists() else "new")
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)
@@ -160,15 +169,22 @@ def train(config: TrainConfig) -> None:
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
         log.info("resumed at step %d (%.2f h)", state["step"], state["elapsed"] / 3600)
-    (config.run_dir / "config.json").write_text(json.dumps({**config.__dict__, "shape": config.shape.as_dict()}, indent=1, default=str))
+    (config.run_dir / "config.json").write_text(
+        json.dumps({**config.__dict__, "shape": config.shape.as_dict()}, indent=1, default=str)
+    )
     encoder = Encoder(vocab, config.shape.max_target_tokens)
     sampler = MixedSampler(config.root / "shards", encoder, config.real_share, seed=config.seed + state["step"])
     model.train()
     window = {"loss": 0.0, "ce": 0.0, "ctc": 0.0, "n": 0}
     metrics_log = (config.run_dir / "metrics.jsonl").open("a")
     # The run is bounded by time, so the bar counts training seconds (on a terminal only).
-    bar = progress(total=round(config.hours * 3600), initial=round(state["elapsed"]), desc="training", logs=True,
-                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]")
+    bar = progress(
+        total=round(config.hours * 3600),
+        initial=round(state["elapsed"]),
+        desc="training",
+        logs=True,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]",
+    )
     while state["elapsed"] < config.hours * 3600:
         started = time.monotonic()
         lr = learning_rate(config, state["elapsed"] / 3600)
@@ -195,8 +211,13 @@ def train(config: TrainConfig) -> None:
             n = window.pop("n")
             log.info(
                 "step %d lines %d %.2fh lr %.2e loss %.3f ce %.3f ctc %.3f",
-                state["step"], state["lines"], state["elapsed"] / 3600, lr,
-                window["loss"] / n, window["ce"] / n, window["ctc"] / n,
+                state["step"],
+                state["lines"],
+                state["elapsed"] / 3600,
+                lr,
+                window["loss"] / n,
+                window["ce"] / n,
+                window["ctc"] / n,
             )
             window = {"loss": 0.0, "ce": 0.0, "ctc": 0.0, "n": 0}
         if state["step"] % config.eval_every == 0 or state["elapsed"] >= config.hours * 3600:
@@ -208,7 +229,13 @@ def train(config: TrainConfig) -> None:
             metrics_log.write(json.dumps(record) + "\n")
             metrics_log.flush()
             log.info("eval %s", json.dumps(record))
-            snapshot = {"model": model.state_dict(), "ctc_head": ctc_head.state_dict(), "optimizer": optimizer.state_dict(), "state": state, "shape": config.shape.as_dict()}
+            snapshot = {
+                "model": model.state_dict(),
+                "ctc_head": ctc_head.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "state": state,
+                "shape": config.shape.as_dict(),
+            }
             if score < state["best"]:
                 state["best"] = score
                 torch.save({**snapshot, "metrics": results}, config.run_dir / "best.pt.tmp")

@@ -36,7 +36,9 @@ class LineSet:
     texts: list[str]
 
 
-def heldout_font_sets(fonts_dir: Path, forms_per_font: int, prose_per_font: int, seed: int = EVALUATION_SEED) -> list[LineSet]:
+def heldout_font_sets(
+    fonts_dir: Path, forms_per_font: int, prose_per_font: int, seed: int = EVALUATION_SEED
+) -> list[LineSet]:
     """Per held-out family: form lines (``font:NAME``) and English prose lines (``prose:NAME``)."""
     sets = []
     for family in HELDOUT_FONTS:
@@ -66,7 +68,9 @@ def real_sets(real_dir: Path = DEFAULT_REAL_DIR, limit: int = 0) -> list[LineSet
     _, validation, _ = load_real_lines(real_dir)
     by_collection: dict[str, LineSet] = {}
     for line in validation:
-        bucket = by_collection.setdefault(line.dataset, LineSet(f"real:{line.dataset}", ("real: unseen writers",), [], []))
+        bucket = by_collection.setdefault(
+            line.dataset, LineSet(f"real:{line.dataset}", ("real: unseen writers",), [], [])
+        )
         if not limit or len(bucket.images) < limit:
             with Image.open(line.path) as opened:
                 bucket.images.append(opened.convert("L"))

@@ -17,7 +17,6 @@ from webui.headers import SECURITY_HEADERS
 csrf = CSRFProtect()
 
 
-
 class RowIdConverter(BaseConverter):
     """``<row_id:name>``: a positive integer that fits the database's INTEGER; anything else is a 404."""
 

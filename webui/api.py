@@ -19,10 +19,31 @@ from inkwell.attention import attention_json, attention_maps, heat_map_png
 from inkwell.exports import export_alto, export_csv, export_fields_csv, export_page_xml_zip
 from inkwell.models import Job, Line, LineImage, Page
 from inkwell.results import job_out, job_text, line_out, load_job, progress_of
-from inkwell.schemas import (
-    AttentionOut, EmbeddingOut, JobList, JobSummary, LineAcceptance, LineCorrection, LineDetail, LineEditOut, PageReviewed, SearchResult, SimilarResult,
+from inkwell.review import (
+    JobFilter,
+    ReviewError,
+    accept_line,
+    correct_line,
+    history,
+    list_jobs,
+    mark_page_reviewed,
+    needs_review_counts,
+    search_lines,
+    similar_pages,
 )
-from inkwell.review import JobFilter, ReviewError, accept_line, correct_line, history, list_jobs, mark_page_reviewed, needs_review_counts, search_lines, similar_pages
+from inkwell.schemas import (
+    AttentionOut,
+    EmbeddingOut,
+    JobList,
+    JobSummary,
+    LineAcceptance,
+    LineCorrection,
+    LineDetail,
+    LineEditOut,
+    PageReviewed,
+    SearchResult,
+    SimilarResult,
+)
 from webui.auth import principal, require, visible_or_404
 from webui.errors import api_error
 from webui.input_guard import bounded_int
@@ -55,11 +76,17 @@ def _own_jobs_only() -> int | None:
 def submit_job() -> Response:
     """Accept one or more files as a new job; 202 with the job's URL in ``Location``."""
     caller = principal()
-    accepted = accept_upload(Submission(
-        files=submitted_files(request.files), source="api", layout=request.form.get("layout", "page"),
-        user_id=caller.id if caller.kind == "user" else None, token_id=caller.id if caller.kind == "token" else None,
-        idempotency_key=request.headers.get("Idempotency-Key"), callback_url=request.form.get("callback_url") or None,
-    ))
+    accepted = accept_upload(
+        Submission(
+            files=submitted_files(request.files),
+            source="api",
+            layout=request.form.get("layout", "page"),
+            user_id=caller.id if caller.kind == "user" else None,
+            token_id=caller.id if caller.kind == "token" else None,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            callback_url=request.form.get("callback_url") or None,
+        )
+    )
     response = jsonify({"id": accepted.job_id, "status": "queued"})
     response.status_code = 202
     response.headers["Location"] = url_for("api.get_job", job_id=accepted.job_id)
@@ -88,17 +115,33 @@ def list_jobs_view() -> Response:
     if status not in (None, "queued", "processing", "succeeded", "failed", "partial"):
         return api_error(400, "invalid_status", "status is one of queued, processing, succeeded, failed, partial")
     try:
-        query = JobFilter(status, _date("since"), _date("until"), request.args.get("needs_review") in ("1", "true"), _own_jobs_only(),
-                          bounded_int(request.args.get("limit"), "limit", 50, 1, 200))
+        query = JobFilter(
+            status,
+            _date("since"),
+            _date("until"),
+            request.args.get("needs_review") in ("1", "true"),
+            _own_jobs_only(),
+            bounded_int(request.args.get("limit"), "limit", 50, 1, 200),
+        )
     except (ReviewError, ValueError) as error:
         return api_error(400, "invalid_filter", str(error))
     with database().session() as session:
         jobs = list_jobs(session, query, threshold)
         counts = needs_review_counts(session, [job.id for job in jobs], threshold)
-        body = JobList(jobs=[JobSummary(
-            id=job.id, status=job.status.value, created_at=job.created_at, finished_at=job.finished_at,
-            reviewed=job.reviewed_at is not None, needs_review=counts.get(job.id, 0), progress=progress_of(job),
-        ) for job in jobs])
+        body = JobList(
+            jobs=[
+                JobSummary(
+                    id=job.id,
+                    status=job.status.value,
+                    created_at=job.created_at,
+                    finished_at=job.finished_at,
+                    reviewed=job.reviewed_at is not None,
+                    needs_review=counts.get(job.id, 0),
+                    progress=progress_of(job),
+                )
+                for job in jobs
+            ]
+        )
     return Response(body.model_dump_json(), mimetype="application/json")
 
 
@@ -125,7 +168,9 @@ def get_result(job_id: str) -> Response:
         job = visible_or_404(load_job(session, job_id))
         if not job.status.finished:
             return api_error(
-                409, "job_not_finished", f"job {job_id} is {job.status.value}; poll /api/v1/jobs/{job_id}",
+                409,
+                "job_not_finished",
+                f"job {job_id} is {job.status.value}; poll /api/v1/jobs/{job_id}",
                 {"Retry-After": str(settings().retry_after_seconds)},
             )
         media_type, render, suffix = RESULT_FORMATS[fmt]
@@ -144,7 +189,10 @@ def _visible_line(session, line_id: int) -> Line:
 
 
 def _line_body(session, line: Line) -> Response:
-    edits = [LineEditOut(text=e.text, previous=e.previous, author=e.author, at=e.created_at) for e in history(session, line.id)]
+    edits = [
+        LineEditOut(text=e.text, previous=e.previous, author=e.author, at=e.created_at)
+        for e in history(session, line.id)
+    ]
     body = LineDetail(**line_out(line).model_dump(), history=edits)
     return Response(body.model_dump_json(), mimetype="application/json")
 
@@ -209,9 +257,15 @@ def line_attention(line_id: int) -> Response:
         try:
             token = bounded_int(request.args.get("token"), "token", -1, 0, MAX_TOKEN_INDEX)
         except ValueError:
-            return api_error(400, "invalid_token_index", f"token is a whole number, an index from 0 to {maps.shape[0] - 1}")
+            return api_error(
+                400, "invalid_token_index", f"token is a whole number, an index from 0 to {maps.shape[0] - 1}"
+            )
         if token >= maps.shape[0]:  # a well-formed index this line does not have
-            return api_error(404, "not_found", f"this line has {maps.shape[0]} tokens: token is an index from 0 to {maps.shape[0] - 1}")
+            return api_error(
+                404,
+                "not_found",
+                f"this line has {maps.shape[0]} tokens: token is an index from 0 to {maps.shape[0] - 1}",
+            )
         png = heat_map_png(Image.open(io.BytesIO(stored.data)), maps, token if token >= 0 else None)
         return Response(png, mimetype="image/png")
 
@@ -259,9 +313,14 @@ def _embedding_response(kind: str, row_id: int, blob: bytes | None, model: str |
     if fmt == "npy":
         buffer = io.BytesIO()
         np.save(buffer, vector, allow_pickle=False)
-        return Response(buffer.getvalue(), mimetype="application/octet-stream",
-                        headers={"Content-Disposition": f'attachment; filename="inkwell-{kind}-{row_id}-embedding.npy"'})
-    body = EmbeddingOut(kind=kind, id=row_id, model=model, layer=layer, dimensions=int(vector.size), embedding=vector.tolist())
+        return Response(
+            buffer.getvalue(),
+            mimetype="application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="inkwell-{kind}-{row_id}-embedding.npy"'},
+        )
+    body = EmbeddingOut(
+        kind=kind, id=row_id, model=model, layer=layer, dimensions=int(vector.size), embedding=vector.tolist()
+    )
     return Response(body.model_dump_json(), mimetype="application/json")
 
 

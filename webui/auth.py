@@ -9,9 +9,10 @@ caller may not see is 404, so its existence does not leak.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, Response, abort, g, request
 from flask import session as flask_session
@@ -120,7 +121,9 @@ def _resolve_principal() -> Principal | Response:
             except Exception:  # noqa: BLE001 - validate_csrf raises ValidationError for missing/bad tokens
                 return api_error(400, "csrf_failed", "the CSRF token is missing or invalid")
         return Principal("user", current_user.id, current_user.username, frozenset(SCOPES), True)
-    return _unauthorized("this API needs a token: send 'Authorization: Bearer <token>' (create one with `inkwell token create`)")
+    return _unauthorized(
+        "this API needs a token: send 'Authorization: Bearer <token>' (create one with `inkwell token create`)"
+    )
 
 
 def require(scope: str) -> Callable:

@@ -8,7 +8,6 @@ from werkzeug.exceptions import HTTPException
 
 from inkwell.intake import UploadError
 
-
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 
@@ -52,7 +51,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(InterfaceError)
     def _database_unavailable(error: Exception):
         # The database is down or restarting: a temporary condition, not a fault of the request.
-        app.logger.warning("database unavailable on %s %s: %s", request.method, request.path, type(getattr(error, "orig", error)).__name__)
+        app.logger.warning(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.path,
+            type(getattr(error, "orig", error)).__name__,
+        )
         headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
         message = "the database cannot be reached right now; try again shortly"
         if _wants_json():

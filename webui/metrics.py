@@ -25,9 +25,13 @@ from webui.state import celery_app, database, settings
 
 log = logging.getLogger(__name__)
 
-REQUESTS = Counter("inkwell_http_requests", "HTTP requests answered, by route, method and status.", ["route", "method", "status"])
+REQUESTS = Counter(
+    "inkwell_http_requests", "HTTP requests answered, by route, method and status.", ["route", "method", "status"]
+)
 LATENCY = Histogram(
-    "inkwell_http_request_seconds", "Time to answer an HTTP request, by route and method.", ["route", "method"],
+    "inkwell_http_request_seconds",
+    "Time to answer an HTTP request, by route and method.",
+    ["route", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
@@ -59,13 +63,19 @@ class ServiceCollector:
     @staticmethod
     def _database_gauges():
         pages = GaugeMetricFamily("inkwell_pages", "Pages by status.", labels=["status"])
-        review = GaugeMetricFamily("inkwell_lines_needing_review", "Read lines under the review threshold that no one has checked yet.")
+        review = GaugeMetricFamily(
+            "inkwell_lines_needing_review", "Read lines under the review threshold that no one has checked yet."
+        )
         unreviewed = GaugeMetricFamily("inkwell_pages_awaiting_review", "Read pages not yet marked reviewed.")
         with database().session() as session:
             counts = dict(session.execute(select(Page.status, func.count()).group_by(Page.status)).all())
-            backlog = session.scalar(select(func.count()).select_from(Line).where(needs_review_clause(settings().review_threshold)))
+            backlog = session.scalar(
+                select(func.count()).select_from(Line).where(needs_review_clause(settings().review_threshold))
+            )
             waiting = session.scalar(
-                select(func.count()).select_from(Page).where(Page.status == PageStatus.SUCCEEDED, Page.reviewed_at.is_(None))
+                select(func.count())
+                .select_from(Page)
+                .where(Page.status == PageStatus.SUCCEEDED, Page.reviewed_at.is_(None))
             )
         for status in PageStatus:
             pages.add_metric([status.value], counts.get(status, 0))

@@ -36,7 +36,12 @@ class QuietResponse(wsgi.Response):
 def write_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's own error answers, in the API's error shape and with the security headers."""
     body = json.dumps({"error": {"code": reason.lower().replace(" ", "_"), "message": mesg or reason}}).encode()
-    head = [f"HTTP/1.1 {status_int} {reason}", "Connection: close", "Content-Type: application/json", f"Content-Length: {len(body)}"]
+    head = [
+        f"HTTP/1.1 {status_int} {reason}",
+        "Connection: close",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
     head += [f"{name}: {value}" for name, value in SECURITY_HEADERS.items()]
     util.write_nonblock(sock, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
 

@@ -62,13 +62,21 @@ class Accepted:
 def _validate(submission: Submission) -> None:
     config = settings()
     if submission.layout not in LAYOUTS:
-        raise UploadError(400, "invalid_layout", f"layout must be 'page' (find the lines of each page) or 'line' (each file is one line), not {submission.layout!r}")
+        raise UploadError(
+            400,
+            "invalid_layout",
+            f"layout must be 'page' (find the lines of each page) or 'line' (each file is one line), not {submission.layout!r}",
+        )
     key = submission.idempotency_key
     if key is not None and (not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable()):
-        raise UploadError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
+        raise UploadError(
+            400, "invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"
+        )
     if submission.callback_url is not None:
         if submission.token_id is None:
-            raise UploadError(400, "invalid_callback_url", "callbacks are signed with an API token's secret: submit with a token")
+            raise UploadError(
+                400, "invalid_callback_url", "callbacks are signed with an API token's secret: submit with a token"
+            )
         try:
             check_callback_url(submission.callback_url, AddressPolicy.from_settings(config))
         except CallbackRefused as error:
@@ -76,7 +84,11 @@ def _validate(submission: Submission) -> None:
     if not submission.files:
         raise UploadError(400, "missing_file", "no file was uploaded: send one or more files in the 'files' field")
     if len(submission.files) > config.max_files_per_job:
-        raise UploadError(413, "too_many_files", f"{len(submission.files)} files is more than the limit of {config.max_files_per_job} per job")
+        raise UploadError(
+            413,
+            "too_many_files",
+            f"{len(submission.files)} files is more than the limit of {config.max_files_per_job} per job",
+        )
 
 
 def _fingerprint(submission: Submission, contents: list[tuple[str, bytes]]) -> str:
@@ -92,7 +104,9 @@ def _replay(scoped_key: str, fingerprint: str) -> Accepted | None:
         if job is None:
             return None
         if job.request_fingerprint != fingerprint:
-            raise UploadError(422, "idempotency_key_reused", "this Idempotency-Key was already used for a different submission")
+            raise UploadError(
+                422, "idempotency_key_reused", "this Idempotency-Key was already used for a different submission"
+            )
         return Accepted(job.id, job.page_count, replayed=True)
 
 
@@ -100,7 +114,9 @@ def accept_upload(submission: Submission) -> Accepted:
     """Check every file, store the job and its pages in one transaction, then enqueue its pages."""
     config = settings()
     _validate(submission)
-    contents = [(upload.filename or "upload", upload.stream.read(config.max_file_bytes + 1)) for upload in submission.files]
+    contents = [
+        (upload.filename or "upload", upload.stream.read(config.max_file_bytes + 1)) for upload in submission.files
+    ]
     fingerprint = _fingerprint(submission, contents)
     scoped_key = f"{submission.caller}:{submission.idempotency_key}" if submission.idempotency_key else None
     if scoped_key and (earlier := _replay(scoped_key, fingerprint)):
@@ -112,7 +128,9 @@ def accept_upload(submission: Submission) -> Accepted:
         checked = check_upload(data, name, limits)
         pages += checked.page_count
         if pages > config.max_pages_per_job:
-            raise UploadError(413, "too_many_pages", f"the files hold more than the limit of {config.max_pages_per_job} pages per job")
+            raise UploadError(
+                413, "too_many_pages", f"the files hold more than the limit of {config.max_pages_per_job} pages per job"
+            )
         accepted.append(AcceptedFile(name, checked.media_type, data, tuple(checked.page_sizes)))
     try:
         with database().session() as session:
@@ -132,5 +150,7 @@ def accept_upload(submission: Submission) -> Accepted:
     # Only now, with the rows committed, may a worker see the ids; a job's first few pages go on the
     # queue, the rest follow one by one as those are done (fair scheduling, inkwell/scheduling.py).
     if not send_next_pages(database(), celery_app(), job_id, config.pages_in_flight_per_job):
-        current_app.logger.warning("job %s stored but not queued (broker unreachable); the sweeper will send it", job_id)
+        current_app.logger.warning(
+            "job %s stored but not queued (broker unreachable); the sweeper will send it", job_id
+        )
     return Accepted(job_id, len(page_ids), replayed=False)

@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 from inkwell.accounts import authenticate
 from inkwell.models import Job, Page, Upload, User, WorkerHeartbeat, utcnow
-from inkwell.stall import stalled_queues
 from inkwell.queue import QUEUE_LINES, QUEUE_PAGES
 from inkwell.results import job_out, load_job
 from inkwell.review import search_lines, similar_pages
+from inkwell.stall import stalled_queues
 from inkwell.storage import page_image as stored_page_image
 from inkwell.storage import upload_bytes
 from inkwell.throttle import ThrottlePolicy, clear_failures, locked_for, record_failure
@@ -49,9 +49,15 @@ def sign_in():
     with database().session() as db:
         wait = locked_for(db, username, address, policy)
     if wait > 0:
-        current_app.logger.warning("sign-in refused for %r from %s: locked for %.0f s after repeated failures", username[:64], address, wait)
+        current_app.logger.warning(
+            "sign-in refused for %r from %s: locked for %.0f s after repeated failures", username[:64], address, wait
+        )
         error = f"Too many failed sign-ins: try again in {math.ceil(wait / 60)} minute(s)."
-        return render_template("sign_in.html", error=error, no_users=no_users), 429, {"Retry-After": str(math.ceil(wait))}
+        return (
+            render_template("sign_in.html", error=error, no_users=no_users),
+            429,
+            {"Retry-After": str(math.ceil(wait))},
+        )
     with database().session() as db:
         user = authenticate(db, username, request.form.get("password", ""))
         if user is None:
@@ -75,7 +81,9 @@ def sign_out() -> Response:
 
 
 def throttle_policy(config) -> ThrottlePolicy:
-    return ThrottlePolicy(config.sign_in_max_failures, config.sign_in_max_failures_per_address, config.sign_in_lockout_seconds)
+    return ThrottlePolicy(
+        config.sign_in_max_failures, config.sign_in_max_failures_per_address, config.sign_in_lockout_seconds
+    )
 
 
 @views.get("/")
@@ -87,7 +95,14 @@ def index() -> str:
 @views.post("/jobs")
 @login_required
 def upload() -> Response:
-    accepted = accept_upload(Submission(submitted_files(request.files), source="web", layout=request.form.get("layout", "page"), user_id=current_user.id))
+    accepted = accept_upload(
+        Submission(
+            submitted_files(request.files),
+            source="web",
+            layout=request.form.get("layout", "page"),
+            user_id=current_user.id,
+        )
+    )
     return redirect(url_for("views.job", job_id=accepted.job_id), code=303)
 
 
@@ -173,11 +188,17 @@ def readyz() -> Response:
         with database().session() as db:
             db.execute(select(1))
             cutoff = utcnow() - timedelta(seconds=HEARTBEAT_FRESH_SECONDS)
-            queues = {q for row in db.scalars(select(WorkerHeartbeat.queues).where(WorkerHeartbeat.seen_at >= cutoff)) for q in row.split(",")}
+            queues = {
+                q
+                for row in db.scalars(select(WorkerHeartbeat.queues).where(WorkerHeartbeat.seen_at >= cutoff))
+                for q in row.split(",")
+            }
             stalled = stalled_queues(db, settings().stall_after_seconds)
         checks["database"] = "ok"
         for queue in (QUEUE_PAGES, QUEUE_LINES):
-            checks[f"worker:{queue}"] = "ok" if queue in queues else f"no worker seen in the last {HEARTBEAT_FRESH_SECONDS} s"
+            checks[f"worker:{queue}"] = (
+                "ok" if queue in queues else f"no worker seen in the last {HEARTBEAT_FRESH_SECONDS} s"
+            )
             if queue in stalled:
                 checks[f"progress:{queue}"] = f"stalled: {stalled[queue]}"
     except Exception as error:  # noqa: BLE001 - any failure means not ready
@@ -189,5 +210,8 @@ def readyz() -> Response:
     except Exception as error:  # noqa: BLE001
         checks["broker"] = f"unreachable: {type(error).__name__}"
     ready = all(value == "ok" for value in checks.values())
-    return Response(json.dumps({"status": "ready" if ready else "not ready", "checks": checks}), status=200 if ready else 503, mimetype="application/json")
-
+    return Response(
+        json.dumps({"status": "ready" if ready else "not ready", "checks": checks}),
+        status=200 if ready else 503,
+        mimetype="application/json",
+    )

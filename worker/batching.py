@@ -29,7 +29,9 @@ class RequeueingBatches(Batches):
 
     def flush(self, requests: Collection[Request]) -> Any:
         """celery-batches' flush, plus an error callback that requeues the batch's late-acknowledged messages."""
-        acks_early, acks_late = (list(group) for group in partition(lambda r: bool(r.task.acks_late), requests))  # lists: read twice
+        acks_early, acks_late = (
+            list(group) for group in partition(lambda r: bool(r.task.acks_late), requests)
+        )  # lists: read twice
         serializable_requests = ([SimpleRequest.from_request(r) for r in requests],)
 
         def on_accepted(pid: int, time_accepted: float) -> None:
@@ -43,12 +45,18 @@ class RequeueingBatches(Batches):
         def on_error(error: ExceptionInfo | BaseException) -> None:
             # The pool process died (WorkerLostError) or the batch could not run: give every
             # message back rather than hold it unacknowledged for ever.
-            log.warning("a batch of %d messages was lost with its process (%s); requeueing them", len(acks_late),
-                        getattr(error, "exception", error))
+            log.warning(
+                "a batch of %d messages was lost with its process (%s); requeueing them",
+                len(acks_late),
+                getattr(error, "exception", error),
+            )
             for req in acks_late:
                 req.reject(requeue=True)
 
         return self._pool.apply_async(
-            apply_batches_task, (self, serializable_requests, 0, None),
-            accept_callback=on_accepted, callback=on_return, error_callback=on_error,
+            apply_batches_task,
+            (self, serializable_requests, 0, None),
+            accept_callback=on_accepted,
+            callback=on_return,
+            error_callback=on_error,
         )

@@ -77,7 +77,9 @@ class Calibration:
             return None
         line = entry.get("line")
         if line is not None and list(line["signals"]) != list(SIGNALS):
-            raise ValueError(f"calibration signals {line['signals']} are not the ones this version computes {list(SIGNALS)}")
+            raise ValueError(
+                f"calibration signals {line['signals']} are not the ones this version computes {list(SIGNALS)}"
+            )
         return cls(
             temperature=float(entry.get("temperature", 1.0)),
             weights=tuple(float(w) for w in line["weights"]) if line else None,

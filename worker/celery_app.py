@@ -33,7 +33,9 @@ def _child_exited(pid: int | None = None, **_kwargs: object) -> None:
 @worker_ready.connect
 def _start_heartbeat(sender=None, **_kwargs: object) -> None:
     global _heartbeat
-    queues = ",".join(sorted(q.name for q in sender.app.amqp.queues.consume_from.values())) if sender is not None else ""
+    queues = (
+        ",".join(sorted(q.name for q in sender.app.amqp.queues.consume_from.values())) if sender is not None else ""
+    )
     _heartbeat = Heartbeat(settings, sender.hostname if sender is not None else "worker", queues)
     _heartbeat.start()
 

@@ -37,7 +37,9 @@ class CTCPrefixScorer(LogitsProcessor):
     batched recognizer's time.
     """
 
-    def __init__(self, ctc_log_probs: torch.Tensor, blank_id: int, eos_id: int, weight: float = 0.5, top_k: int = 8) -> None:
+    def __init__(
+        self, ctc_log_probs: torch.Tensor, blank_id: int, eos_id: int, weight: float = 0.5, top_k: int = 8
+    ) -> None:
         # ctc_log_probs: batch x frames x vocabulary (log-softmax of the CTC head)
         self.x = ctc_log_probs.float()
         self.batch, self.frames, _ = self.x.shape
@@ -102,7 +104,9 @@ class CTCPrefixScorer(LogitsProcessor):
         attention = torch.log_softmax(scores.float(), dim=-1).cpu()
         candidates = attention.topk(min(self.top_k, attention.shape[-1]), dim=-1).indices
         psi = self.prefix_scores(candidates)
-        combined = self.weight * (psi - self.psi.unsqueeze(1)) + (1 - self.weight) * torch.gather(attention, 1, candidates)
+        combined = self.weight * (psi - self.psi.unsqueeze(1)) + (1 - self.weight) * torch.gather(
+            attention, 1, candidates
+        )
         out = torch.full_like(scores, NEG)
         out.scatter_(1, candidates.to(scores.device), combined.to(scores.device, scores.dtype))
         return out

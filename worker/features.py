@@ -36,7 +36,9 @@ def resolve_layer(layer: int, layer_count: int) -> int:
     """``layer`` as a non-negative hidden-state index; ValueError when the encoder has no such layer."""
     index = layer + layer_count + 1 if layer < 0 else layer
     if not 0 <= index <= layer_count:
-        raise ValueError(f"layer {layer} does not exist: this encoder has layers 0..{layer_count} (or -1..-{layer_count + 1})")
+        raise ValueError(
+            f"layer {layer} does not exist: this encoder has layers 0..{layer_count} (or -1..-{layer_count + 1})"
+        )
     return index
 
 
@@ -53,7 +55,9 @@ def pool_states(states: torch.Tensor, pool: Pool, prefix_tokens: int, grid: tupl
 
 
 @torch.inference_mode()
-def encoder_features(recognizer: Recognizer, images: Sequence[Image.Image], layers: Sequence[int], pool: Pool = "mean") -> dict[int, np.ndarray]:
+def encoder_features(
+    recognizer: Recognizer, images: Sequence[Image.Image], layers: Sequence[int], pool: Pool = "mean"
+) -> dict[int, np.ndarray]:
     """Per requested layer (keyed as given), the pooled features of every image as float32, in input order.
 
     Images are preprocessed exactly as for reading (see ``Recognizer.pixel_values``) and encoded in
@@ -73,4 +77,7 @@ def encoder_features(recognizer: Recognizer, images: Sequence[Image.Image], laye
             chunks[layer].append(pooled.cpu().numpy())
     hidden_size = int(recognizer.model.config.encoder.hidden_size)
     empty_shape = (0, hidden_size) if pool != "none" else (0, grid.rows, grid.cols, hidden_size)
-    return {layer: np.concatenate(parts).astype(np.float32) if parts else np.zeros(empty_shape, np.float32) for layer, parts in chunks.items()}
+    return {
+        layer: np.concatenate(parts).astype(np.float32) if parts else np.zeros(empty_shape, np.float32)
+        for layer, parts in chunks.items()
+    }

@@ -93,9 +93,12 @@ class LineFinder:
         from rapidocr import RapidOCR
 
         params = {
-            "Global.use_cls": False, "Global.use_rec": False, "Global.log_level": "warning",
+            "Global.use_cls": False,
+            "Global.use_rec": False,
+            "Global.log_level": "warning",
             # scale the page down to detect_side (never up); boxes come back in page pixels
-            "Det.limit_type": "max", "Det.limit_side_len": detect_side,
+            "Det.limit_type": "max",
+            "Det.limit_side_len": detect_side,
             # dilation joins a label to a value written close to it; fragments are joined below instead
             "Det.use_dilation": False,
         }
@@ -110,7 +113,10 @@ class LineFinder:
             output = self._detector(pixels)
         if output.boxes is None or len(output.boxes) == 0:
             return []
-        return [FoundLine(np.asarray(box, dtype=np.float32), float(score)) for box, score in zip(output.boxes, output.scores)]
+        return [
+            FoundLine(np.asarray(box, dtype=np.float32), float(score))
+            for box, score in zip(output.boxes, output.scores)
+        ]
 
     def find(self, image: Image.Image) -> list[FoundLine]:
         """The page's text lines, cleaned up and in reading order."""
@@ -138,8 +144,10 @@ class LineFinder:
         if self._classifier is None or not lines:
             return lines
         batch = line_features(lines, ink)
-        return [replace(line, text_type=kind.text_type, text_type_confidence=round(kind.confidence, 4))
-                for line, kind in zip(lines, self._classifier.classify(batch))]
+        return [
+            replace(line, text_type=kind.text_type, text_type_confidence=round(kind.confidence, 4))
+            for line, kind in zip(lines, self._classifier.classify(batch))
+        ]
 
 
 def line_features(lines: list[FoundLine], ink: np.ndarray) -> np.ndarray:
@@ -158,7 +166,9 @@ def ink_mask(grey: np.ndarray) -> np.ndarray:
     """Ink pixels (255) of a greyscale page, against its local background."""
     # 30 grey levels darker than the neighbourhood's mean: pen and print, not scanner noise
     # (a 3x3 median first: scanner noise and dust specks are not ink)
-    return cv2.adaptiveThreshold(cv2.medianBlur(grey, 3), 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 31, 30)
+    return cv2.adaptiveThreshold(
+        cv2.medianBlur(grey, 3), 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 31, 30
+    )
 
 
 def rule_mask(ink: np.ndarray) -> np.ndarray:
@@ -249,16 +259,21 @@ def crop_line(image: Image.Image | np.ndarray, line: FoundLine, pad: float = LIN
     # push each corner outwards along the line's own axes
     along = (quad[1] - quad[0]) / max(np.linalg.norm(quad[1] - quad[0]), 1e-6)
     across = (quad[3] - quad[0]) / max(np.linalg.norm(quad[3] - quad[0]), 1e-6)
-    grown = np.array([
-        quad[0] - along * margin - across * margin,
-        quad[1] + along * margin - across * margin,
-        quad[2] + along * margin + across * margin,
-        quad[3] - along * margin + across * margin,
-    ], dtype=np.float32)
+    grown = np.array(
+        [
+            quad[0] - along * margin - across * margin,
+            quad[1] + along * margin - across * margin,
+            quad[2] + along * margin + across * margin,
+            quad[3] - along * margin + across * margin,
+        ],
+        dtype=np.float32,
+    )
     out_w, out_h = max(1, int(round(width + 2 * margin))), max(1, int(round(height + 2 * margin)))
     target = np.array([[0, 0], [out_w - 1, 0], [out_w - 1, out_h - 1], [0, out_h - 1]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(grown, target)
-    cropped = cv2.warpPerspective(pixels, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    cropped = cv2.warpPerspective(
+        pixels, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     return Image.fromarray(cropped)
 
 
@@ -277,7 +292,9 @@ def _region(line: FoundLine, ink: np.ndarray) -> tuple[np.ndarray, int, int]:
     width, height = max(1, int(round(line.width))), max(1, int(round(line.height)))
     target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(line.quad.astype(np.float32), target)
-    upright = cv2.warpPerspective(ink, matrix, (width, height), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    upright = cv2.warpPerspective(
+        ink, matrix, (width, height), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
     return upright, 0, 0
 
 
@@ -285,9 +302,19 @@ def _piece(line: FoundLine, a: float, b: float, along: bool) -> FoundLine:
     """The part of ``line`` between fractions ``a`` and ``b`` of its width (``along``) or height."""
     q = line.quad
     if along:
-        corners = [q[0] + (q[1] - q[0]) * a, q[0] + (q[1] - q[0]) * b, q[3] + (q[2] - q[3]) * b, q[3] + (q[2] - q[3]) * a]
+        corners = [
+            q[0] + (q[1] - q[0]) * a,
+            q[0] + (q[1] - q[0]) * b,
+            q[3] + (q[2] - q[3]) * b,
+            q[3] + (q[2] - q[3]) * a,
+        ]
     else:
-        corners = [q[0] + (q[3] - q[0]) * a, q[1] + (q[2] - q[1]) * a, q[1] + (q[2] - q[1]) * b, q[0] + (q[3] - q[0]) * b]
+        corners = [
+            q[0] + (q[3] - q[0]) * a,
+            q[1] + (q[2] - q[1]) * a,
+            q[1] + (q[2] - q[1]) * b,
+            q[0] + (q[3] - q[0]) * b,
+        ]
     return FoundLine(np.array(corners, dtype=np.float32), line.score)
 
 
@@ -422,7 +449,11 @@ def _join_fragments(lines: list[FoundLine], median: float) -> list[FoundLine]:
             height = min(y1 - y0, oy1 - oy0)
             gap = x0 - ox1
             similar = max(line.height, other.height) <= JOIN_HEIGHTS * min(line.height, other.height)
-            if similar and overlap >= 0.6 * height and -0.5 * median <= gap <= JOIN_GAP * min(line.height, other.height):
+            if (
+                similar
+                and overlap >= 0.6 * height
+                and -0.5 * median <= gap <= JOIN_GAP * min(line.height, other.height)
+            ):
                 points = np.concatenate([other.quad, line.quad])
                 score = (other.score * other.width + line.score * line.width) / max(other.width + line.width, 1e-6)
                 joined[index] = FoundLine(_ordered_corners(points), score)

@@ -18,14 +18,21 @@ T = TypeVar("T")
 PAGES_READ = Counter("inkwell_pages_read", "Pages whose lines were read and stored.")
 LINES_READ = Counter("inkwell_lines_read", "Lines read and stored.")
 PAGE_FAILURES = Counter("inkwell_page_failures", "Pages that failed, by reason.", ["reason"])
-BATCH_PAGES = Histogram("inkwell_batch_pages", "Pages gathered for one batched model run.", buckets=(1, 2, 4, 8, 16, 32, 64, 128))
-BATCH_LINES = Histogram("inkwell_batch_lines", "Lines in one model call.", buckets=(1, 4, 16, 32, 64, 128, 256, 512, 1024, 4096))
+BATCH_PAGES = Histogram(
+    "inkwell_batch_pages", "Pages gathered for one batched model run.", buckets=(1, 2, 4, 8, 16, 32, 64, 128)
+)
+BATCH_LINES = Histogram(
+    "inkwell_batch_lines", "Lines in one model call.", buckets=(1, 4, 16, 32, 64, 128, 256, 512, 1024, 4096)
+)
 MODEL_SECONDS_PER_LINE = Histogram(
-    "inkwell_model_seconds_per_line", "Model time of one call divided by its lines.",
+    "inkwell_model_seconds_per_line",
+    "Model time of one call divided by its lines.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 DETECTION_SECONDS = Histogram(
-    "inkwell_detection_seconds", "Time to find the text lines of one page.", buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+    "inkwell_detection_seconds",
+    "Time to find the text lines of one page.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
 # fail_page's messages, by how they start, to a short reason that can be a label.

@@ -45,8 +45,10 @@ class PageLimits:
 
 
 def _gave_up(attempts: int) -> str:
-    return (f"processing this page stopped its worker {attempts - 1} times (killed, or out of memory); "
-            "it was not tried again")
+    return (
+        f"processing this page stopped its worker {attempts - 1} times (killed, or out of memory); "
+        "it was not tried again"
+    )
 
 
 @dataclass(frozen=True)
@@ -61,14 +63,18 @@ class CutLine:
     text_type_confidence: float | None = None
 
 
-def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn, pixels: np.ndarray | None = None) -> list[CutLine]:
+def cut_lines(
+    page: Image.Image, layout: str, find_lines: LineFinderFn, pixels: np.ndarray | None = None
+) -> list[CutLine]:
     """The page's lines: found and cut out (``layout='page'``), or the whole image as one line.
 
     ``pixels``: the page's ``page_pixels`` when the caller has them already (lines are cut from
     them, grey when the page is grey).
     """
     if layout == "line":
-        return [CutLine((0, 0, page.width, page.height), None, None, page if pixels is None else Image.fromarray(pixels))]
+        return [
+            CutLine((0, 0, page.width, page.height), None, None, page if pixels is None else Image.fromarray(pixels))
+        ]
 
     def inside(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         x0, y0, x1, y1 = box
@@ -77,8 +83,17 @@ def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn, pixels: 
     found_lines = find_lines(page)
     if found_lines and pixels is None:
         pixels = page_pixels(page)
-    return [CutLine(inside(found.bbox), found.polygon(), found.score, crop_line(pixels, found), found.text_type, found.text_type_confidence)
-            for found in found_lines]
+    return [
+        CutLine(
+            inside(found.bbox),
+            found.polygon(),
+            found.score,
+            crop_line(pixels, found),
+            found.text_type,
+            found.text_type_confidence,
+        )
+        for found in found_lines
+    ]
 
 
 def fail_page(db: Database, page_id: int, reason: str, reason_code: str | None = None) -> None:
@@ -152,9 +167,18 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
             return page is not None and page.status == PageStatus.PREPARED
         job = session.get(Job, page.job_id, with_for_update=True)
         session.execute(delete(Line).where(Line.page_id == page_id))
-        rows = [Line(page_id=page_id, number=number, bbox=list(line.bbox), polygon=line.polygon, detection_confidence=line.detection_confidence,
-                     text_type=line.text_type, text_type_confidence=line.text_type_confidence)
-                for number, line in enumerate(lines, start=1)]
+        rows = [
+            Line(
+                page_id=page_id,
+                number=number,
+                bbox=list(line.bbox),
+                polygon=line.polygon,
+                detection_confidence=line.detection_confidence,
+                text_type=line.text_type,
+                text_type_confidence=line.text_type_confidence,
+            )
+            for number, line in enumerate(lines, start=1)
+        ]
         session.add_all(rows)
         session.flush()  # one INSERT of all the rows for their ids, not a round trip per line
         for row, png in zip(rows, encoded):
@@ -163,8 +187,12 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
         page.width, page.height = image.size
         page.line_count = len(lines)
         page.status = PageStatus.PREPARED
-        page.timings = {"pages_queue": round(waited, 4), "decode": round(decoded - started, 4), "detection": round(found - decoded, 4),
-                        "store_lines": round(time.perf_counter() - found, 4)}  # (PNG encoding and the rows, before the commit)
+        page.timings = {
+            "pages_queue": round(waited, 4),
+            "decode": round(decoded - started, 4),
+            "detection": round(found - decoded, 4),
+            "store_lines": round(time.perf_counter() - found, 4),
+        }  # (PNG encoding and the rows, before the commit)
         page.attempts = 0  # the reading stage counts its own attempts
         page.queued_at = utcnow()  # its message for the "lines" queue is sent right after this commit
         refresh_job(session, job)
@@ -191,9 +219,15 @@ def _charge(db: Database, page_ids: list[int], max_attempts: int) -> list[int]:
         return []
     with db.session() as session:
         session.execute(
-            update(Page).where(Page.id.in_(page_ids), Page.status == PageStatus.PREPARED).values(attempts=Page.attempts + 1)
+            update(Page)
+            .where(Page.id.in_(page_ids), Page.status == PageStatus.PREPARED)
+            .values(attempts=Page.attempts + 1)
         )
-        counted = dict(session.execute(select(Page.id, Page.attempts).where(Page.id.in_(page_ids), Page.status == PageStatus.PREPARED)).all())
+        counted = dict(
+            session.execute(
+                select(Page.id, Page.attempts).where(Page.id.in_(page_ids), Page.status == PageStatus.PREPARED)
+            ).all()
+        )
     for page_id, attempts in counted.items():
         if attempts > max_attempts:
             fail_page(db, page_id, _gave_up(attempts))
@@ -203,10 +237,14 @@ def _charge(db: Database, page_ids: list[int], max_attempts: int) -> list[int]:
 def _suspects(db: Database, page_ids: list[int]) -> tuple[list[int], list[int]]:
     """(fresh pages, pages that were being read when a process died before), each prepared page once."""
     with db.session() as session:
-        attempts = dict(session.execute(
-            select(Page.id, Page.attempts).where(Page.id.in_(page_ids), Page.status == PageStatus.PREPARED)
-        ).all())
-    ordered = [page_id for page_id in dict.fromkeys(page_ids) if page_id in attempts]  # a page sent twice in one batch is read once
+        attempts = dict(
+            session.execute(
+                select(Page.id, Page.attempts).where(Page.id.in_(page_ids), Page.status == PageStatus.PREPARED)
+            ).all()
+        )
+    ordered = [
+        page_id for page_id in dict.fromkeys(page_ids) if page_id in attempts
+    ]  # a page sent twice in one batch is read once
     return [p for p in ordered if attempts[p] == 0], [p for p in ordered if attempts[p] > 0]
 
 
@@ -224,7 +262,9 @@ def _load_work(db: Database, page_ids: list[int]) -> list[_PageWork]:
     return work
 
 
-def _recognize_isolating_failures(recognizer: Recognizer, work: list[_PageWork], db: Database) -> dict[int, list[LineResult]]:
+def _recognize_isolating_failures(
+    recognizer: Recognizer, work: list[_PageWork], db: Database
+) -> dict[int, list[LineResult]]:
     """Read every page's lines in one call; if that call fails, retry page by page so one bad page fails alone."""
     images = [image for item in work for image in item.images]
     started = time.perf_counter()
@@ -249,7 +289,9 @@ def _recognize_isolating_failures(recognizer: Recognizer, work: list[_PageWork],
     return results
 
 
-def _store_page_results(db: Database, item: _PageWork, results: list[LineResult], model_name: str, embedding_layer: int | None = None) -> None:
+def _store_page_results(
+    db: Database, item: _PageWork, results: list[LineResult], model_name: str, embedding_layer: int | None = None
+) -> None:
     started = time.perf_counter()
     with db.session() as session:
         page = session.get(Page, item.page_id)
@@ -282,8 +324,12 @@ def _store_page_results(db: Database, item: _PageWork, results: list[LineResult]
             page.embedding_model, page.embedding_layer = model_name, embedding_layer
         page.status = PageStatus.SUCCEEDED
         page.finished_at = now
-        page.timings = {**(page.timings or {}), "lines_queue": round(max(0.0, waited - item.read_seconds), 4),
-                        "reading": round(item.read_seconds, 4), "store_results": round(time.perf_counter() - started, 4)}
+        page.timings = {
+            **(page.timings or {}),
+            "lines_queue": round(max(0.0, waited - item.read_seconds), 4),
+            "reading": round(item.read_seconds, 4),
+            "store_results": round(time.perf_counter() - started, 4),
+        }
         job.model = model_name
         refresh_job(session, job)
     metrics.page_read(len(item.line_ids))
@@ -294,7 +340,9 @@ def _read_and_store(db: Database, recognizer: Recognizer, page_ids: list[int]) -
     if not work:
         return
     results = _recognize_isolating_failures(recognizer, work, db)
-    layer = getattr(recognizer, "embedding_layer", None)  # None: the encoder's final output (also for wrappers without it)
+    layer = getattr(
+        recognizer, "embedding_layer", None
+    )  # None: the encoder's final output (also for wrappers without it)
     for item in work:
         if item.page_id in results:
             _store_page_results(db, item, results[item.page_id], recognizer.name, layer)
@@ -329,6 +377,9 @@ def finished_jobs_with_pending_callbacks(db: Database, page_ids: list[int]) -> l
         return []
     with db.session() as session:
         rows = session.execute(
-            select(Job.id, Job.status).join(Page, Page.job_id == Job.id).where(Page.id.in_(page_ids), Job.callback_state == "pending").distinct()
+            select(Job.id, Job.status)
+            .join(Page, Page.job_id == Job.id)
+            .where(Page.id.in_(page_ids), Job.callback_state == "pending")
+            .distinct()
         ).all()
     return [job_id for job_id, status in rows if status.finished]

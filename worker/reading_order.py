@@ -98,8 +98,12 @@ def _order(boxes: list[Box], gutter: float, min_rows: int) -> list[int]:
     return ordered
 
 
-def reading_order(extents: Sequence[tuple[float, float, float, float]], kinds: Sequence[str | None] | None = None,
-                  gutter_heights: float = 4.0, min_rows: int = 3) -> list[int]:
+def reading_order(
+    extents: Sequence[tuple[float, float, float, float]],
+    kinds: Sequence[str | None] | None = None,
+    gutter_heights: float = 4.0,
+    min_rows: int = 3,
+) -> list[int]:
     """Indices of ``extents`` (x0, y0, x1, y1) in reading order.
 
     The gutter width is ``gutter_heights`` times the median line height, so the rule scales

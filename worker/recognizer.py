@@ -121,7 +121,11 @@ class _CrossAttentionProbe:
             batch = states.shape[0]
             keys = module.k_proj(states).view(batch, -1, module.num_heads, module.head_dim).transpose(1, 2)
         batch, length, _ = hidden.shape
-        queries = (module.q_proj(hidden) * module.scaling).view(batch, length, module.num_heads, module.head_dim).transpose(1, 2)
+        queries = (
+            (module.q_proj(hidden) * module.scaling)
+            .view(batch, length, module.num_heads, module.head_dim)
+            .transpose(1, 2)
+        )
         weights = torch.softmax(queries.float() @ keys.float().transpose(-1, -2), dim=-1)  # b x h x t x s
         self.steps.append(weights[:, :, -1].mean(dim=1))
 
@@ -163,17 +167,28 @@ class Recognizer:
         config = model.config
         generation = model.generation_config
         self.decoder_start_token_id = _first_not_none(
-            generation.decoder_start_token_id, config.decoder_start_token_id, config.decoder.decoder_start_token_id, config.decoder.bos_token_id
+            generation.decoder_start_token_id,
+            config.decoder_start_token_id,
+            config.decoder.decoder_start_token_id,
+            config.decoder.bos_token_id,
         )
-        self.eos_token_id = _first_not_none(generation.eos_token_id, config.eos_token_id, config.decoder.eos_token_id, tokenizer.eos_token_id)
-        self.pad_token_id = _first_not_none(generation.pad_token_id, config.pad_token_id, config.decoder.pad_token_id, tokenizer.pad_token_id)
+        self.eos_token_id = _first_not_none(
+            generation.eos_token_id, config.eos_token_id, config.decoder.eos_token_id, tokenizer.eos_token_id
+        )
+        self.pad_token_id = _first_not_none(
+            generation.pad_token_id, config.pad_token_id, config.decoder.pad_token_id, tokenizer.pad_token_id
+        )
         self.grid = _patch_grid(config.encoder, fit_pad)
-        self._special_ids = {i for i in (self.eos_token_id, self.pad_token_id, self.decoder_start_token_id) if i is not None}
+        self._special_ids = {
+            i for i in (self.eos_token_id, self.pad_token_id, self.decoder_start_token_id) if i is not None
+        }
         self._special_ids |= set(getattr(tokenizer, "all_special_ids", []))
         layers = _cross_attention_modules(model)
         self._probe = _CrossAttentionProbe(layers[attention_layer]) if layers else None
         # None: embeddings are the encoder's final output; else this hidden-state index (0..layers).
-        self.embedding_layer = None if embedding_layer is None else resolve_layer(embedding_layer, encoder_layer_count(self))
+        self.embedding_layer = (
+            None if embedding_layer is None else resolve_layer(embedding_layer, encoder_layer_count(self))
+        )
         # Called after each recognize() with (lines, seconds): the worker's metrics hang here.
         self.observer: Callable[[int, float], None] | None = None
 
@@ -214,14 +229,26 @@ class Recognizer:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model.generation_config.use_cache = True
         fit_pad = _fit_pad_from(image_processor, preprocessing)
-        log.info("loaded %s on %s (%s, preprocessing %s)", source, target, model.dtype, "fit-pad" if fit_pad else "processor")
+        log.info(
+            "loaded %s on %s (%s, preprocessing %s)", source, target, model.dtype, "fit-pad" if fit_pad else "processor"
+        )
         # A local folder is named by its folder name (paths differ between machines), a Hub model by its id.
         name = Path(source).name if Path(source).is_dir() else source
         ctc = CTCHead.load(source, target, ctc_weight)
         calibration = load_calibration(source) if calibrated else None
         recognizer = cls(
-            model, image_processor, tokenizer, target, name, max_new_tokens, batch_size or CPU_BATCH_SIZE, fit_pad, attention_layer, ctc,
-            calibration, embedding_layer,
+            model,
+            image_processor,
+            tokenizer,
+            target,
+            name,
+            max_new_tokens,
+            batch_size or CPU_BATCH_SIZE,
+            fit_pad,
+            attention_layer,
+            ctc,
+            calibration,
+            embedding_layer,
         )
         if batch_size is None and target.type == "cuda":
             recognizer.batch_size = recognizer.measure_batch_size()
@@ -265,7 +292,9 @@ class Recognizer:
             self.observer(len(images), time.perf_counter() - started)
         return [r for r in results if r is not None]
 
-    def features(self, images: Sequence[Image.Image], layers: Sequence[int] = (-1,), pool: Pool = "mean") -> dict[int, np.ndarray]:
+    def features(
+        self, images: Sequence[Image.Image], layers: Sequence[int] = (-1,), pool: Pool = "mean"
+    ) -> dict[int, np.ndarray]:
         """The encoder's features of each image at each of ``layers`` (see worker.features).
 
         Returns ``{layer: array}``: ``images x hidden`` for ``pool='mean'`` or ``'cls'``, the patch
@@ -308,7 +337,9 @@ class Recognizer:
             fp = self.fit_pad
             arrays, regions = [], []
             for image in images:
-                array, placement = line_to_input(image, fp.height, fp.width, fp.fill, fp.grayscale, grid.channels, fp.mean, fp.std)
+                array, placement = line_to_input(
+                    image, fp.height, fp.width, fp.fill, fp.grayscale, grid.channels, fp.mean, fp.std
+                )
                 arrays.append(array)
                 r0 = placement.top // grid.patch_height
                 r1 = max(r0 + 1, math.ceil((placement.top + placement.content_height) / grid.patch_height))
@@ -317,7 +348,9 @@ class Recognizer:
             pixels = torch.from_numpy(np.stack(arrays))
         return pixels.to(self.device, self.model.dtype), regions
 
-    def _recognize_batch(self, images: Sequence[Image.Image], capture: bool, min_new_tokens: int | None = None) -> list[LineResult]:
+    def _recognize_batch(
+        self, images: Sequence[Image.Image], capture: bool, min_new_tokens: int | None = None
+    ) -> list[LineResult]:
         return self._decode(self._encode(images), capture, min_new_tokens)
 
     @torch.inference_mode()
@@ -329,13 +362,20 @@ class Recognizer:
         # The states the embedding is pooled from: the final output, or the chosen hidden layer.
         pooled = states if self.embedding_layer is None else output.hidden_states[self.embedding_layer]
         if self.ctc is None:
-            return [_EncodedLine(states[row], region, embedding_states=pooled[row]) for row, region in enumerate(regions)]
+            return [
+                _EncodedLine(states[row], region, embedding_states=pooled[row]) for row, region in enumerate(regions)
+            ]
         log_probs = self.ctc.log_probs(states[:, self.grid.prefix_tokens :])
         lengths = _ctc_greedy_lengths(log_probs, self.ctc.blank_id).tolist()
-        return [_EncodedLine(states[row], region, log_probs[row], lengths[row], pooled[row]) for row, region in enumerate(regions)]
+        return [
+            _EncodedLine(states[row], region, log_probs[row], lengths[row], pooled[row])
+            for row, region in enumerate(regions)
+        ]
 
     @torch.inference_mode()
-    def _decode(self, lines: Sequence[_EncodedLine], capture: bool, min_new_tokens: int | None = None) -> list[LineResult]:
+    def _decode(
+        self, lines: Sequence[_EncodedLine], capture: bool, min_new_tokens: int | None = None
+    ) -> list[LineResult]:
         """Decode one batch of encoded lines with ``generate``, capturing what ``capture`` asks for."""
         states = torch.stack([line.states for line in lines])
         encoded = BaseModelOutput(last_hidden_state=states)
@@ -370,18 +410,29 @@ class Recognizer:
         attention = probe.take() if probe is not None else None
         sequences = generated.sequences[:, 1:].cpu()  # drop the decoder start token
         logits = torch.stack(generated.logits, dim=1).float() / self.calibration.temperature  # batch x steps x vocab
-        chosen = torch.softmax(logits, dim=-1).gather(-1, sequences[:, : logits.shape[1]].to(logits.device).unsqueeze(-1)).squeeze(-1).cpu()
+        chosen = (
+            torch.softmax(logits, dim=-1)
+            .gather(-1, sequences[:, : logits.shape[1]].to(logits.device).unsqueeze(-1))
+            .squeeze(-1)
+            .cpu()
+        )
         embeddings = None
         if capture:
             patches = torch.stack([line.embedding_states for line in lines])[:, self.grid.prefix_tokens :].float()
             embeddings = torch.nn.functional.normalize(patches.mean(dim=1), dim=-1).cpu().numpy()
-        ctc_texts = [self._ctc_text(line.ctc_log_probs) for line in lines] if self.ctc is not None else [None] * len(lines)
+        ctc_texts = (
+            [self._ctc_text(line.ctc_log_probs) for line in lines] if self.ctc is not None else [None] * len(lines)
+        )
         results = []
         for row, region in enumerate(regions):
             results.append(
                 self._line_result(
-                    sequences[row], chosen[row], attention[row] if attention is not None else None, region,
-                    embeddings[row] if embeddings is not None else None, ctc_texts[row],
+                    sequences[row],
+                    chosen[row],
+                    attention[row] if attention is not None else None,
+                    region,
+                    embeddings[row] if embeddings is not None else None,
+                    ctc_texts[row],
                 )
             )
         return results
@@ -393,7 +444,13 @@ class Recognizer:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def _line_result(
-        self, ids: torch.Tensor, probs: torch.Tensor, attention: torch.Tensor | None, region, embedding, ctc_text: str | None = None
+        self,
+        ids: torch.Tensor,
+        probs: torch.Tensor,
+        attention: torch.Tensor | None,
+        region,
+        embedding,
+        ctc_text: str | None = None,
     ) -> LineResult:
         ids_list = ids.tolist()
         length = len(ids_list)
@@ -535,7 +592,9 @@ def _patch_grid(encoder_config: Any, fit_pad: FitPad | None) -> _Grid:
     height, width = _pair(encoder_config.image_size)
     patch_h, patch_w = _pair(encoder_config.patch_size)
     prefix = 2 if encoder_config.model_type == "deit" else 1
-    return _Grid(height // patch_h, width // patch_w, patch_h, patch_w, prefix, int(getattr(encoder_config, "num_channels", 3)))
+    return _Grid(
+        height // patch_h, width // patch_w, patch_h, patch_w, prefix, int(getattr(encoder_config, "num_channels", 3))
+    )
 
 
 def _fit_pad_from(image_processor: Any, preprocessing: Preprocessing) -> FitPad | None:
@@ -549,8 +608,12 @@ def _fit_pad_from(image_processor: Any, preprocessing: Preprocessing) -> FitPad 
     mean = image_processor.image_mean
     std = image_processor.image_std
     return FitPad(
-        height=int(height), width=int(width), fill=declared.get("fill", "mean"), grayscale=bool(declared.get("grayscale", False)),
-        mean=float(mean[0] if isinstance(mean, (list, tuple)) else mean), std=float(std[0] if isinstance(std, (list, tuple)) else std),
+        height=int(height),
+        width=int(width),
+        fill=declared.get("fill", "mean"),
+        grayscale=bool(declared.get("grayscale", False)),
+        mean=float(mean[0] if isinstance(mean, (list, tuple)) else mean),
+        std=float(std[0] if isinstance(std, (list, tuple)) else std),
     )
 
 

@@ -9,7 +9,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from inkwell.callbacks import AddressPolicy, CallbackFailed, deliver_job_callback
 from inkwell.queue import (
-    QUEUE_LINES, TASK_PREPARE_PAGE, TASK_PURGE, TASK_RECOGNIZE_PAGE, TASK_SEND_CALLBACK, TASK_SWEEP, enqueue_callback,
+    QUEUE_LINES,
+    TASK_PREPARE_PAGE,
+    TASK_PURGE,
+    TASK_RECOGNIZE_PAGE,
+    TASK_SEND_CALLBACK,
+    TASK_SWEEP,
+    enqueue_callback,
 )
 from inkwell.retention import purge as purge_jobs
 from inkwell.scheduling import send_next_pages_of_page
@@ -29,7 +35,13 @@ def _callbacks_for(page_ids: list[int]) -> None:
 # The database down or restarting: retry with exponential backoff (jittered, at most a minute
 # apart) instead of acknowledging the message and leaving the page to the sweeper.
 DATABASE_ERRORS = (OperationalError, InterfaceError)
-DATABASE_RETRY = {"autoretry_for": DATABASE_ERRORS, "retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": None}
+DATABASE_RETRY = {
+    "autoretry_for": DATABASE_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": None,
+}
 
 
 @app.task(name=TASK_PREPARE_PAGE, acks_late=True, **DATABASE_RETRY)
@@ -63,9 +75,13 @@ def recognize_page(requests: list[SimpleRequest]) -> None:
         # stored are skipped when they come back). Backoff grows with the attempts counted so far.
         attempts = max((request.kwargs or {}).get("db_retries", 0) for request in requests)
         delay = min(60, 2 ** (attempts + 1))
-        log.warning("database error while reading %d pages; sending them again in %d s", len(page_ids), delay, exc_info=True)
+        log.warning(
+            "database error while reading %d pages; sending them again in %d s", len(page_ids), delay, exc_info=True
+        )
         for page_id in dict.fromkeys(page_ids):
-            recognize_page.apply_async(args=[page_id], kwargs={"db_retries": attempts + 1}, queue=QUEUE_LINES, countdown=delay)
+            recognize_page.apply_async(
+                args=[page_id], kwargs={"db_retries": attempts + 1}, queue=QUEUE_LINES, countdown=delay
+            )
 
 
 @app.task(name=TASK_SEND_CALLBACK, bind=True, acks_late=True, max_retries=None)
@@ -73,11 +89,14 @@ def send_callback(self, job_id: str) -> str:
     """POST a finished job's summary to its callback URL; retried with exponential backoff."""
     try:
         return deliver_job_callback(
-            runtime.database(), job_id, AddressPolicy.from_settings(settings),
-            settings.callback_timeout_seconds, settings.callback_max_attempts,
+            runtime.database(),
+            job_id,
+            AddressPolicy.from_settings(settings),
+            settings.callback_timeout_seconds,
+            settings.callback_max_attempts,
         )
     except CallbackFailed as error:
-        raise self.retry(exc=error, countdown=min(600, 2 ** self.request.retries * 5)) from None
+        raise self.retry(exc=error, countdown=min(600, 2**self.request.retries * 5)) from None
 
 
 @app.task(name=TASK_SWEEP)

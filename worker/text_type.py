@@ -84,10 +84,16 @@ def features(upright_ink: np.ndarray, page_median_height: float) -> np.ndarray:
     relative = float(np.log(max(ink_height, 1) / max(page_median_height, 1)))
     steps = np.diff(small.mean(axis=1))
     sharpness = [float(steps.max()), float(-steps.min())]  # type has a sharp baseline and x-height
-    return np.concatenate([
-        orientation, profile, [stroke_mean, stroke_spread, pieces, height_spread, ink_share, relative], sharpness,
-        _runs(binary), _slant(binary),
-    ]).astype(np.float32)
+    return np.concatenate(
+        [
+            orientation,
+            profile,
+            [stroke_mean, stroke_spread, pieces, height_spread, ink_share, relative],
+            sharpness,
+            _runs(binary),
+            _slant(binary),
+        ]
+    ).astype(np.float32)
 
 
 def _longest_runs(binary: np.ndarray) -> np.ndarray:
@@ -107,8 +113,9 @@ def _runs(binary: np.ndarray) -> list[float]:
     vertical = _longest_runs(binary)
     horizontal = _longest_runs(binary.T.copy())
     rows = max(int(binary.any(axis=1).sum()), 1)
-    return [float((vertical >= HEIGHT * f).sum() / inked) for f in (0.2, 0.33, 0.5)] + \
-           [float((horizontal >= HEIGHT * f).sum() / rows) for f in (0.2, 0.4)]
+    return [float((vertical >= HEIGHT * f).sum() / inked) for f in (0.2, 0.33, 0.5)] + [
+        float((horizontal >= HEIGHT * f).sum() / rows) for f in (0.2, 0.4)
+    ]
 
 
 def _slant(binary: np.ndarray) -> list[float]:
@@ -141,7 +148,9 @@ def with_type_context(base: np.ndarray, handwritten: np.ndarray) -> np.ndarray:
     printed, written = base[handwritten < 0.5], base[handwritten >= 0.5]
     printed_centre = np.median(printed, axis=0) if len(printed) >= 2 else page
     written_centre = np.median(written, axis=0) if len(written) >= 2 else page
-    return np.concatenate([with_page_context(base), base - printed_centre, base - written_centre], axis=1).astype(np.float32)
+    return np.concatenate([with_page_context(base), base - printed_centre, base - written_centre], axis=1).astype(
+        np.float32
+    )
 
 
 class TextTypeClassifier:
@@ -161,7 +170,9 @@ class TextTypeClassifier:
         return cls(Network.from_json(data["first"]), Network.from_json(data["second"]))
 
     def save(self, path: Path, note: str = "") -> None:
-        Path(path).write_text(json.dumps({"note": note, "first": self.first.to_json(), "second": self.second.to_json()}))
+        Path(path).write_text(
+            json.dumps({"note": note, "first": self.first.to_json(), "second": self.second.to_json()})
+        )
 
     def probability(self, base: np.ndarray) -> np.ndarray:
         """P(handwritten) for each line of one page (``base``: lines x ``features``, without context)."""
@@ -170,7 +181,10 @@ class TextTypeClassifier:
 
     def classify(self, base: np.ndarray) -> list[TextType]:
         """The text type of each line of one page, with the probability of that answer."""
-        return [TextType(HANDWRITTEN, float(p)) if p >= 0.5 else TextType(PRINTED, float(1 - p)) for p in self.probability(base)]
+        return [
+            TextType(HANDWRITTEN, float(p)) if p >= 0.5 else TextType(PRINTED, float(1 - p))
+            for p in self.probability(base)
+        ]
 
     @classmethod
     def fit(cls, pages: list[np.ndarray], handwritten: list[np.ndarray], folds: int = 4) -> TextTypeClassifier:
@@ -187,7 +201,9 @@ class TextTypeClassifier:
         first = Network.fit(*rows(everything, lambda i: with_page_context(pages[i])))
         answers: list[np.ndarray] = [np.empty(0)] * len(pages)
         for fold in range(folds):
-            network = Network.fit(*rows([i for i in everything if i % folds != fold], lambda i: with_page_context(pages[i])))
+            network = Network.fit(
+                *rows([i for i in everything if i % folds != fold], lambda i: with_page_context(pages[i]))
+            )
             for i in range(fold, len(pages), folds):
                 answers[i] = network.probability(with_page_context(pages[i]))
         second = Network.fit(*rows(everything, lambda i: with_type_context(pages[i], answers[i])))
@@ -197,7 +213,9 @@ class TextTypeClassifier:
 class Network:
     """A small neural network (one hidden layer) over standardised features: P(handwritten)."""
 
-    def __init__(self, mean: np.ndarray, scale: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: float) -> None:
+    def __init__(
+        self, mean: np.ndarray, scale: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: float
+    ) -> None:
         self.mean, self.scale, self.w1, self.b1, self.w2, self.b2 = mean, scale, w1, b1, w2, b2
 
     @classmethod
@@ -206,8 +224,15 @@ class Network:
         return cls(arrays["mean"], arrays["scale"], arrays["w1"], arrays["b1"], arrays["w2"], float(data["b2"]))
 
     def to_json(self) -> dict:
-        return {"features": int(self.mean.size), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                "w1": np.round(self.w1, 6).tolist(), "b1": self.b1.tolist(), "w2": self.w2.tolist(), "b2": self.b2}
+        return {
+            "features": int(self.mean.size),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "w1": np.round(self.w1, 6).tolist(),
+            "b1": self.b1.tolist(),
+            "w2": self.w2.tolist(),
+            "b2": self.b2,
+        }
 
     def probability(self, batch: np.ndarray) -> np.ndarray:
         """P(handwritten) for each row of ``batch`` (lines x its features)."""
@@ -215,14 +240,26 @@ class Network:
         return 1.0 / (1.0 + np.exp(-np.clip(hidden @ self.w2 + self.b2, -30, 30)))
 
     @classmethod
-    def fit(cls, batch: np.ndarray, handwritten: np.ndarray, hidden: int = 32, steps: int = 3000, rate: float = 0.01,
-            l2: float = 1e-2, seed: int = 0) -> Network:
+    def fit(
+        cls,
+        batch: np.ndarray,
+        handwritten: np.ndarray,
+        hidden: int = 32,
+        steps: int = 3000,
+        rate: float = 0.01,
+        l2: float = 1e-2,
+        seed: int = 0,
+    ) -> Network:
         """Fit on the log loss by full-batch Adam (a few thousand lines take a minute)."""
         rng = np.random.default_rng(seed)
         mean, scale = batch.mean(axis=0), batch.std(axis=0) + 1e-6
         x, y = ((batch - mean) / scale).astype(np.float32), handwritten.astype(np.float32)
-        params = [rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], hidden)).astype(np.float32), np.zeros(hidden, np.float32),
-                  rng.normal(0, 1 / np.sqrt(hidden), hidden).astype(np.float32), np.zeros(1, np.float32)]
+        params = [
+            rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], hidden)).astype(np.float32),
+            np.zeros(hidden, np.float32),
+            rng.normal(0, 1 / np.sqrt(hidden), hidden).astype(np.float32),
+            np.zeros(1, np.float32),
+        ]
         first = [np.zeros_like(p) for p in params]
         second = [np.zeros_like(p) for p in params]
         for step in range(1, steps + 1):
@@ -231,7 +268,12 @@ class Network:
             p = 1.0 / (1.0 + np.exp(-np.clip(h @ w2 + b2[0], -30, 30)))
             error = (p - y) / len(y)
             grad_h = np.outer(error, w2) * (h > 0)
-            grads = [x.T @ grad_h + l2 * w1, grad_h.sum(axis=0), h.T @ error + l2 * w2, np.array([error.sum()], np.float32)]
+            grads = [
+                x.T @ grad_h + l2 * w1,
+                grad_h.sum(axis=0),
+                h.T @ error + l2 * w2,
+                np.array([error.sum()], np.float32),
+            ]
             for i, g in enumerate(grads):
                 first[i] = 0.9 * first[i] + 0.1 * g
                 second[i] = 0.999 * second[i] + 0.001 * g * g
