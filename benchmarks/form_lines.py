@@ -73,14 +73,15 @@ def _polygon_overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(area)
 
 
-def duplicated(truth: list[np.ndarray], found: list[np.ndarray]) -> int:
-    """True lines (as tilted on the page) of which two or more found lines each cover a quarter or more."""
-    count = 0
-    for t in truth:
+def duplicated(truth: list[np.ndarray], found: list[np.ndarray]) -> list[int]:
+    """The indices of true lines (as tilted on the page) of which two or more found lines each cover a quarter or more."""
+    lines = []
+    for index, t in enumerate(truth):
         area = abs(cv2.contourArea(np.asarray(t, np.float32)))
         covering = [f for f in found if _polygon_overlap(t, f) >= COVER_SHARE * area]
-        count += len(covering) >= 2
-    return count
+        if len(covering) >= 2:
+            lines.append(index)
+    return lines
 
 
 @dataclass
@@ -123,7 +124,11 @@ def score_form(
     tally.truth += len(truth)
     tally.found += len(found_boxes)
     tally.matched += len(matched)
-    tally.duplicates += duplicated([form.page_quad(line) for line in form.lines], found_quads)
+    doubled = duplicated([form.page_quad(line) for line in form.lines], found_quads)
+    tally.duplicates += len(doubled)
+    tally.misses += [
+        f"seed {form.seed}: {form.lines[i].text!r} duplicated (box {[round(v) for v in truth[i]]})" for i in doubled
+    ]
     tally.misses += [f"seed {form.seed}: {form.lines[i].text!r}" for i in range(len(truth)) if i not in matched]
     if text_types is not None:
         for i, j in matched.items():

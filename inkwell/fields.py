@@ -39,6 +39,20 @@ def _vertical_overlap(a: Box, b: Box) -> float:
     return min(a[3], b[3]) - max(a[1], b[1])
 
 
+def _starts_below(k: Box, v: Box) -> bool:
+    """Does the value start below the label: its top below the label's middle, or, for a value
+    much taller than the label, its top no higher than the label's and its middle below the label?
+
+    The second case is a tall value in the box under its label on a tilted page: the upright box
+    of a wide, slightly rotated line rises at one end by its width times the tilt (a 360 px
+    value at 3 degrees: 19 px) and overflowing ascenders rise towards the label, so its box's
+    top can be level with the label's middle though every letter is below it.
+    """
+    if v[1] >= (k[1] + k[3]) / 2:
+        return True
+    return v[1] >= k[1] and (v[1] + v[3]) / 2 >= k[3]
+
+
 def _between_on_row(boxes: Sequence[Box], kinds: Sequence[str | None], key: int, value: int) -> bool:
     """Is some other printed line on the label's row between the label and this value?"""
     k, v = boxes[key], boxes[value]
@@ -76,7 +90,7 @@ def pair_fields(boxes: Sequence[Box], kinds: Sequence[str | None]) -> list[Field
                 if not _between_on_row(boxes, kinds, key, value):
                     candidates.append((0, v[0] - k[2], key, value))
             elif (
-                v[1] >= (k[1] + k[3]) / 2
+                _starts_below(k, v)
                 and v[1] - k[3] <= BELOW_GAP * height
                 and k[0] - 2 * height <= v[0] <= k[0] + BELOW_INDENT * height
             ):

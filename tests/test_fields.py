@@ -18,6 +18,13 @@ def test_a_value_below_its_label_in_a_box() -> None:
     assert pair_fields(boxes, [P, H]) == [FieldPair(0, [1])]
 
 
+def test_a_tall_value_below_its_label_on_a_tilted_page() -> None:
+    # generated form 1027: a 150 px value in the box under "Doctor:", the page turned by 2-3
+    # degrees; its upright box's top (1345) is above the label's middle (1347), and it was left unpaired
+    boxes = [(161, 1332, 257, 1362), (175, 1345, 532, 1555)]
+    assert pair_fields(boxes, [P, H]) == [FieldPair(0, [1])]
+
+
 def test_two_fields_on_one_row_stay_apart() -> None:
     boxes = [(100, 100, 220, 130), (260, 95, 500, 140), (800, 100, 950, 130), (990, 90, 1300, 145)]
     assert pair_fields(boxes, [P, H, P, H]) == [FieldPair(0, [1]), FieldPair(2, [3])]

@@ -20,6 +20,7 @@ from worker.line_finder import (
     _split_stacked,
     crop_line,
     ink_mask,
+    page_pixels,
     smoothed_if_bilevel,
 )
 
@@ -131,6 +132,19 @@ def test_crops_are_straightened() -> None:
         - np.asarray(ImageOps.grayscale(line), dtype=float)
     )
     assert difference.mean() < 20
+
+
+def test_a_grey_page_is_cut_into_grey_crops_with_the_same_pixels() -> None:
+    """A grey scan (as RGB) gives grey crops, a third of the bytes to store; a colour page stays colour."""
+    line = render_text_line("Paris 75001", height=40)
+    page = Image.new("RGB", (600, 300), "white")
+    page.paste(line, (150, 120))
+    found = FoundLine(_quad(150, 120, 150 + line.width, 160), 1.0)
+    grey = crop_line(page_pixels(page), found)
+    assert grey.mode == "L"
+    assert np.array_equal(np.asarray(grey.convert("RGB")), np.asarray(crop_line(page, found)))
+    page.putpixel((160, 130), (200, 30, 30))  # one red pixel makes it a colour page
+    assert page_pixels(page).ndim == 3 and crop_line(page_pixels(page), found).mode == "RGB"
 
 
 def test_a_dithered_fax_page_loses_no_lines(finder: LineFinder) -> None:

@@ -31,7 +31,7 @@ from PIL import Image, ImageFilter
 
 from inkwell.geometry import LINE_CROP_PAD
 from inkwell.reading_order import reading_order
-from worker.text_type import WEIGHTS, TextTypeClassifier, features, with_page_context
+from worker.text_type import WEIGHTS, TextTypeClassifier, features
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +153,14 @@ class LineFinder:
 
 def line_features(lines: list[FoundLine], ink: np.ndarray) -> np.ndarray:
     """The text-type features of each line (see worker/text_type.py), from the page's ink mask."""
-    regions = [_region(line, ink)[0] for line in lines]
+    return region_features([_region(line, ink)[0] for line in lines])
+
+
+def region_features(regions: list[np.ndarray]) -> np.ndarray:
+    """The text-type features of one page's lines from their upright ink (lines x features)."""
     heights = [_ink_height(region) for region in regions]
     median = float(np.median([h for h in heights if h] or [1]))
-    return with_page_context(np.stack([features(region, median) for region in regions]))
+    return np.stack([features(region, median) for region in regions])
 
 
 def ink_mask(grey: np.ndarray) -> np.ndarray:
@@ -230,8 +234,26 @@ def smoothed_if_bilevel(grey: Image.Image) -> Image.Image:
     return grey.filter(ImageFilter.GaussianBlur(BILEVEL_BLUR))
 
 
-def crop_line(image: Image.Image, line: FoundLine, pad: float = LINE_CROP_PAD) -> Image.Image:
-    """Cut ``line`` out of ``image`` as an upright rectangle, with a margin of ``pad`` line heights."""
+def page_pixels(image: Image.Image) -> np.ndarray:
+    """The page's pixels to cut lines from: 2-D (grey) when its three channels are equal, else RGB.
+
+    A grey page (most scans, every fax) cut as grey gives the same crops with a third of the
+    bytes to encode and store, and the model reads them as the same RGB.
+    """
+    pixels = np.asarray(image.convert("RGB"))
+    red = pixels[..., 0]
+    if np.array_equal(red, pixels[..., 1]) and np.array_equal(red, pixels[..., 2]):
+        return np.ascontiguousarray(red)
+    return pixels
+
+
+def crop_line(image: Image.Image | np.ndarray, line: FoundLine, pad: float = LINE_CROP_PAD) -> Image.Image:
+    """Cut ``line`` out of ``image`` as an upright rectangle, with a margin of ``pad`` line heights.
+
+    ``image`` may be the page's pixels from ``page_pixels`` (converted once for all its lines,
+    not once per line): the crop is then grey when they are.
+    """
+    pixels = image if isinstance(image, np.ndarray) else np.asarray(image.convert("RGB"))
     quad = line.quad
     height, width = line.height, line.width
     margin = pad * height
@@ -250,14 +272,10 @@ def crop_line(image: Image.Image, line: FoundLine, pad: float = LINE_CROP_PAD) -
     out_w, out_h = max(1, int(round(width + 2 * margin))), max(1, int(round(height + 2 * margin)))
     target = np.array([[0, 0], [out_w - 1, 0], [out_w - 1, out_h - 1], [0, out_h - 1]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(grown, target)
-    pixels = cv2.warpPerspective(
-        np.asarray(image.convert("RGB")),
-        matrix,
-        (out_w, out_h),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
+    cropped = cv2.warpPerspective(
+        pixels, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
-    return Image.fromarray(pixels)
+    return Image.fromarray(cropped)
 
 
 VERTICAL_3 = np.ones((3, 1), np.uint8)

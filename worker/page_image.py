@@ -72,12 +72,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def encode_png(image: Image.Image) -> bytes:
+    """A line crop as PNG, at zlib's fastest level: level 3 took half as long again for 10% fewer
+    bytes, and encoding was most of the time a page spends outside detection and reading."""
     buffer = io.BytesIO()
-    image.save(buffer, "PNG", optimize=False, compress_level=3)
+    image.save(buffer, "PNG", optimize=False, compress_level=1)
     return buffer.getvalue()
 
 
 def encode_jpeg(image: Image.Image, quality: int = 88) -> bytes:
+    """The page raster for the review page: grey pages stay grey (L); no Huffman optimisation
+    pass, which tripled the time for 4% fewer bytes."""
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=quality, optimize=True)
+    image.convert("L" if image.mode == "L" else "RGB").save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()

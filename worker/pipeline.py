@@ -26,7 +26,7 @@ from inkwell.jobs import mark_job_started, refresh_job
 from inkwell.models import CallbackState, Job, Line, Page, PageStatus, Upload, utcnow
 from inkwell.storage import line_images, put_line_image, put_page_image, upload_bytes
 from worker import metrics
-from worker.line_finder import FoundLine, crop_line
+from worker.line_finder import FoundLine, crop_line, page_pixels
 from worker.line_result import LineResult, checked_results
 from worker.page_image import PageDecodeError, encode_jpeg, encode_png, render_page
 
@@ -64,33 +64,45 @@ class CutLine:
     text_type_confidence: float | None = None
 
 
-def cut_lines(page: Image.Image, layout: str, find_lines: LineFinderFn) -> list[CutLine]:
-    """The page's lines: found and cut out (``layout='page'``), or the whole image as one line."""
+def cut_lines(
+    page: Image.Image, layout: str, find_lines: LineFinderFn, pixels: np.ndarray | None = None
+) -> list[CutLine]:
+    """The page's lines: found and cut out (``layout='page'``), or the whole image as one line.
+
+    ``pixels``: the page's ``page_pixels`` when the caller has them already (lines are cut from
+    them, grey when the page is grey).
+    """
     if layout == "line":
-        return [CutLine((0, 0, page.width, page.height), None, None, page)]
+        return [
+            CutLine((0, 0, page.width, page.height), None, None, page if pixels is None else Image.fromarray(pixels))
+        ]
 
     def inside(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         x0, y0, x1, y1 = box
         return max(0, x0), max(0, y0), min(page.width, x1), min(page.height, y1)
 
+    found_lines = find_lines(page)
+    if found_lines and pixels is None:
+        pixels = page_pixels(page)
     return [
         CutLine(
             inside(found.bbox),
             found.polygon(),
             found.score,
-            crop_line(page, found),
+            crop_line(pixels, found),
             found.text_type,
             found.text_type_confidence,
         )
-        for found in find_lines(page)
+        for found in found_lines
     ]
 
 
 @dataclass(frozen=True)
 class CutPage:
-    """One page of an upload as an upright image and its lines, with what each step took."""
+    """One page of an upload as an upright image (and its pixels) and its lines, with what each step took."""
 
     image: Image.Image
+    pixels: np.ndarray  # page_pixels(image): grey for a grey page; the lines and the page's JPEG come from it
     lines: list[CutLine]
     decode_seconds: float
     detection_seconds: float
@@ -104,8 +116,9 @@ def cut_page(
     started = time.perf_counter()
     image = render_page(data, media_type, index, limits.max_pixels, limits.dpi)
     decoded = time.perf_counter()
-    lines = cut_lines(image, layout, find_lines)
-    return CutPage(image, lines, decoded - started, time.perf_counter() - decoded)
+    pixels = page_pixels(image)  # converted once: lines are cut from it, the page's JPEG made from it
+    lines = cut_lines(image, layout, find_lines, pixels)
+    return CutPage(image, pixels, lines, decoded - started, time.perf_counter() - decoded)
 
 
 def read_lines(recognizer: Recognizer, images: list[Image.Image], capture: bool = True) -> list[LineResult]:
@@ -179,15 +192,15 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
     image, lines = cut.image, cut.lines
     found = time.perf_counter()
     encoded = [encode_png(line.image) for line in lines]
-    page_jpeg = encode_jpeg(image)
+    page_jpeg = encode_jpeg(Image.fromarray(cut.pixels))
     with db.session() as session:
         page = session.get(Page, page_id)
         if page is None or page.status != PageStatus.QUEUED:
             return page is not None and page.status == PageStatus.PREPARED
         job = session.get(Job, page.job_id, with_for_update=True)
         session.execute(delete(Line).where(Line.page_id == page_id))
-        for number, (line, png) in enumerate(zip(lines, encoded, strict=True), start=1):
-            row = Line(
+        rows = [
+            Line(
                 page_id=page_id,
                 number=number,
                 bbox=list(line.bbox),
@@ -196,8 +209,11 @@ def prepare_page(db: Database, page_id: int, limits: PageLimits, find_lines: Lin
                 text_type=line.text_type,
                 text_type_confidence=line.text_type_confidence,
             )
-            session.add(row)
-            session.flush()
+            for number, line in enumerate(lines, start=1)
+        ]
+        session.add_all(rows)
+        session.flush()  # one INSERT of all the rows for their ids, not a round trip per line
+        for row, png in zip(rows, encoded, strict=True):
             put_line_image(session, row, png)
         put_page_image(session, page, page_jpeg, "image/jpeg")
         page.width, page.height = image.size

@@ -12,6 +12,13 @@ so they do not depend on the pen's colour or the scan's resolution:
 - the line's height against the page's median line height (labels share one size);
 - and each of these against the page's median line (``with_page_context``).
 
+Two networks run one after the other. The first sees each line's features and their difference
+from the page's median line. The second also sees their difference from the median of the lines
+the first took for print, and from those it took for handwriting (``with_type_context``): a
+form's labels share one face and size, so a small value in a print-like hand, which the first
+takes for print on its own, differs from the page's labels. The second is fitted on the first's
+answers for forms it was not fitted on (four folds), so it learns how far to trust them.
+
 The weights (``worker/models/text_type.json``) were fitted by ``python -m scripts.train_text_type``
 on generated forms written in the training hands (never the evaluation hands) and set in printed
 faces; ``python -m benchmarks.form_lines`` measures them on the evaluation forms.
@@ -133,13 +140,24 @@ def with_page_context(base: np.ndarray) -> np.ndarray:
     return np.concatenate([base, base - np.median(base, axis=0)], axis=1).astype(np.float32)
 
 
-class TextTypeClassifier:
-    """A small neural network (one hidden layer) over standardised features: P(handwritten)."""
+def with_type_context(base: np.ndarray, handwritten: np.ndarray) -> np.ndarray:
+    """``with_page_context`` and each line's difference from the median of the page's lines taken
+    for print and of those taken for handwriting (P(handwritten) ``handwritten`` from the first network);
+    with fewer than two lines of a kind, that kind's median is the page's."""
+    page = np.median(base, axis=0)
+    printed, written = base[handwritten < 0.5], base[handwritten >= 0.5]
+    printed_centre = np.median(printed, axis=0) if len(printed) >= 2 else page
+    written_centre = np.median(written, axis=0) if len(written) >= 2 else page
+    return np.concatenate([with_page_context(base), base - printed_centre, base - written_centre], axis=1).astype(
+        np.float32
+    )
 
-    def __init__(
-        self, mean: np.ndarray, scale: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: float
-    ) -> None:
-        self.mean, self.scale, self.w1, self.b1, self.w2, self.b2 = mean, scale, w1, b1, w2, b2
+
+class TextTypeClassifier:
+    """Two networks in turn over one page's lines (see the module's docstring): P(handwritten)."""
+
+    def __init__(self, first: Network, second: Network) -> None:
+        self.first, self.second = first, second
 
     @classmethod
     def bundled(cls) -> TextTypeClassifier:
@@ -149,35 +167,77 @@ class TextTypeClassifier:
     @classmethod
     def load(cls, path: Path) -> TextTypeClassifier:
         data = json.loads(Path(path).read_text())
-        arrays = {key: np.array(data[key], np.float32) for key in ("mean", "scale", "w1", "b1", "w2")}
-        return cls(arrays["mean"], arrays["scale"], arrays["w1"], arrays["b1"], arrays["w2"], float(data["b2"]))
+        return cls(Network.from_json(data["first"]), Network.from_json(data["second"]))
 
     def save(self, path: Path, note: str = "") -> None:
         Path(path).write_text(
-            json.dumps(
-                {
-                    "note": note,
-                    "features": int(self.mean.size),
-                    "mean": self.mean.tolist(),
-                    "scale": self.scale.tolist(),
-                    "w1": np.round(self.w1, 6).tolist(),
-                    "b1": self.b1.tolist(),
-                    "w2": self.w2.tolist(),
-                    "b2": self.b2,
-                }
-            )
+            json.dumps({"note": note, "first": self.first.to_json(), "second": self.second.to_json()})
         )
 
-    def probability(self, batch: np.ndarray) -> np.ndarray:
-        """P(handwritten) for each row of ``batch`` (lines x features, with page context)."""
-        hidden = np.maximum(((batch - self.mean) / self.scale) @ self.w1 + self.b1, 0.0)
-        return 1.0 / (1.0 + np.exp(-np.clip(hidden @ self.w2 + self.b2, -30, 30)))
+    def probability(self, base: np.ndarray) -> np.ndarray:
+        """P(handwritten) for each line of one page (``base``: lines x ``features``, without context)."""
+        first = self.first.probability(with_page_context(base))
+        return self.second.probability(with_type_context(base, first))
 
-    def classify(self, batch: np.ndarray) -> list[TextType]:
+    def classify(self, base: np.ndarray) -> list[TextType]:
+        """The text type of each line of one page, with the probability of that answer."""
         return [
             TextType(HANDWRITTEN, float(p)) if p >= 0.5 else TextType(PRINTED, float(1 - p))
-            for p in self.probability(batch)
+            for p in self.probability(base)
         ]
+
+    @classmethod
+    def fit(cls, pages: list[np.ndarray], handwritten: list[np.ndarray], folds: int = 4) -> TextTypeClassifier:
+        """Fit on whole pages (``pages[i]``: the base features of all of page i's lines, which make its
+        context; ``handwritten[i]``: their truth, 1 or 0, or -1 for a line with none, left out of the
+        fit). The second network learns from the first's answers on pages held out of it."""
+
+        def rows(indices: list[int], context) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - a function of a page index
+            batch = [context(i) for i in indices]
+            truth = np.concatenate([handwritten[i] for i in indices])
+            return np.concatenate(batch)[truth >= 0], truth[truth >= 0] == 1
+
+        everything = list(range(len(pages)))
+        first = Network.fit(*rows(everything, lambda i: with_page_context(pages[i])))
+        answers: list[np.ndarray] = [np.empty(0)] * len(pages)
+        for fold in range(folds):
+            network = Network.fit(
+                *rows([i for i in everything if i % folds != fold], lambda i: with_page_context(pages[i]))
+            )
+            for i in range(fold, len(pages), folds):
+                answers[i] = network.probability(with_page_context(pages[i]))
+        second = Network.fit(*rows(everything, lambda i: with_type_context(pages[i], answers[i])))
+        return cls(first, second)
+
+
+class Network:
+    """A small neural network (one hidden layer) over standardised features: P(handwritten)."""
+
+    def __init__(
+        self, mean: np.ndarray, scale: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: float
+    ) -> None:
+        self.mean, self.scale, self.w1, self.b1, self.w2, self.b2 = mean, scale, w1, b1, w2, b2
+
+    @classmethod
+    def from_json(cls, data: dict) -> Network:
+        arrays = {key: np.array(data[key], np.float32) for key in ("mean", "scale", "w1", "b1", "w2")}
+        return cls(arrays["mean"], arrays["scale"], arrays["w1"], arrays["b1"], arrays["w2"], float(data["b2"]))
+
+    def to_json(self) -> dict:
+        return {
+            "features": int(self.mean.size),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "w1": np.round(self.w1, 6).tolist(),
+            "b1": self.b1.tolist(),
+            "w2": self.w2.tolist(),
+            "b2": self.b2,
+        }
+
+    def probability(self, batch: np.ndarray) -> np.ndarray:
+        """P(handwritten) for each row of ``batch`` (lines x its features)."""
+        hidden = np.maximum(((batch - self.mean) / self.scale) @ self.w1 + self.b1, 0.0)
+        return 1.0 / (1.0 + np.exp(-np.clip(hidden @ self.w2 + self.b2, -30, 30)))
 
     @classmethod
     def fit(
@@ -189,7 +249,7 @@ class TextTypeClassifier:
         rate: float = 0.01,
         l2: float = 1e-2,
         seed: int = 0,
-    ) -> TextTypeClassifier:
+    ) -> Network:
         """Fit on the log loss by full-batch Adam (a few thousand lines take a minute)."""
         rng = np.random.default_rng(seed)
         mean, scale = batch.mean(axis=0), batch.std(axis=0) + 1e-6
