@@ -74,7 +74,7 @@ def _polygon_overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def duplicated(truth: list[np.ndarray], found: list[np.ndarray]) -> list[int]:
-    """The indices of true lines (as tilted on the page) of which two or more found lines each cover a quarter or more."""
+    """Indices of the true lines (tilted as on the page) that two or more found lines each cover a quarter of."""
     lines = []
     for index, t in enumerate(truth):
         area = abs(cv2.contourArea(np.asarray(t, np.float32)))
