@@ -180,16 +180,7 @@ def merge_lines(session: Session, page: Page, lines: Sequence[Line], author: str
     previous_bbox = list(keep.bbox)
     previous_text = " ".join(line.final_text for line in ordered if line.final_text)
     for other in others:
-        session.add(
-            AuditEntry(
-                actor=author,
-                action="line.merged",
-                job_id=page.job_id,
-                page_id=page.id,
-                line_id=other.id,
-                details={"into": keep.id, "bbox": list(other.bbox), "text": other.final_text},
-            )
-        )
+        _audit(session, author, "line.merged", page, other, {"into": keep.id})
         session.delete(other)
     session.flush()
     _to_read_again(session, keep, box)
@@ -198,18 +189,23 @@ def merge_lines(session: Session, page: Page, lines: Sequence[Line], author: str
     return keep
 
 
-def delete_line(session: Session, page: Page, line: Line, author: str) -> None:
-    """Remove a line that is not text (a stamp, a rule); what it was stays in the audit log."""
-    _editable(page)
+def _audit(session: Session, author: str, action: str, page: Page, line: Line, details: dict[str, object]) -> None:
+    """Keep what a line that is going away was (its box and final text) in the audit log."""
     session.add(
         AuditEntry(
             actor=author,
-            action="line.deleted",
+            action=action,
             job_id=page.job_id,
             page_id=page.id,
             line_id=line.id,
-            details={"bbox": list(line.bbox), "text": line.final_text, "number": line.number},
+            details={**details, "bbox": list(line.bbox), "text": line.final_text},
         )
     )
+
+
+def delete_line(session: Session, page: Page, line: Line, author: str) -> None:
+    """Remove a line that is not text (a stamp, a rule); what it was stays in the audit log."""
+    _editable(page)
+    _audit(session, author, "line.deleted", page, line, {"number": line.number})
     session.delete(line)
     renumber(session, page)

@@ -100,6 +100,31 @@ def database(backend_settings: Settings) -> Iterator[Database]:
     db.engine.dispose()
 
 
+@pytest.fixture
+def app(backend_settings: Settings):
+    """The web app on a migrated database of each backend (a test module may define its own)."""
+    from webui import create_app
+
+    upgrade(backend_settings)
+    return create_app(backend_settings)
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_char_model: Path):
+    """The tiny character model through the service's Recognizer, on the CPU."""
+    from worker.recognizer import Recognizer
+
+    return Recognizer.load(tiny_char_model, device="cpu", max_new_tokens=32)
+
+
+@pytest.fixture
+def reviewer(app):
+    """An API client whose token may submit, read and review."""
+    from tests.clients import api_client
+
+    return api_client(app, ["submit", "read", "review"])
+
+
 @pytest.fixture(scope="session")
 def xml_schemas():
     """Official ALTO v4 and PAGE 2019 XSDs (see tests/schemas.py)."""

@@ -88,6 +88,14 @@ def _sign_in(page: Page, base: str) -> None:
     expect(page.locator("h1")).to_have_text("Read scanned forms")
 
 
+def upload_and_wait(page: Page, base: str, scan: Path) -> None:
+    """From the jobs page, upload ``scan`` and wait on its job's page until it has succeeded."""
+    page.goto(f"{base}/")
+    page.set_input_files("#files", str(scan))
+    page.click("form.upload button[type=submit]")
+    expect(page.locator("#status")).to_have_text("succeeded", timeout=120_000)
+
+
 def test_review_a_form_end_to_end(service, browser, tmp_path: Path) -> None:
     base, processes = service
     form = make_form(7, handwriting_fonts())
@@ -99,9 +107,7 @@ def test_review_a_form_end_to_end(service, browser, tmp_path: Path) -> None:
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
         _sign_in(page, base)
-        page.set_input_files("#files", str(scan))
-        page.click("form.upload button[type=submit]")
-        expect(page.locator("#status")).to_have_text("succeeded", timeout=120_000)
+        upload_and_wait(page, base, scan)
         job_url = page.url
         expect(page.locator("#job-rows, .review-link").first).to_be_visible()
         page.click(".review-link")

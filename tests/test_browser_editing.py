@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.test_browser import ARTIFACTS, _sign_in, browser, service  # noqa: F401 - fixtures shared with the review test
+from tests.test_browser import ARTIFACTS, _sign_in, browser, service, upload_and_wait  # noqa: F401 - fixtures shared with the review test
 from tests.tiny_models import render_text_line
 
 pytestmark = pytest.mark.slow
@@ -74,9 +74,7 @@ def test_a_badly_found_page_is_repaired_by_drawing_splitting_and_merging(service
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
         _sign_in(page, base)
-        page.set_input_files("#files", str(scan))
-        page.click("form.upload button[type=submit]")
-        expect(page.locator("#status")).to_have_text("succeeded", timeout=120_000)
+        upload_and_wait(page, base, scan)
         page.click(".review-link")
         page_id = int(page.locator("#review").get_attribute("data-page-id"))
         found = _lines(page, base, page_id)
@@ -171,10 +169,7 @@ def test_a_clerk_finds_a_job_by_file_name_downloads_every_export_searches_and_de
         for name in ("intake-alpha.png", "claims-beta.png"):
             image, _ = badly_found_page()
             image.save(tmp_path / name)
-            page.goto(f"{base}/")
-            page.set_input_files("#files", str(tmp_path / name))
-            page.click("form.upload button[type=submit]")
-            expect(page.locator("#status")).to_have_text("succeeded", timeout=120_000)
+            upload_and_wait(page, base, tmp_path / name)
             ids[name] = page.url.rstrip("/").rsplit("/", 1)[1]
 
         # every export is linked once the job has finished, and each one downloads

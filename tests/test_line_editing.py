@@ -16,9 +16,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from inkwell.broker_contents import held_arguments
-from inkwell.config import Settings
 from inkwell.db import Database
-from inkwell.migrate import upgrade
 from inkwell.models import AuditEntry, Job, Line, LineImage, Page, Upload
 from inkwell.queue import QUEUE_LINES, TASK_READ_LINES, enqueue_line_reading, make_celery
 from inkwell.sweeper import sweep
@@ -27,29 +25,12 @@ from tests.clients import api_client
 from tests.conftest import make_settings
 from tests.images import encode
 from tests.tiny_models import render_text_line
-from webui import create_app
 from worker.line_finder import FoundLine
 from worker.line_rereading import read_lines_again
 from worker.pipeline import PageLimits, prepare_page, recognize_pages
 from worker.recognizer import Recognizer
 
 LEFT, RIGHT, BELOW = "hello world", "Jane Doe", "Paris 75001"
-
-
-@pytest.fixture
-def app(backend_settings: Settings) -> Flask:
-    upgrade(backend_settings)
-    return create_app(backend_settings)
-
-
-@pytest.fixture(scope="module")
-def recognizer(tiny_char_model: Path) -> Recognizer:
-    return Recognizer.load(tiny_char_model, device="cpu", max_new_tokens=32)
-
-
-@pytest.fixture
-def reviewer(app: Flask) -> FlaskClient:
-    return api_client(app, ["submit", "read", "review"])
 
 
 def _db(app: Flask) -> Database:

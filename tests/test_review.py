@@ -14,31 +14,13 @@ from PIL import Image
 
 from inkwell.config import Settings
 from inkwell.db import Database
-from inkwell.migrate import upgrade
 from inkwell.search import _has_trigrams
 from tests.clients import api_client
 from tests.images import line_png
-from webui import create_app
 from worker.pipeline import PageLimits, prepare_page, recognize_pages
 from worker.recognizer import Recognizer
 
 TEXTS = ["hello world", "Jane Doe", "hello world", "Paris 75001"]
-
-
-@pytest.fixture
-def app(backend_settings: Settings) -> Flask:
-    upgrade(backend_settings)
-    return create_app(backend_settings)
-
-
-@pytest.fixture(scope="module")
-def recognizer(tiny_char_model: Path) -> Recognizer:
-    return Recognizer.load(tiny_char_model, device="cpu", max_new_tokens=32)
-
-
-@pytest.fixture
-def reviewer(app: Flask) -> FlaskClient:
-    return api_client(app, ["submit", "read", "review"])
 
 
 @pytest.fixture
