@@ -69,7 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     calibrate.add_argument("--lines-per-font", type=int, default=30)
     calibrate.add_argument("--threshold", type=float, default=0.8)
     calibrate.add_argument(
-        "--flag-share", type=float, default=0.91, help="share of lines with an error to put under the threshold"
+        "--flag-share",
+        type=float,
+        default=0.87,
+        # 0.91 flagged 96.6% of erroneous but 33.2% of exact validation lines with the run-6 export; 0.87: 94.5% / 23.6%
+        help="share of the fitting lines with an error to put under the threshold",
     )
 
     export = sub.add_parser("export", help="write a run's best checkpoint as a Hugging Face model folder")

@@ -71,7 +71,7 @@ def calibrate(
     fonts_dir: Path,
     lines_per_font: int = 30,
     threshold: float = DEFAULT_THRESHOLD,
-    flag_share: float = 0.91,
+    flag_share: float = 0.87,
 ) -> Calibration:
     """Fit temperature and line model on calibration lines; write them into ``model_dir/inkwell.json``."""
     from worker.recognizer import Recognizer
