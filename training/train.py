@@ -111,12 +111,12 @@ def evaluate(
 ) -> dict[str, float]:
     """CER of CTC-greedy and attention-greedy reading on each validation set."""
     model.eval()
+    device = next(model.parameters()).device  # wherever training put the model
     results: dict[str, float] = {}
     for name in VALIDATION_SETS:
         shard = load_shard(shards_dir / name)
         ctc_pairs, att_pairs = [], []
         for batch in validation_batches(shard, encoder, 64, config.shape.height, config.shape.width, config.eval_lines):
-            device = config.torch_device
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                 encoded = model.encoder(pixel_values=batch.pixel_values.to(device))
                 ctc_texts = ctc_greedy(ctc_head(encoded.last_hidden_state[:, 1:]).float(), id_to_char)
