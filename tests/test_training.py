@@ -138,7 +138,8 @@ def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest
         threads=1,
         init_from=out,
         lr=0.0,
-    )  # lr 0: steps that change nothing
+        clock="cpu",
+    )  # lr 0: steps that change nothing; the budget counted in CPU seconds
     training.train(continued)
     saved = torch.load(continued.run_dir / "last.pt", weights_only=False)
     exported_head = recognizer.ctc.projection.weight.float()
@@ -146,3 +147,18 @@ def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest
     assert torch.allclose(saved["ctc_head"]["projection.weight"], exported_head, atol=1e-3), (
         "the head was restored, not re-initialised"
     )
+
+
+def test_the_cpu_clock_counts_work_not_waiting(tmp_path: Path) -> None:
+    """``clock="cpu"`` budgets a run by the CPU seconds it used, so runs sharing a busy machine
+    (capacity comparisons) get equal budgets; waiting for the CPU does not count."""
+    import time
+
+    from training.train import TrainConfig
+
+    cpu, wall = TrainConfig(root=tmp_path, clock="cpu").seconds, TrainConfig(root=tmp_path).seconds
+    cpu_start, wall_start = cpu(), wall()
+    time.sleep(0.3)
+    assert wall() - wall_start >= 0.3 and cpu() - cpu_start < 0.1
+    with pytest.raises(ValueError, match="clock"):
+        TrainConfig(root=tmp_path, clock="gpu").seconds()

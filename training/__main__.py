@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument(
         "--device", default="auto", help="auto (a GPU where torch sees one, else the CPU), cpu, cuda, cuda:1, ..."
     )
+    train.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="what --hours counts: wall seconds of training, or this process's CPU seconds (equal budgets when shared)",
+    )
 
     evaluate = sub.add_parser("evaluate", help="CER per held-out set and style group, and review-flag shares")
     evaluate.add_argument("--model", type=Path, default=BUNDLED_MODEL_DIR)
@@ -114,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
                 bf16=not args.no_bf16,
                 init_from=args.init_from,
                 device=args.device,
+                clock=args.clock,
             )
         )
     elif args.command == "evaluate":

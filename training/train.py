@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,12 +49,22 @@ class TrainConfig:
     seed: int = 0
     init_from: Path | None = None  # start from an exported model (e.g. the committed bundled model)
     device: str = "auto"  # "auto": the GPU where torch sees one, else the CPU
+    # What ``hours`` counts: "wall" seconds of training steps, or "cpu" seconds this process used
+    # (all its threads): runs that share a busy machine then get equal budgets (capacity comparisons).
+    clock: str = "wall"
 
     @property
     def torch_device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
+
+    @property
+    def seconds(self) -> Callable[[], float]:
+        """The clock the schedule's hours are counted on (see ``clock``)."""
+        if self.clock not in ("wall", "cpu"):
+            raise ValueError(f"clock must be 'wall' or 'cpu', not {self.clock!r}")
+        return time.process_time if self.clock == "cpu" else time.monotonic
 
     @property
     def curriculum(self) -> bool:
@@ -192,8 +203,9 @@ def train(config: TrainConfig) -> None:
         logs=True,
         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]",
     )
+    clock = config.seconds
     while state["elapsed"] < config.hours * 3600:
-        started = time.monotonic()
+        started = clock()
         lr = learning_rate(config, state["elapsed"] / 3600)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -209,7 +221,7 @@ def train(config: TrainConfig) -> None:
         optimizer.step()
         state["step"] += 1
         state["lines"] += config.batch_size
-        state["elapsed"] += time.monotonic() - started
+        state["elapsed"] += clock() - started
         bar.update(min(round(state["elapsed"]), bar.total) - bar.n)
         bar.set_postfix(step=state["step"], loss=f"{float(loss.detach()):.3f}", refresh=False)
         window["loss"] += float(loss.detach())
