@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from inkwell.config import Settings
 from inkwell.db import Database
 from inkwell.migrate import upgrade
+from tests.browser_session import browser, signed_in_page, ui_service  # noqa: F401 - the browser tests' fixtures
 from tests.tiny_models import build_tiny_model
 
 # make test brings these up (scripts/ensure-services.sh); override to use other servers.
