@@ -263,6 +263,11 @@ def test_numbers_are_parsed_strictly_and_nul_bytes_refused(fuzz_app) -> None:
     assert client.get(attention + "%C2%B2", headers=headers).status_code == 400  # "²".isdigit() is True
     assert client.get(attention + "3", headers=headers).status_code == 200
     assert client.get(attention + "4", headers=headers).status_code == 404  # the line has 4 tokens
+    # white space alone is no query: refused, and the document says so (schemathesis found the gap)
+    blank = client.get("/api/v1/search?q=%0B%20", headers=headers)
+    assert blank.status_code == 400 and blank.get_json()["error"]["code"] == "missing_query"
+    words = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/search"]["get"]["parameters"][0]
+    assert re.fullmatch(words["schema"]["pattern"], "\x0b ") is None and re.fullmatch(words["schema"]["pattern"], " Jane ")
     for url in ("/api/v1/jobs/%00", f"/api/v1/jobs/{ids['job_id']}%00/result", "/api/v1/search?q=%00"):
         refused = client.get(url, headers=headers)
         assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "bad_input", url

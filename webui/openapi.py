@@ -32,6 +32,8 @@ MODELS = (
     schemas.JobDeleted,
 )
 NO_NUL = "^[^\\x00]*$"  # text holds no NUL character (refused with 400: the database cannot store it)
+# Search words: no NUL, and something besides white space (the server strips it; nothing left is a 400).
+SEARCH_WORDS = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before polling again.", "schema": {"type": "integer"}}}
 
 
@@ -479,7 +481,7 @@ def openapi_document() -> dict[str, Any]:
                         "name": "q",
                         "in": "query",
                         "required": True,
-                        "schema": {"type": "string", "minLength": 1, "pattern": NO_NUL},
+                        "schema": {"type": "string", "minLength": 1, "pattern": SEARCH_WORDS},
                     }
                 ],
             )
