@@ -146,23 +146,41 @@ class EvalForm(Form):
     seed: int = 0
 
 
+# Debian packages holding LABEL_FONTS (scripts/ensure-test-tools.sh installs them).
+LABEL_FONT_PACKAGES = ("fonts-dejavu-core", "fonts-dejavu-extra", "fonts-liberation")
+
+
 def label_fonts() -> list[Path]:
-    """The printed fonts labels are set in (system DejaVu and Liberation faces)."""
-    found = []
+    """The printed fonts labels are set in (system DejaVu and Liberation faces), all of them.
+
+    A missing face raises rather than being skipped: every form draws its label face from this
+    list, so a shorter list is a different set of forms. (It was skipped once, and the set changed
+    under the benchmark when another task's ``apt-get install chromium`` brought in
+    fonts-liberation halfway through a session.)
+    """
+    found, missing = [], []
     for name in LABEL_FONTS:
-        for folder in FONT_DIRS:
-            if (folder / name).exists():
-                found.append(folder / name)
-                break
+        path = next((folder / name for folder in FONT_DIRS if (folder / name).exists()), None)
+        if path is None:
+            missing.append(name)
+        else:
+            found.append(path)
+    if missing:
+        raise FileNotFoundError(
+            f"label fonts {', '.join(missing)} not found in {', '.join(map(str, FONT_DIRS))}: "
+            f"install the Debian packages {' '.join(LABEL_FONT_PACKAGES)} (scripts/ensure-test-tools.sh does)"
+        )
     return found
 
 
 def eval_hands() -> list[Font]:
-    return fetch_fonts(FONT_CACHE, list(EVAL_HANDS))
+    """The evaluation hands, all of them (a hand that cannot be fetched raises: see label_fonts)."""
+    return fetch_fonts(FONT_CACHE, list(EVAL_HANDS), strict=True)
 
 
 def training_hands() -> list[Font]:
-    return fetch_fonts(FONT_CACHE, sorted(LEGACY_TRAINING_FAMILIES))
+    """The hands the text-type classifier is fitted on, all of them (strict, as eval_hands)."""
+    return fetch_fonts(FONT_CACHE, sorted(LEGACY_TRAINING_FAMILIES), strict=True)
 
 
 class _Page:
