@@ -17,6 +17,7 @@ from worker.line_finder import (
     FoundLine,
     LineFinder,
     _join_fragments,
+    _split_row,
     _split_stacked,
     crop_line,
     ink_mask,
@@ -112,6 +113,50 @@ def test_a_box_over_two_lines_is_split_between_them() -> None:
     assert len(parts) == 2
     (_, _, _, bottom0), (_, top1, _, _) = parts[0].bbox, parts[1].bbox
     assert bottom0 <= 110 and top1 >= 70
+
+
+def _typeset_row(face: str, size: int, texts: list[tuple[int, str]]) -> tuple[FoundLine, np.ndarray]:
+    """A box around ``texts`` (x, text) set on one baseline in a system face, and the page's ink."""
+    from PIL import ImageFont
+
+    from tests.form_set import label_fonts
+
+    font = ImageFont.truetype(str(next(path for path in label_fonts() if path.name == face)), size)
+    page = Image.new("L", (1200, 200), 255)
+    draw = ImageDraw.Draw(page)
+    boxes = []
+    for x, text in texts:
+        draw.text((x, 60), text, font=font, fill=20)
+        boxes.append(draw.textbbox((x, 60), text, font=font))
+    x0, y0 = min(b[0] for b in boxes) - 8, min(b[1] for b in boxes) - 10
+    x1, y1 = max(b[2] for b in boxes) + 8, max(b[3] for b in boxes) + 10
+    return FoundLine(_quad(x0, y0, x1, y1), 0.9), ink_mask(np.asarray(page))
+
+
+@pytest.mark.parametrize("face", ["DejaVuSansMono.ttf", "LiberationMono-Regular.ttf"])
+@pytest.mark.parametrize("text", ["Account no.:", "First name:"])
+@pytest.mark.parametrize("size", [24, 30])
+def test_a_word_space_before_a_word_of_small_letters_does_not_cut_a_label(face: str, text: str, size: int) -> None:
+    """"name:" is only x-height tall, and a monospaced space is wide: the blank before it was taken
+    for the gap between a label and its value (1.5 times the shorter side's height), and the
+    label came back as two lines."""
+    line, ink = _typeset_row(face, size, [(50, text)])
+    assert len(_split_row(line, ink)) == 1
+
+
+@pytest.mark.parametrize("face", ["DejaVuSansMono.ttf", "LiberationSans-Regular.ttf"])
+def test_a_text_after_a_label_is_cut_off_even_in_the_labels_face(face: str) -> None:
+    """Two texts of one face on one baseline (their bodies match) with the gap forms leave after a
+    label (1.8 type sizes) are still two lines."""
+    from PIL import ImageFont
+
+    from tests.form_set import label_fonts
+
+    size = 30
+    font = ImageFont.truetype(str(next(path for path in label_fonts() if path.name == face)), size)
+    end = 50 + font.getlength("Account no.:")
+    line, ink = _typeset_row(face, size, [(50, "Account no.:"), (int(end + 1.8 * size), "Peter Walsh")])
+    assert len(_split_row(line, ink)) == 2
 
 
 def test_crops_are_straightened() -> None:

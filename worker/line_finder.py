@@ -40,6 +40,8 @@ SPECK_HEIGHT = 0.35  # of the median line height
 JOIN_GAP = 1.2  # fragments closer than this many line heights on one row are one line
 JOIN_HEIGHTS = 1.6  # ... when the taller is at most this many times the other's height
 ROW_GAP = 1.5  # a blank this many text heights wide inside a box separates two texts on one row
+CORE_MATCH = 0.25  # of the body's height: texts whose bodies' top and bottom are this close share one line ...
+WORD_GAP = 2.5  # ... and a blank narrower than this many body heights between them is a word space
 STACK_GAP = 0.08  # ... and the blank between two lines at least this share
 STACK_RUN = 0.25  # an ink band this share of a box's height (or more) is a line of its own
 FIT_MARGIN = 0.25  # of the text height, kept above and below a piece cut from a box (as the detector pads)
@@ -354,13 +356,47 @@ def _split_row(line: FoundLine, ink: np.ndarray) -> list[FoundLine]:
         height = min(left_height, right_height)
         # a side narrower than it is tall is a mark (a colon, a tick), not a text of its own
         wide = _ink_width(left) >= left_height and _ink_width(right) >= right_height
-        if height and wide and end - start >= ROW_GAP * height:
+        if height and wide and end - start >= ROW_GAP * height and not _word_space(left, right, end - start):
             cuts.append((start + end) // 2)
     if not cuts:
         return [line]
     width = region.shape[1]
     fractions = [0.0] + [c / width for c in cuts] + [1.0]
     return [_fit_height(_piece(line, a, b, along=True), ink) for a, b in itertools.pairwise(fractions)]
+
+
+def _core_band(region: np.ndarray) -> tuple[int, int] | None:
+    """The rows of a text's body, from its x-height line to its baseline: where the ink per row
+    rises most steeply (going down) and where it falls most steeply. Ascenders, descenders and
+    capitals' tops hold few pixels per row, so every word of one printed line has the same band,
+    whatever letters it holds."""
+    counts = np.count_nonzero(region, axis=1).astype(np.float32)
+    if counts.size < 4 or counts.max() == 0:
+        return None
+    steps = np.diff(np.convolve(counts, (0.25, 0.5, 0.25), mode="same"))
+    top, bottom = int(np.argmax(steps)) + 1, int(np.argmin(steps)) + 1
+    return (top, bottom) if bottom > top else None
+
+
+def _word_space(left: np.ndarray, right: np.ndarray, gap: int) -> bool:
+    """Is a blank of ``gap`` columns a space between words of one line, not the gap between two texts?
+
+    The height rule alone takes the space after a word of small letters ("First name:", "no.")
+    for a gap between texts: such a word is only x-height tall. Words of one line share their
+    body band (x-height line and baseline, within ``CORE_MATCH`` of its height), whatever letters
+    they hold, and their spaces are under two body heights even in a monospaced face (about
+    0.6 of the type size, or 1.1 bodies, plus the letters' side bearings); a value follows its
+    label by more than three of the label's (forms leave about two type sizes). A label and a
+    value whose bodies happen to line up are still cut there.
+    """
+    a, b = _core_band(left), _core_band(right)
+    if a is None or b is None:
+        return False
+    body = max(a[1] - a[0], b[1] - b[0])
+    same_band = abs(a[0] - b[0]) <= CORE_MATCH * body and abs(a[1] - b[1]) <= CORE_MATCH * body
+    # measured by the smaller body: a value written larger than its label, its body around the
+    # label's, is still as far from it as forms leave
+    return same_band and gap < WORD_GAP * min(a[1] - a[0], b[1] - b[0])
 
 
 def _fit_height(line: FoundLine, ink: np.ndarray) -> FoundLine:
