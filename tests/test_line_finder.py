@@ -137,7 +137,7 @@ def _typeset_row(face: str, size: int, texts: list[tuple[int, str]]) -> tuple[Fo
 @pytest.mark.parametrize("text", ["Account no.:", "First name:"])
 @pytest.mark.parametrize("size", [24, 30])
 def test_a_word_space_before_a_word_of_small_letters_does_not_cut_a_label(face: str, text: str, size: int) -> None:
-    """"name:" is only x-height tall, and a monospaced space is wide: the blank before it was taken
+    """A word like "name:" is only x-height tall, and a monospaced space is wide: the blank before it was taken
     for the gap between a label and its value (1.5 times the shorter side's height), and the
     label came back as two lines."""
     line, ink = _typeset_row(face, size, [(50, text)])
