@@ -21,7 +21,7 @@ import numpy as np
 
 from benchmarks.form_lines import match_lines
 from tests.form_set import EVAL_SEEDS, label_fonts, make_eval_form, training_hands
-from worker.line_finder import LineFinder, ink_mask, line_features, rule_mask, smoothed_if_bilevel
+from worker.line_finder import LineFinder, ink_mask, line_features, rule_mask, smoothed_if_bilevel, text_type_ink
 from worker.text_type import WEIGHTS, TextTypeClassifier
 
 TRAIN_SEEDS_FROM = 5000
@@ -35,7 +35,7 @@ def form_lines(seed: int, finder: LineFinder, hands: list, printed: list) -> tup
     matched = match_lines([form.page_bbox(line) for line in form.lines], [line.bbox for line in found])
     grey = np.asarray(smoothed_if_bilevel(form.image.convert("L")))
     ink = ink_mask(grey)
-    ink = np.where(rule_mask(ink) > 0, 0, ink)
+    ink = text_type_ink(ink, rule_mask(ink))  # as LineFinder.find measures them
     truth = np.full(len(found), -1, dtype=np.int8)
     for true_index, index in matched.items():
         truth[index] = form.lines[true_index].kind == "handwritten"

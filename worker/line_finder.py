@@ -124,12 +124,12 @@ class LineFinder:
     def find(self, image: Image.Image) -> list[FoundLine]:
         """The page's text lines, cleaned up and in reading order."""
         grey = np.asarray(smoothed_if_bilevel(image.convert("L")))
-        ink = ink_mask(grey)
-        rules = rule_mask(ink)
+        page_ink = ink_mask(grey)
+        rules = rule_mask(page_ink)
         found = self.detect(without_rules(grey, rules))
         if not found:
             return []
-        ink = np.where(rules > 0, 0, ink)
+        ink = np.where(rules > 0, 0, page_ink)
         median = float(np.median([line.height for line in found]))
         found = [line for line in found if line.height >= SPECK_HEIGHT * median]
         found = _merge_nested(found)
@@ -138,7 +138,7 @@ class LineFinder:
         found = [part for line in found for part in _split_stacked(line, ink)]
         found = [_fit(line, ink) for line in found]
         found = _merge_nested(found)
-        found = self.classify(found, ink)
+        found = self.classify(found, text_type_ink(page_ink, rules))
         order = reading_order([line.bbox for line in found], [line.text_type for line in found])
         return [found[i] for i in order]
 
@@ -216,6 +216,26 @@ def _box_edges(ink: np.ndarray, rules: np.ndarray) -> np.ndarray:
         if near(y) and near(y + h - 1):  # a box side joins a top and a bottom edge; a stroke on a rule does not
             edges.append(index)
     return np.where(np.isin(labels, edges), 255, 0).astype(np.uint8) if edges else np.zeros_like(ink)
+
+
+def text_type_ink(ink: np.ndarray, rules: np.ndarray) -> np.ndarray:
+    """The ink the text-type features are measured on: the page's ``ink`` less its ``rules``, but
+    with the strokes that cross a rule kept whole.
+
+    Painting a rule out cuts every descender written across it (the "J" of "John", a "y", a
+    "g") into two pieces a rule's thickness apart: the value then has more, shorter pieces and
+    fewer long strokes than it was written with, which is how type looks. Where ink runs into
+    the rule from above and on out of it below, the rule's pixels are the stroke's and are kept.
+    """
+    if not rules.any():
+        return ink
+    off_rules = np.where(rules > 0, 0, ink)
+    reach = RULE_THICKNESS + 2  # a painted-out rule is at most this thick
+    above = np.zeros((2 * reach + 1, 1), np.uint8)
+    above[: reach + 1] = 1  # the anchor is the middle row: these rows look upwards
+    below = above[::-1].copy()
+    crossing = (rules > 0) & (ink > 0) & (cv2.dilate(off_rules, above) > 0) & (cv2.dilate(off_rules, below) > 0)
+    return np.where(crossing, ink, off_rules)
 
 
 def without_rules(grey: np.ndarray, rules: np.ndarray) -> np.ndarray:
