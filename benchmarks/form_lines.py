@@ -175,7 +175,8 @@ def main() -> None:
         tally.seconds.append(time.process_time() - started)
         fax_pages += form.fax
         kinds = [line.text_type for line in found]
-        fields = [(pair.key, pair.values) for pair in pair_fields([line.bbox for line in found], kinds)]
+        confidences = [line.text_type_confidence for line in found]
+        fields = [(pair.key, pair.values) for pair in pair_fields([line.bbox for line in found], kinds, confidences)]
         for target in (tally, fax_tally) if form.fax else (tally,):
             score_form(form, [line.quad for line in found], target, kinds, fields)
         if args.write:

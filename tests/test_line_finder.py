@@ -16,6 +16,7 @@ from tests.tiny_models import render_text_line
 from worker.line_finder import (
     FoundLine,
     LineFinder,
+    _absorb_pieces,
     _join_fragments,
     _split_row,
     _split_stacked,
@@ -102,6 +103,23 @@ def test_fragments_of_one_line_are_joined_but_columns_are_not() -> None:
     joined = _join_fragments(words, median=30)
     assert len(joined) == 2
     assert abs(joined[0].bbox[0] - 100) <= 1 and abs(joined[0].bbox[2] - 300) <= 1
+
+
+def test_a_small_piece_beside_a_line_joins_it_and_a_small_value_does_not() -> None:
+    """Generated training form 5000: a 13 x 11 px piece of the "L" of "Lucy Brown", found on its
+    own just left of it, was a line of nothing that its label "Nationality" was paired with."""
+    label = FoundLine(_quad(142, 1154, 334, 1205), 0.9)
+    piece = FoundLine(_quad(388, 1185, 401, 1196), 0.6)
+    value = FoundLine(_quad(399, 1165, 524, 1212), 0.9)
+    joined = _absorb_pieces([label, piece, value], median=45)
+    assert len(joined) == 2 and joined[0].bbox == label.bbox
+    assert np.allclose(joined[1].bbox, (388, 1165, 524, 1212), atol=1.5)  # the piece and the value
+    # a small value written the usual gap after its label stays a line of its own
+    small_value = FoundLine(_quad(400, 1170, 440, 1190), 0.9)
+    assert len(_absorb_pieces([label, small_value], median=45)) == 2
+    # nor does a short label beside a tall value
+    tall = FoundLine(_quad(300, 1100, 700, 1260), 0.9)
+    assert len(_absorb_pieces([FoundLine(_quad(200, 1160, 260, 1190), 0.9), tall], median=40)) == 2
 
 
 def test_a_box_over_two_lines_is_split_between_them() -> None:
@@ -258,7 +276,8 @@ def test_generated_forms_meet_the_line_finding_figures(finder: LineFinder) -> No
         form = make_eval_form(seed, hands, printed)
         found = finder.find(form.image)
         kinds = [line.text_type for line in found]
-        fields = [(pair.key, pair.values) for pair in pair_fields([line.bbox for line in found], kinds)]
+        confidences = [line.text_type_confidence for line in found]
+        fields = [(pair.key, pair.values) for pair in pair_fields([line.bbox for line in found], kinds, confidences)]
         score_form(form, [line.quad for line in found], tally, kinds, fields)
     print(
         f"\n6 generated forms: {tally.line()}; text type right {tally.typed_right}/{tally.typed}, fields "

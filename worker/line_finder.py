@@ -46,6 +46,9 @@ STACK_GAP = 0.08  # ... and the blank between two lines at least this share
 STACK_RUN = 0.25  # an ink band this share of a box's height (or more) is a line of its own
 FIT_MARGIN = 0.25  # of the text height, kept above and below a piece cut from a box (as the detector pads)
 NEST_SHARE = 0.6  # two boxes sharing this much of the smaller one's area are one line
+PIECE_SHARE = 0.6  # a box less than this share of a line's height tall, ...
+PIECE_WIDTH = 1.5  # ... no wider than this many of its heights,
+PIECE_GAP = 0.3  # ... within this many of its heights beside it and of its rows, is a piece of it
 RULE_LENGTH = 1 / 12  # straight ink runs this share of the page width or longer are rules, not text
 RULE_THICKNESS = 6  # pixels: a rule is at most this thick
 BILEVEL_SHARE = 0.99  # a page with this share of pure black or white pixels is bilevel
@@ -138,8 +141,13 @@ class LineFinder:
         found = [part for line in found for part in _split_stacked(line, ink)]
         found = [_fit(line, ink) for line in found]
         found = _merge_nested(found)
+        found = _absorb_pieces(found, float(np.median([line.height for line in found])))
         found = self.classify(found, text_type_ink(page_ink, rules))
-        order = reading_order([line.bbox for line in found], [line.text_type for line in found])
+        order = reading_order(
+            [line.bbox for line in found],
+            [line.text_type for line in found],
+            confidences=[line.text_type_confidence for line in found],
+        )
         return [found[i] for i in order]
 
     def classify(self, lines: list[FoundLine], ink: np.ndarray) -> list[FoundLine]:
@@ -489,6 +497,45 @@ def _merge_nested(lines: list[FoundLine]) -> list[FoundLine]:
             if changed:
                 break
     return merged
+
+
+def _absorb_pieces(lines: list[FoundLine], median: float) -> list[FoundLine]:
+    """Join each small piece to the line it touches: a box less than ``PIECE_SHARE`` of a line's
+    height and of the page's ``median`` line height tall (no label, however short, is that
+    small) and at most ``PIECE_WIDTH`` of the line's height wide, within its rows and ``PIECE_GAP`` of its
+    height beside it, is a bit of its writing (a lead-in stroke, an apostrophe, a letter the
+    detector saw apart), not a text: on its own it was a line of nothing between a label and its
+    value, and the label was paired with it."""
+    lines = list(lines)
+    changed = True
+    while changed:
+        changed = False
+        for i in sorted(range(len(lines)), key=lambda index: lines[index].height):
+            piece = lines[i].bbox
+            height, width = piece[3] - piece[1], piece[2] - piece[0]
+            best, best_gap = None, None
+            for j, other in enumerate(lines):
+                if j == i:
+                    continue
+                x0, y0, x1, y1 = other.bbox
+                tall = y1 - y0
+                gap = max(x0 - piece[2], piece[0] - x1, 0)
+                if (
+                    height < PIECE_SHARE * min(tall, median)
+                    and width <= PIECE_WIDTH * tall
+                    and piece[1] >= y0 - PIECE_GAP * tall
+                    and piece[3] <= y1 + PIECE_GAP * tall
+                    and gap <= PIECE_GAP * tall
+                    and (best_gap is None or gap < best_gap)
+                ):
+                    best, best_gap = j, gap
+            if best is not None:
+                points = np.concatenate([lines[best].quad, lines[i].quad])
+                lines[best] = FoundLine(_ordered_corners(points), lines[best].score)
+                del lines[i]
+                changed = True
+                break
+    return lines
 
 
 def _join_fragments(lines: list[FoundLine], median: float) -> list[FoundLine]:
