@@ -7,6 +7,12 @@ handwritten lines of the same size stacked right under that value continue it. E
 line belongs to at most one label,
 a value on the label's row first. Printed lines with no value (titles, blank fields) are not fields.
 
+The text type is not trusted blindly: a value in a print-like hand can be taken for print (and
+a label in a plain face for handwriting) with little confidence. Once the lines whose types are
+sure are paired, a line whose type is unsure (confidence under ``UNSURE``) may still be the
+value of a sure label it sits right of or under (or the label of a sure value it sits left of or
+over), by the same layout rules: where a form puts a text says what it is as much as its look.
+
 Pure Python over boxes and text types: the worker uses it to keep each label next to its value
 in reading order, the web side to list a page's fields from its stored lines.
 """
@@ -23,6 +29,7 @@ BELOW_GAP = 2.5  # label heights: how far below the label its value may start
 BELOW_INDENT = 4.0  # label heights: how far right of the label's left edge a value below may start
 CONTINUE_GAP = 0.5  # value heights: a handwritten line this close under a value continues it ...
 CONTINUE_HEIGHTS = 1.5  # ... when written at about the same size
+UNSURE = 0.8  # a text type given with less confidence than this may be the other one
 
 
 @dataclass(frozen=True)
@@ -76,16 +83,19 @@ def _between_below(boxes: Sequence[Box], kinds: Sequence[str | None], key: int, 
     return False
 
 
-def pair_fields(boxes: Sequence[Box], kinds: Sequence[str | None]) -> list[FieldPair]:
-    """Pair printed labels with handwritten values (see the module's docstring), in label order."""
-    candidates: list[tuple[int, float, int, int]] = []  # (0 = on the row / 1 = below, distance, key, value)
-    for key, k in enumerate(boxes):
-        if kinds[key] != "printed":
-            continue
+def _candidates(
+    boxes: Sequence[Box], kinds: Sequence[str | None], keys: set[int], values: set[int]
+) -> list[tuple[int, float, int, int]]:
+    """(0 = on the row / 1 = below, distance, key, value) for every label in ``keys`` and value in
+    ``values`` that the layout allows (``kinds`` say which lines are printed, for what lies between)."""
+    candidates: list[tuple[int, float, int, int]] = []
+    for key in keys:
+        k = boxes[key]
         height = _height(k)
-        for value, v in enumerate(boxes):
-            if kinds[value] != "handwritten":
+        for value in values:
+            if value == key:
                 continue
+            v = boxes[value]
             if _vertical_overlap(k, v) >= ROW_OVERLAP * min(height, _height(v)) and v[0] >= k[2] - 0.5 * height:
                 if not _between_on_row(boxes, kinds, key, value):
                     candidates.append((0, v[0] - k[2], key, value))
@@ -96,21 +106,50 @@ def pair_fields(boxes: Sequence[Box], kinds: Sequence[str | None]) -> list[Field
             ):
                 if not _between_below(boxes, kinds, key, value):
                     candidates.append((1, v[1] - k[3], key, value))
+    return candidates
+
+
+def pair_fields(
+    boxes: Sequence[Box], kinds: Sequence[str | None], confidences: Sequence[float | None] | None = None
+) -> list[FieldPair]:
+    """Pair printed labels with handwritten values (see the module's docstring), in label order.
+
+    ``confidences`` (of each line's text type; None for a type a person set) let a line whose
+    type is unsure be the value or label of a sure one.
+    """
+    printed = {i for i, kind in enumerate(kinds) if kind == "printed"}
+    written = {i for i, kind in enumerate(kinds) if kind == "handwritten"}
     paired: dict[int, list[int]] = {}
     taken: set[int] = set()
-    for _, _, key, value in sorted(candidates):
-        if key in paired or value in taken:
-            continue
-        paired[key] = [value]
-        taken.add(value)
-    for _key, values in paired.items():  # handwritten lines stacked under a value continue it
+
+    def pick(candidates: list[tuple[int, float, int, int]]) -> None:
+        for _, _, key, value in sorted(candidates):
+            if key in paired or key in taken or value in taken or value in paired:
+                continue
+            paired[key] = [value]
+            taken.add(value)
+
+    pick(_candidates(boxes, kinds, printed, written))
+    if confidences is not None:
+        unsure = {i for i, c in enumerate(confidences) if c is not None and c < UNSURE} & (printed | written)
+        free = set(range(len(boxes))) - set(paired) - taken
+        keys, values = (printed | (written & unsure)) & free, (written | (printed & unsure)) & free
+        pick(
+            [
+                candidate
+                for candidate in _candidates(boxes, kinds, keys, values)
+                if not (candidate[2] in unsure and candidate[3] in unsure)  # one of the two is sure
+            ]
+        )
+    for _key, lines in paired.items():  # handwritten lines stacked under a value continue it
         while True:
-            last = boxes[values[-1]]
+            last = boxes[lines[-1]]
             below = [
                 i
                 for i, b in enumerate(boxes)
                 if kinds[i] == "handwritten"
                 and i not in taken
+                and i not in paired
                 and 0 <= b[1] - last[3] <= CONTINUE_GAP * _height(last)
                 and abs(b[0] - last[0]) <= _height(last)
                 and max(_height(b), _height(last)) <= CONTINUE_HEIGHTS * min(_height(b), _height(last))
@@ -118,7 +157,7 @@ def pair_fields(boxes: Sequence[Box], kinds: Sequence[str | None]) -> list[Field
             if not below:
                 break
             nearest = min(below, key=lambda i: boxes[i][1])
-            values.append(nearest)
+            lines.append(nearest)
             taken.add(nearest)
     return [FieldPair(key, paired[key]) for key in sorted(paired)]
 

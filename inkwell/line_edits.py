@@ -82,7 +82,9 @@ def renumber(session: Session, page: Page) -> None:
     session.flush()
     lines = list(session.scalars(select(Line).where(Line.page_id == page.id)))
     order = reading_order(
-        [(x0, y0, x1, y1) for x0, y0, x1, y1 in (line.bbox for line in lines)], [line.text_type for line in lines]
+        [(x0, y0, x1, y1) for x0, y0, x1, y1 in (line.bbox for line in lines)],
+        [line.text_type for line in lines],
+        confidences=[line.text_type_confidence for line in lines],
     )
     # Two steps: (page, number) is unique, and an intermediate state must never collide.
     session.execute(update(Line).where(Line.page_id == page.id).values(number=-Line.number - 1_000_000))

@@ -103,12 +103,14 @@ def reading_order(
     kinds: Sequence[str | None] | None = None,
     gutter_heights: float = 4.0,
     min_rows: int = 3,
+    confidences: Sequence[float | None] | None = None,
 ) -> list[int]:
     """Indices of ``extents`` (x0, y0, x1, y1) in reading order.
 
     The gutter width is ``gutter_heights`` times the median line height, so the rule scales
     with the scan's resolution. With the lines' text types (``kinds``: printed or handwritten),
-    each label is followed directly by its value (inkwell/fields.py), wherever the rows put it.
+    each label is followed directly by its value (inkwell/fields.py), wherever the rows put it;
+    ``confidences`` are those of the text types (pair_fields).
     """
     if not extents:
         return []
@@ -119,7 +121,9 @@ def reading_order(
         return order
     values = {
         pair.key: pair.values
-        for pair in pair_fields([(float(e[0]), float(e[1]), float(e[2]), float(e[3])) for e in extents], kinds)
+        for pair in pair_fields(
+            [(float(e[0]), float(e[1]), float(e[2]), float(e[3])) for e in extents], kinds, confidences
+        )
     }
     owned = {value for pair_values in values.values() for value in pair_values}
     ordered: list[int] = []

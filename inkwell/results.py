@@ -48,7 +48,7 @@ def page_fields(page: Page) -> list[FieldOut]:
     """
     lines = list(page.lines)
     boxes4 = [(float(x0), float(y0), float(x1), float(y1)) for x0, y0, x1, y1 in (line.bbox for line in lines)]
-    pairs = pair_fields(boxes4, [line.text_type for line in lines])
+    pairs = pair_fields(boxes4, [line.text_type for line in lines], [line.text_type_confidence for line in lines])
     fields = []
     for pair in pairs:
         key, values = lines[pair.key], [lines[i] for i in pair.values]

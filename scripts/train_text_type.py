@@ -3,8 +3,8 @@
     python -m scripts.train_text_type [--forms 200]
 
 The forms are made like the evaluation set (tests/form_set.py) but from other seeds (5000 on; the
-evaluation seeds are 1000-1059) and written in the 39 families the bundled model trained on
-(training/fonts.py LEGACY_TRAINING_FAMILIES), never the evaluation hands; the lines are those the
+evaluation seeds are 1000-1059) and written in the 142 families of the training split
+(training/fonts.py TRAINING_FONTS) that are not evaluation hands (tests/form_set.py EVAL_HANDS); the lines are those the
 line finder finds, labelled by the form line they match (lines matching none give context only).
 Each form's line features are kept in var/cache/text_type/ (a form is found and measured once;
 delete the folder after changing the line finder or the features). Writes
@@ -15,13 +15,15 @@ counts is the one ``python -m benchmarks.form_lines`` prints on the evaluation s
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.form_lines import match_lines
-from tests.form_set import EVAL_SEEDS, label_fonts, make_eval_form, training_hands
-from worker.line_finder import LineFinder, ink_mask, line_features, rule_mask, smoothed_if_bilevel
+from tests.form_set import EVAL_HANDS, EVAL_SEEDS, label_fonts, make_eval_form, training_hands
+from training.fonts import TRAINING_FONTS
+from worker.line_finder import LineFinder, ink_mask, line_features, rule_mask, smoothed_if_bilevel, text_type_ink
 from worker.text_type import WEIGHTS, TextTypeClassifier
 
 TRAIN_SEEDS_FROM = 5000
@@ -35,7 +37,7 @@ def form_lines(seed: int, finder: LineFinder, hands: list, printed: list) -> tup
     matched = match_lines([form.page_bbox(line) for line in form.lines], [line.bbox for line in found])
     grey = np.asarray(smoothed_if_bilevel(form.image.convert("L")))
     ink = ink_mask(grey)
-    ink = np.where(rule_mask(ink) > 0, 0, ink)
+    ink = text_type_ink(ink, rule_mask(ink))  # as LineFinder.find measures them
     truth = np.full(len(found), -1, dtype=np.int8)
     for true_index, index in matched.items():
         truth[index] = form.lines[true_index].kind == "handwritten"
@@ -48,11 +50,13 @@ def main() -> None:
     args = parser.parse_args()
     seeds = range(TRAIN_SEEDS_FROM, TRAIN_SEEDS_FROM + args.forms)
     assert not set(seeds) & set(EVAL_SEEDS), "never fit on the evaluation forms"
+    assert not {font.family for font in training_hands()} & set(EVAL_HANDS), "never fit on the evaluation hands"
     CACHE.mkdir(parents=True, exist_ok=True)
     finder, hands, printed = None, None, None
     pages, truths = [], []
+    hand_list = hashlib.sha1(" ".join(f for f in TRAINING_FONTS if f not in EVAL_HANDS).encode()).hexdigest()[:8]
     for seed in seeds:
-        cached = CACHE / f"form-{seed}.npz"
+        cached = CACHE / f"form-{seed}-{hand_list}.npz"  # the forms change with the hands
         if not cached.exists():
             if finder is None:
                 finder, hands, printed = LineFinder(), training_hands(), label_fonts()

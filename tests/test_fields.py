@@ -60,3 +60,25 @@ def test_reading_order_puts_each_value_right_after_its_label() -> None:
 
 def test_label_text_drops_the_colon() -> None:
     assert label_text(" Date of birth : ") == "Date of birth"
+
+
+def test_a_value_taken_for_print_with_little_confidence_is_still_its_labels() -> None:
+    """A value in a print-like hand typed "printed" at 0.6: the label sure of being print, the
+    value on its row, nothing between: where it stands makes it the value (it had no field)."""
+    boxes = [(100, 100, 250, 130), (330, 95, 560, 140), (100, 200, 250, 230), (100, 250, 600, 300)]
+    kinds, sure = [P, P, P, H], [0.99, 0.6, 0.98, 0.97]
+    assert pair_fields(boxes, kinds) == [FieldPair(2, [3])]  # by the types alone
+    assert pair_fields(boxes, kinds, sure) == [FieldPair(0, [1]), FieldPair(2, [3])]
+    assert reading_order(boxes, kinds, confidences=sure) == [0, 1, 2, 3]
+
+
+def test_a_label_taken_for_handwriting_with_little_confidence_still_labels_its_value() -> None:
+    boxes = [(100, 100, 250, 130), (330, 95, 560, 140)]
+    assert pair_fields(boxes, [H, H], [0.7, 0.99]) == [FieldPair(0, [1])]
+
+
+def test_sure_types_and_two_unsure_lines_are_not_paired_by_place_alone() -> None:
+    boxes = [(100, 100, 250, 130), (330, 95, 560, 140)]
+    assert pair_fields(boxes, [P, P], [0.99, 0.95]) == []  # a title beside a label, say
+    assert pair_fields(boxes, [P, P], [0.6, 0.6]) == []
+    assert pair_fields(boxes, [P, P], [None, 0.6]) == [FieldPair(0, [1])]  # None: a type a person set

@@ -16,7 +16,9 @@ from tests.tiny_models import render_text_line
 from worker.line_finder import (
     FoundLine,
     LineFinder,
+    _absorb_pieces,
     _join_fragments,
+    _split_row,
     _split_stacked,
     crop_line,
     ink_mask,
@@ -103,6 +105,23 @@ def test_fragments_of_one_line_are_joined_but_columns_are_not() -> None:
     assert abs(joined[0].bbox[0] - 100) <= 1 and abs(joined[0].bbox[2] - 300) <= 1
 
 
+def test_a_small_piece_beside_a_line_joins_it_and_a_small_value_does_not() -> None:
+    """Generated training form 5000: a 13 x 11 px piece of the "L" of "Lucy Brown", found on its
+    own just left of it, was a line of nothing that its label "Nationality" was paired with."""
+    label = FoundLine(_quad(142, 1154, 334, 1205), 0.9)
+    piece = FoundLine(_quad(388, 1185, 401, 1196), 0.6)
+    value = FoundLine(_quad(399, 1165, 524, 1212), 0.9)
+    joined = _absorb_pieces([label, piece, value], median=45)
+    assert len(joined) == 2 and joined[0].bbox == label.bbox
+    assert np.allclose(joined[1].bbox, (388, 1165, 524, 1212), atol=1.5)  # the piece and the value
+    # a small value written the usual gap after its label stays a line of its own
+    small_value = FoundLine(_quad(400, 1170, 440, 1190), 0.9)
+    assert len(_absorb_pieces([label, small_value], median=45)) == 2
+    # nor does a short label beside a tall value
+    tall = FoundLine(_quad(300, 1100, 700, 1260), 0.9)
+    assert len(_absorb_pieces([FoundLine(_quad(200, 1160, 260, 1190), 0.9), tall], median=40)) == 2
+
+
 def test_a_box_over_two_lines_is_split_between_them() -> None:
     page = Image.new("L", (600, 200), 255)
     draw = ImageDraw.Draw(page)
@@ -112,6 +131,50 @@ def test_a_box_over_two_lines_is_split_between_them() -> None:
     assert len(parts) == 2
     (_, _, _, bottom0), (_, top1, _, _) = parts[0].bbox, parts[1].bbox
     assert bottom0 <= 110 and top1 >= 70
+
+
+def _typeset_row(face: str, size: int, texts: list[tuple[int, str]]) -> tuple[FoundLine, np.ndarray]:
+    """A box around ``texts`` (x, text) set on one baseline in a system face, and the page's ink."""
+    from PIL import ImageFont
+
+    from tests.form_set import label_fonts
+
+    font = ImageFont.truetype(str(next(path for path in label_fonts() if path.name == face)), size)
+    page = Image.new("L", (1200, 200), 255)
+    draw = ImageDraw.Draw(page)
+    boxes = []
+    for x, text in texts:
+        draw.text((x, 60), text, font=font, fill=20)
+        boxes.append(draw.textbbox((x, 60), text, font=font))
+    x0, y0 = min(b[0] for b in boxes) - 8, min(b[1] for b in boxes) - 10
+    x1, y1 = max(b[2] for b in boxes) + 8, max(b[3] for b in boxes) + 10
+    return FoundLine(_quad(x0, y0, x1, y1), 0.9), ink_mask(np.asarray(page))
+
+
+@pytest.mark.parametrize("face", ["DejaVuSansMono.ttf", "LiberationMono-Regular.ttf"])
+@pytest.mark.parametrize("text", ["Account no.:", "First name:"])
+@pytest.mark.parametrize("size", [24, 30])
+def test_a_word_space_before_a_word_of_small_letters_does_not_cut_a_label(face: str, text: str, size: int) -> None:
+    """A word like "name:" is only x-height tall, and a monospaced space is wide: the blank before it was taken
+    for the gap between a label and its value (1.5 times the shorter side's height), and the
+    label came back as two lines."""
+    line, ink = _typeset_row(face, size, [(50, text)])
+    assert len(_split_row(line, ink)) == 1
+
+
+@pytest.mark.parametrize("face", ["DejaVuSansMono.ttf", "LiberationSans-Regular.ttf"])
+def test_a_text_after_a_label_is_cut_off_even_in_the_labels_face(face: str) -> None:
+    """Two texts of one face on one baseline (their bodies match) with the gap forms leave after a
+    label (1.8 type sizes) are still two lines."""
+    from PIL import ImageFont
+
+    from tests.form_set import label_fonts
+
+    size = 30
+    font = ImageFont.truetype(str(next(path for path in label_fonts() if path.name == face)), size)
+    end = 50 + font.getlength("Account no.:")
+    line, ink = _typeset_row(face, size, [(50, "Account no.:"), (int(end + 1.8 * size), "Peter Walsh")])
+    assert len(_split_row(line, ink)) == 2
 
 
 def test_crops_are_straightened() -> None:
@@ -213,7 +276,8 @@ def test_generated_forms_meet_the_line_finding_figures(finder: LineFinder) -> No
         form = make_eval_form(seed, hands, printed)
         found = finder.find(form.image)
         kinds = [line.text_type for line in found]
-        fields = [(pair.key, pair.values) for pair in pair_fields([line.bbox for line in found], kinds)]
+        confidences = [line.text_type_confidence for line in found]
+        fields = [(pair.key, pair.values) for pair in pair_fields([line.bbox for line in found], kinds, confidences)]
         score_form(form, [line.quad for line in found], tally, kinds, fields)
     print(
         f"\n6 generated forms: {tally.line()}; text type right {tally.typed_right}/{tally.typed}, fields "

@@ -40,10 +40,15 @@ SPECK_HEIGHT = 0.35  # of the median line height
 JOIN_GAP = 1.2  # fragments closer than this many line heights on one row are one line
 JOIN_HEIGHTS = 1.6  # ... when the taller is at most this many times the other's height
 ROW_GAP = 1.5  # a blank this many text heights wide inside a box separates two texts on one row
+CORE_MATCH = 0.25  # of the body's height: texts whose bodies' top and bottom are this close share one line ...
+WORD_GAP = 2.5  # ... and a blank narrower than this many body heights between them is a word space
 STACK_GAP = 0.08  # ... and the blank between two lines at least this share
 STACK_RUN = 0.25  # an ink band this share of a box's height (or more) is a line of its own
 FIT_MARGIN = 0.25  # of the text height, kept above and below a piece cut from a box (as the detector pads)
 NEST_SHARE = 0.6  # two boxes sharing this much of the smaller one's area are one line
+PIECE_SHARE = 0.6  # a box less than this share of a line's height tall, ...
+PIECE_WIDTH = 1.5  # ... no wider than this many of its heights,
+PIECE_GAP = 0.3  # ... within this many of its heights beside it and of its rows, is a piece of it
 RULE_LENGTH = 1 / 12  # straight ink runs this share of the page width or longer are rules, not text
 RULE_THICKNESS = 6  # pixels: a rule is at most this thick
 BILEVEL_SHARE = 0.99  # a page with this share of pure black or white pixels is bilevel
@@ -122,12 +127,12 @@ class LineFinder:
     def find(self, image: Image.Image) -> list[FoundLine]:
         """The page's text lines, cleaned up and in reading order."""
         grey = np.asarray(smoothed_if_bilevel(image.convert("L")))
-        ink = ink_mask(grey)
-        rules = rule_mask(ink)
+        page_ink = ink_mask(grey)
+        rules = rule_mask(page_ink)
         found = self.detect(without_rules(grey, rules))
         if not found:
             return []
-        ink = np.where(rules > 0, 0, ink)
+        ink = np.where(rules > 0, 0, page_ink)
         median = float(np.median([line.height for line in found]))
         found = [line for line in found if line.height >= SPECK_HEIGHT * median]
         found = _merge_nested(found)
@@ -136,8 +141,13 @@ class LineFinder:
         found = [part for line in found for part in _split_stacked(line, ink)]
         found = [_fit(line, ink) for line in found]
         found = _merge_nested(found)
-        found = self.classify(found, ink)
-        order = reading_order([line.bbox for line in found], [line.text_type for line in found])
+        found = _absorb_pieces(found, float(np.median([line.height for line in found])))
+        found = self.classify(found, text_type_ink(page_ink, rules))
+        order = reading_order(
+            [line.bbox for line in found],
+            [line.text_type for line in found],
+            confidences=[line.text_type_confidence for line in found],
+        )
         return [found[i] for i in order]
 
     def classify(self, lines: list[FoundLine], ink: np.ndarray) -> list[FoundLine]:
@@ -214,6 +224,26 @@ def _box_edges(ink: np.ndarray, rules: np.ndarray) -> np.ndarray:
         if near(y) and near(y + h - 1):  # a box side joins a top and a bottom edge; a stroke on a rule does not
             edges.append(index)
     return np.where(np.isin(labels, edges), 255, 0).astype(np.uint8) if edges else np.zeros_like(ink)
+
+
+def text_type_ink(ink: np.ndarray, rules: np.ndarray) -> np.ndarray:
+    """The ink the text-type features are measured on: the page's ``ink`` less its ``rules``, but
+    with the strokes that cross a rule kept whole.
+
+    Painting a rule out cuts every descender written across it (the "J" of "John", a "y", a
+    "g") into two pieces a rule's thickness apart: the value then has more, shorter pieces and
+    fewer long strokes than it was written with, which is how type looks. Where ink runs into
+    the rule from above and on out of it below, the rule's pixels are the stroke's and are kept.
+    """
+    if not rules.any():
+        return ink
+    off_rules = np.where(rules > 0, 0, ink)
+    reach = RULE_THICKNESS + 2  # a painted-out rule is at most this thick
+    above = np.zeros((2 * reach + 1, 1), np.uint8)
+    above[: reach + 1] = 1  # the anchor is the middle row: these rows look upwards
+    below = above[::-1].copy()
+    crossing = (rules > 0) & (ink > 0) & (cv2.dilate(off_rules, above) > 0) & (cv2.dilate(off_rules, below) > 0)
+    return np.where(crossing, ink, off_rules)
 
 
 def without_rules(grey: np.ndarray, rules: np.ndarray) -> np.ndarray:
@@ -354,13 +384,47 @@ def _split_row(line: FoundLine, ink: np.ndarray) -> list[FoundLine]:
         height = min(left_height, right_height)
         # a side narrower than it is tall is a mark (a colon, a tick), not a text of its own
         wide = _ink_width(left) >= left_height and _ink_width(right) >= right_height
-        if height and wide and end - start >= ROW_GAP * height:
+        if height and wide and end - start >= ROW_GAP * height and not _word_space(left, right, end - start):
             cuts.append((start + end) // 2)
     if not cuts:
         return [line]
     width = region.shape[1]
     fractions = [0.0] + [c / width for c in cuts] + [1.0]
     return [_fit_height(_piece(line, a, b, along=True), ink) for a, b in itertools.pairwise(fractions)]
+
+
+def _core_band(region: np.ndarray) -> tuple[int, int] | None:
+    """The rows of a text's body, from its x-height line to its baseline: where the ink per row
+    rises most steeply (going down) and where it falls most steeply. Ascenders, descenders and
+    capitals' tops hold few pixels per row, so every word of one printed line has the same band,
+    whatever letters it holds."""
+    counts = np.count_nonzero(region, axis=1).astype(np.float32)
+    if counts.size < 4 or counts.max() == 0:
+        return None
+    steps = np.diff(np.convolve(counts, (0.25, 0.5, 0.25), mode="same"))
+    top, bottom = int(np.argmax(steps)) + 1, int(np.argmin(steps)) + 1
+    return (top, bottom) if bottom > top else None
+
+
+def _word_space(left: np.ndarray, right: np.ndarray, gap: int) -> bool:
+    """Is a blank of ``gap`` columns a space between words of one line, not the gap between two texts?
+
+    The height rule alone takes the space after a word of small letters ("First name:", "no.")
+    for a gap between texts: such a word is only x-height tall. Words of one line share their
+    body band (x-height line and baseline, within ``CORE_MATCH`` of its height), whatever letters
+    they hold, and their spaces are under two body heights even in a monospaced face (about
+    0.6 of the type size, or 1.1 bodies, plus the letters' side bearings); a value follows its
+    label by more than three of the label's (forms leave about two type sizes). A label and a
+    value whose bodies happen to line up are still cut there.
+    """
+    a, b = _core_band(left), _core_band(right)
+    if a is None or b is None:
+        return False
+    body = max(a[1] - a[0], b[1] - b[0])
+    same_band = abs(a[0] - b[0]) <= CORE_MATCH * body and abs(a[1] - b[1]) <= CORE_MATCH * body
+    # measured by the smaller body: a value written larger than its label, its body around the
+    # label's, is still as far from it as forms leave
+    return same_band and gap < WORD_GAP * min(a[1] - a[0], b[1] - b[0])
 
 
 def _fit_height(line: FoundLine, ink: np.ndarray) -> FoundLine:
@@ -433,6 +497,45 @@ def _merge_nested(lines: list[FoundLine]) -> list[FoundLine]:
             if changed:
                 break
     return merged
+
+
+def _absorb_pieces(lines: list[FoundLine], median: float) -> list[FoundLine]:
+    """Join each small piece to the line it touches: a box less than ``PIECE_SHARE`` of a line's
+    height and of the page's ``median`` line height tall (no label, however short, is that
+    small) and at most ``PIECE_WIDTH`` of the line's height wide, within its rows and ``PIECE_GAP`` of its
+    height beside it, is a bit of its writing (a lead-in stroke, an apostrophe, a letter the
+    detector saw apart), not a text: on its own it was a line of nothing between a label and its
+    value, and the label was paired with it."""
+    lines = list(lines)
+    changed = True
+    while changed:
+        changed = False
+        for i in sorted(range(len(lines)), key=lambda index: lines[index].height):
+            piece = lines[i].bbox
+            height, width = piece[3] - piece[1], piece[2] - piece[0]
+            best, best_gap = None, None
+            for j, other in enumerate(lines):
+                if j == i:
+                    continue
+                x0, y0, x1, y1 = other.bbox
+                tall = y1 - y0
+                gap = max(x0 - piece[2], piece[0] - x1, 0)
+                if (
+                    height < PIECE_SHARE * min(tall, median)
+                    and width <= PIECE_WIDTH * tall
+                    and piece[1] >= y0 - PIECE_GAP * tall
+                    and piece[3] <= y1 + PIECE_GAP * tall
+                    and gap <= PIECE_GAP * tall
+                    and (best_gap is None or gap < best_gap)
+                ):
+                    best, best_gap = j, gap
+            if best is not None:
+                points = np.concatenate([lines[best].quad, lines[i].quad])
+                lines[best] = FoundLine(_ordered_corners(points), lines[best].score)
+                del lines[i]
+                changed = True
+                break
+    return lines
 
 
 def _join_fragments(lines: list[FoundLine], median: float) -> list[FoundLine]:
