@@ -62,14 +62,15 @@ def export_random_model(overrides: dict, out: Path) -> int:
     return sum(p.numel() for p in model.parameters()) + sum(p.numel() for p in head.parameters())
 
 
-def lines_per_second(recognizer, images, repeats: int = 1) -> float:
-    """Lines per second of ``recognizer.recognize`` with capture (median of ``repeats`` passes)."""
+def lines_per_second(recognizer, images, repeats: int = 1) -> tuple[float, float]:
+    """Lines per second of ``recognizer.recognize`` with capture (median of ``repeats`` passes), and
+    the mean number of steps decoded per line (its attention maps' rows: one per generated token)."""
     timings = []
     for _ in range(repeats):
         started = time.perf_counter()
-        recognizer.recognize(images, capture=True)
+        results = recognizer.recognize(images, capture=True)
         timings.append(time.perf_counter() - started)
-    return len(images) / statistics.median(timings)
+    return len(images) / statistics.median(timings), statistics.mean(len(r.attention) for r in results)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,31 +100,40 @@ def main(argv: list[str] | None = None) -> None:
             readers[name] = Recognizer.load(folder, device="cpu", max_new_tokens=tokens)
         bundled_forced = Recognizer.load(BUNDLED_MODEL, device="cpu", max_new_tokens=tokens)
         for recognizer in [*readers.values(), bundled_forced]:
-            recognizer.model.generation_config.min_new_tokens = tokens  # no line ends early
+            recognizer.min_new_tokens = tokens  # no line ends early
         readers["bundled model (forced)"] = bundled_forced
         speeds: dict[str, list[float]] = {name: [] for name in [*readers, "bundled model (its own length)"]}
+        steps: dict[str, float] = {}
         with torch.inference_mode():
             for recognizer in readers.values():
                 recognizer.recognize(images[: recognizer.batch_size])  # warm-up
             for _ in range(args.rounds):
                 for name, recognizer in readers.items():
-                    speeds[name].append(lines_per_second(recognizer, images))
-                speeds["bundled model (its own length)"].append(lines_per_second(bundled, images))
+                    speed, steps[name] = lines_per_second(recognizer, images)
+                    speeds[name].append(speed)
+                speed, steps["bundled model (its own length)"] = lines_per_second(bundled, images)
+                speeds["bundled model (its own length)"].append(speed)
     own = statistics.median(speeds["bundled model (its own length)"])
     forced = statistics.median(speeds["bundled model (forced)"])
     print(
         f"{len(images)} lines, {tokens} tokens each (the bundled model's mean), batch {bundled.batch_size}, "
         f"{args.threads} threads, capture on, median of {args.rounds} rounds"
     )
-    print(f"{'model':<32}{'parameters':>12}{'lines/s forced':>16}{'x bundled':>11}{'expected lines/s':>18}")
+    print(
+        f"{'model':<32}{'parameters':>12}{'steps/line':>12}{'lines/s forced':>16}{'x bundled':>11}"
+        f"{'expected lines/s':>18}"
+    )
     for name in CANDIDATES:
         speed = statistics.median(speeds[name])
         print(
-            f"{name:<32}{parameters[name] / 1e6:>11.1f}M{speed:>16.1f}{speed / forced:>11.2f}"
+            f"{name:<32}{parameters[name] / 1e6:>11.1f}M{steps[name]:>12.1f}{speed:>16.1f}{speed / forced:>11.2f}"
             f"{own * speed / forced:>18.1f}"
         )
-    print(f"{'bundled model (forced)':<32}{'':>12}{forced:>16.1f}{1.0:>11.2f}{own:>18.1f}")
-    print(f"bundled model at its own length: {own:.1f} lines/s")
+    forced_steps = steps["bundled model (forced)"]
+    print(f"{'bundled model (forced)':<32}{'':>12}{forced_steps:>12.1f}{forced:>16.1f}{1.0:>11.2f}{own:>18.1f}")
+    print(
+        f"bundled model at its own length: {own:.1f} lines/s, {steps['bundled model (its own length)']:.1f} steps/line"
+    )
 
 
 if __name__ == "__main__":

@@ -114,7 +114,7 @@ def pair_fields(
 ) -> list[FieldPair]:
     """Pair printed labels with handwritten values (see the module's docstring), in label order.
 
-    ``confidences`` (of each line's text type; None for a type a person set) let a line whose
+    ``confidences`` (of each line's text type; None where none was measured: taken as sure) let a line whose
     type is unsure be the value or label of a sure one.
     """
     printed = {i for i, kind in enumerate(kinds) if kind == "printed"}

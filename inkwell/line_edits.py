@@ -155,7 +155,7 @@ def split_line(session: Session, page: Page, line: Line, at: float, axis: str, a
         bbox=second,
         polygon=rectangle(second),
         text_type=line.text_type,
-        text_type_confidence=None,
+        text_type_confidence=line.text_type_confidence,  # both halves are as sure as the whole was
     )
     session.add(other)
     session.flush()

@@ -95,10 +95,13 @@ def test_a_badly_found_page_is_repaired_and_read_again(
     assert read_lines_again(_db(app), recognizer, [new_id]) == 1
 
     # split the wrong line between the two texts: two lines, both read again
+    with _db(app).session() as session:  # the line finder's classifier was unsure of its type
+        session.get(Line, wrong["id"]).text_type_confidence = 0.6
     cut = (boxes[LEFT][2] + boxes[RIGHT][0]) // 2
     split = reviewer.post(f"/api/v1/lines/{wrong['id']}/split", json={"at": cut, "axis": "x"}).get_json()
     assert split["changed"][0] == wrong["id"] and len(split["lines"]) == 3
     assert [line["id"] for line in split["lines"]] == [wrong["id"], split["changed"][1], new_id]
+    assert [line["text_type_confidence"] for line in split["lines"][:2]] == [0.6, 0.6]  # as unsure as the whole
     assert sorted(_sent_for_reading(app)) == sorted(split["changed"])
     read_lines_again(_db(app), recognizer, split["changed"])
 

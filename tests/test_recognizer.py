@@ -159,3 +159,14 @@ def test_colour_and_odd_modes_are_accepted(recognizer: Recognizer) -> None:
     variants = [base.convert("L"), base.convert("RGBA"), base.convert("P"), base.convert("CMYK"), base.convert("1")]
     texts = {r.text for r in recognizer.recognize(variants)}
     assert texts == {"Jane Doe"}
+
+
+def test_a_minimum_length_makes_every_line_decode_that_long(tiny_char_model: Path) -> None:
+    """benchmarks.model_capacity compares model sizes at equal work: every line decodes exactly
+    ``min_new_tokens`` steps (one attention row each), however short its text."""
+    forced = Recognizer.load(tiny_char_model, device="cpu", max_new_tokens=14)
+    lines = [render_text_line(text) for text in ("ab", TEXTS[0], TEXTS[1])]
+    free = forced.recognize(lines)
+    forced.min_new_tokens = 14
+    assert min(len(r.attention) for r in free) < 14
+    assert [len(r.attention) for r in forced.recognize(lines)] == [14, 14, 14]

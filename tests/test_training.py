@@ -162,3 +162,5 @@ def test_the_cpu_clock_counts_work_not_waiting(tmp_path: Path) -> None:
     assert wall() - wall_start >= 0.3 and cpu() - cpu_start < 0.1
     with pytest.raises(ValueError, match="clock"):
         TrainConfig(root=tmp_path, clock="gpu").seconds()
+    with pytest.raises(ValueError, match="wall clock"):
+        TrainConfig(root=tmp_path, clock="cpu", device="cuda").seconds()

@@ -64,6 +64,8 @@ class TrainConfig:
         """The clock the schedule's hours are counted on (see ``clock``)."""
         if self.clock not in ("wall", "cpu"):
             raise ValueError(f"clock must be 'wall' or 'cpu', not {self.clock!r}")
+        if self.clock == "cpu" and self.torch_device.type != "cpu":  # GPU work is not this process's CPU time
+            raise ValueError("the cpu clock counts CPU seconds: budget a GPU run with the wall clock")
         return time.process_time if self.clock == "cpu" else time.monotonic
 
     @property

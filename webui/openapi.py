@@ -33,7 +33,10 @@ MODELS = (
 )
 NO_NUL = "^[^\\x00]*$"  # text holds no NUL character (refused with 400: the database cannot store it)
 # Search words: no NUL, and something besides white space (the server strips it; nothing left is a 400).
-SEARCH_WORDS = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
+# White space spelled out as Python's str.strip() sees it: a JSON Schema pattern's \s (JavaScript's)
+# differs from it on \x1c-\x1f, \x85 and \ufeff.
+_SPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+SEARCH_WORDS = f"^[^\\x00]*[^\\x00{_SPACE}][^\\x00]*$"
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before polling again.", "schema": {"type": "integer"}}}
 
 

@@ -108,6 +108,8 @@ class Recognizer:
         )
         # Called after each recognize() with (lines, seconds): the worker's metrics hang here.
         self.observer: Callable[[int, float], None] | None = None
+        # Set only to measure: every line then decodes at least this many tokens (no early end).
+        self.min_new_tokens: int | None = None
 
     @classmethod
     def load(
@@ -321,7 +323,7 @@ class Recognizer:
                 use_cache=True,
                 num_beams=1,
                 do_sample=False,
-                min_new_tokens=min_new_tokens,
+                min_new_tokens=min_new_tokens if min_new_tokens is not None else self.min_new_tokens,
                 output_logits=True,
                 return_dict_in_generate=True,
             )
