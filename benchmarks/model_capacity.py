@@ -64,7 +64,8 @@ def export_random_model(overrides: dict, out: Path) -> int:
 
 def lines_per_second(recognizer, images, repeats: int = 1) -> tuple[float, float]:
     """Lines per second of ``recognizer.recognize`` with capture (median of ``repeats`` passes), and
-    the mean number of steps decoded per line (its attention maps' rows: one per generated token)."""
+    the mean number of tokens kept per line (its attention maps' rows). Forced, every line decodes
+    exactly ``min_new_tokens`` steps; a random model's special tokens among them are not kept."""
     timings = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.threads} threads, capture on, median of {args.rounds} rounds"
     )
     print(
-        f"{'model':<32}{'parameters':>12}{'steps/line':>12}{'lines/s forced':>16}{'x bundled':>11}"
+        f"{'model':<32}{'parameters':>12}{'tokens/line':>12}{'lines/s forced':>16}{'x bundled':>11}"
         f"{'expected lines/s':>18}"
     )
     for name in CANDIDATES:
