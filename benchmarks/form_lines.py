@@ -31,9 +31,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.form_set import EVAL_SEEDS, EvalForm, eval_hands, label_fonts, make_eval_form, training_hands
+from tests.form_set import (
+    EVAL_SEEDS,
+    TRAINING_SEEDS_FROM,
+    EvalForm,
+    eval_hands,
+    label_fonts,
+    make_eval_form,
+    training_hands,
+)
 
-TRAINING_SEEDS = tuple(range(5000, 5200))  # scripts/train_text_type.py fits on these
+TRAINING_SEEDS = tuple(range(TRAINING_SEEDS_FROM, TRAINING_SEEDS_FROM + 200))  # as many as the fit's default
 
 MIN_COVER = 0.8  # of the true line's box inside the found box
 MIN_PURITY = 0.35  # of the found box taken by the true line

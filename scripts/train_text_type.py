@@ -21,12 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.form_lines import match_lines
-from tests.form_set import EVAL_HANDS, EVAL_SEEDS, label_fonts, make_eval_form, training_hands
-from training.fonts import TRAINING_FONTS
+from tests.form_set import (
+    EVAL_HANDS,
+    EVAL_SEEDS,
+    TRAINING_HAND_FAMILIES,
+    TRAINING_SEEDS_FROM,
+    label_fonts,
+    make_eval_form,
+    training_hands,
+)
 from worker.line_finder import LineFinder, ink_mask, line_features, rule_mask, smoothed_if_bilevel, text_type_ink
 from worker.text_type import WEIGHTS, TextTypeClassifier
 
-TRAIN_SEEDS_FROM = 5000
 CACHE = Path(__file__).resolve().parents[1] / "var" / "cache" / "text_type"
 
 
@@ -48,13 +54,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forms", type=int, default=200)
     args = parser.parse_args()
-    seeds = range(TRAIN_SEEDS_FROM, TRAIN_SEEDS_FROM + args.forms)
+    seeds = range(TRAINING_SEEDS_FROM, TRAINING_SEEDS_FROM + args.forms)
     assert not set(seeds) & set(EVAL_SEEDS), "never fit on the evaluation forms"
-    assert not {font.family for font in training_hands()} & set(EVAL_HANDS), "never fit on the evaluation hands"
+    assert not set(TRAINING_HAND_FAMILIES) & set(EVAL_HANDS), "never fit on the evaluation hands"
     CACHE.mkdir(parents=True, exist_ok=True)
     finder, hands, printed = None, None, None
     pages, truths = [], []
-    hand_list = hashlib.sha1(" ".join(f for f in TRAINING_FONTS if f not in EVAL_HANDS).encode()).hexdigest()[:8]
+    hand_list = hashlib.sha1(" ".join(TRAINING_HAND_FAMILIES).encode()).hexdigest()[:8]
     for seed in seeds:
         cached = CACHE / f"form-{seed}-{hand_list}.npz"  # the forms change with the hands
         if not cached.exists():

@@ -61,6 +61,7 @@ EVAL_HANDS = LEGACY_HELDOUT_FAMILIES + (
     "mynerve",
 )
 EVAL_SEEDS = tuple(range(1000, 1060))
+TRAINING_SEEDS_FROM = 5000  # forms the text-type classifier is fitted on (scripts/train_text_type.py) start here
 FAX_SHARE = 0.2
 
 LABELS = (
@@ -174,6 +175,10 @@ def label_fonts() -> list[Path]:
     return found
 
 
+# The families training_hands() fetches: the training split less the evaluation hands.
+TRAINING_HAND_FAMILIES = tuple(family for family in TRAINING_FONTS if family not in EVAL_HANDS)
+
+
 def eval_hands() -> list[Font]:
     """The evaluation hands, all of them (a hand that cannot be fetched raises: see label_fonts)."""
     return fetch_fonts(FONT_CACHE, list(EVAL_HANDS), strict=True)
@@ -187,7 +192,7 @@ def training_hands() -> list[Font]:
     these): 98.7% right on their forms, 96.4% on the evaluation hands, most errors values in
     print-like hands. More hands of every style teach it what varies from hand to hand.
     """
-    return fetch_fonts(FONT_CACHE, [family for family in TRAINING_FONTS if family not in EVAL_HANDS], strict=True)
+    return fetch_fonts(FONT_CACHE, list(TRAINING_HAND_FAMILIES), strict=True)
 
 
 class _Page:

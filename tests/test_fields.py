@@ -81,4 +81,4 @@ def test_sure_types_and_two_unsure_lines_are_not_paired_by_place_alone() -> None
     boxes = [(100, 100, 250, 130), (330, 95, 560, 140)]
     assert pair_fields(boxes, [P, P], [0.99, 0.95]) == []  # a title beside a label, say
     assert pair_fields(boxes, [P, P], [0.6, 0.6]) == []
-    assert pair_fields(boxes, [P, P], [None, 0.6]) == [FieldPair(0, [1])]  # None: a type a person set
+    assert pair_fields(boxes, [P, P], [None, 0.6]) == [FieldPair(0, [1])]  # None: no confidence measured, taken as sure

@@ -133,13 +133,18 @@ def test_a_box_over_two_lines_is_split_between_them() -> None:
     assert bottom0 <= 110 and top1 >= 70
 
 
-def _typeset_row(face: str, size: int, texts: list[tuple[int, str]]) -> tuple[FoundLine, np.ndarray]:
-    """A box around ``texts`` (x, text) set on one baseline in a system face, and the page's ink."""
+def _label_face(face: str, size: int):
+    """One of the form set's label faces (a system font file name) at ``size``."""
     from PIL import ImageFont
 
     from tests.form_set import label_fonts
 
-    font = ImageFont.truetype(str(next(path for path in label_fonts() if path.name == face)), size)
+    return ImageFont.truetype(str(next(path for path in label_fonts() if path.name == face)), size)
+
+
+def _typeset_row(face: str, size: int, texts: list[tuple[int, str]]) -> tuple[FoundLine, np.ndarray]:
+    """A box around ``texts`` (x, text) set on one baseline in a system face, and the page's ink."""
+    font = _label_face(face, size)
     page = Image.new("L", (1200, 200), 255)
     draw = ImageDraw.Draw(page)
     boxes = []
@@ -166,13 +171,8 @@ def test_a_word_space_before_a_word_of_small_letters_does_not_cut_a_label(face: 
 def test_a_text_after_a_label_is_cut_off_even_in_the_labels_face(face: str) -> None:
     """Two texts of one face on one baseline (their bodies match) with the gap forms leave after a
     label (1.8 type sizes) are still two lines."""
-    from PIL import ImageFont
-
-    from tests.form_set import label_fonts
-
     size = 30
-    font = ImageFont.truetype(str(next(path for path in label_fonts() if path.name == face)), size)
-    end = 50 + font.getlength("Account no.:")
+    end = 50 + _label_face(face, size).getlength("Account no.:")
     line, ink = _typeset_row(face, size, [(50, "Account no.:"), (int(end + 1.8 * size), "Peter Walsh")])
     assert len(_split_row(line, ink)) == 2
 
