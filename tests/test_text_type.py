@@ -33,3 +33,77 @@ def test_a_stroke_across_a_painted_out_rule_is_kept_whole() -> None:
     assert count - 1 == 1, "the crossing stroke is one piece"
     assert not kept[95:106, 100:250].any() and not kept[95:106, 600:800].any(), "the rule is gone elsewhere"
     assert not kept[101:106, 490:510].any(), "nothing is added below a stroke that ends on the rule"
+
+
+def _typed_line(text: str, size: int) -> np.ndarray:
+    """A line set in DejaVu Sans: its ink mask."""
+    from PIL import ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", size)
+    page = Image.new("L", (40 + int(font.getlength(text)), size * 2), 255)
+    ImageDraw.Draw(page).text((20, size // 3), text, font=font, fill=0)
+    return (np.asarray(page) < 128).astype(np.uint8) * 255
+
+
+def _scrawled_line(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A wandering pen trace of loops (no letters repeat alike): its ink mask."""
+    steps = int(rng.integers(40, 90))
+    x = np.cumsum(rng.uniform(2, 6, steps)) + 20
+    y = size + size * 0.4 * np.sin(np.cumsum(rng.uniform(0.3, 1.2, steps))) + rng.normal(0, 2, steps)
+    page = Image.new("L", (int(x[-1]) + 40, size * 2), 255)
+    ImageDraw.Draw(page).line(list(zip(x.tolist(), y.tolist(), strict=True)), fill=0, width=int(rng.integers(2, 5)))
+    return (np.asarray(page) < 128).astype(np.uint8) * 255
+
+
+def test_a_line_is_prepared_from_its_ink_alone() -> None:
+    """Cropped to its ink and scaled to the network's height: margins and resolution do not enter."""
+    from worker import line_shapes
+
+    line = _typed_line("Date of birth", 30)
+    padded = np.pad(line, ((15, 40), (60, 5)))
+    assert np.array_equal(line_shapes.prepare(line), line_shapes.prepare(padded))
+    twice = cv2.resize(line, (line.shape[1] * 2, line.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
+    assert abs(line_shapes.prepare(twice).shape[1] - line_shapes.prepare(line).shape[1]) <= 1
+    assert line_shapes.prepare(line).shape[0] == line_shapes.HEIGHT
+    assert line_shapes.prepare(np.tile(line, (1, 20))).shape[1] == line_shapes.MAX_WIDTH
+    assert not line_shapes.prepare(np.zeros((20, 50), np.uint8)).any()
+
+
+def test_the_shape_network_learns_type_from_scrawl_and_is_saved_with_the_classifier(tmp_path) -> None:  # noqa: ANN001
+    """Fitted on a few lines of type and of pen traces, it tells new ones apart; saved with the
+    classifier and loaded back, it gives the same logits, as one more input column."""
+    from worker import line_shapes
+    from worker.text_type import Network, TextTypeClassifier
+
+    rng = np.random.default_rng(0)
+    words = "Name Address Postcode Telephone Signature Date Employer Reference Country".split()
+
+    def lines(count: int) -> tuple[list[np.ndarray], np.ndarray]:
+        typed = [_typed_line(" ".join(rng.choice(words, 2)), int(rng.integers(18, 34))) for _ in range(count)]
+        scrawled = [_scrawled_line(rng, int(rng.integers(18, 34))) for _ in range(count)]
+        prepared = [line_shapes.prepare(line) for line in typed + scrawled]
+        return prepared, np.array([0] * count + [1] * count)
+
+    fitted, truth = lines(48)
+    net = line_shapes.fit(fitted, truth, epochs=6)
+    held_out, held_truth = lines(20)
+    right = ((line_shapes.logits(net, held_out) > 0) == (held_truth == 1)).mean()
+    assert right >= 0.9
+
+    hand_built = np.zeros((len(held_out), 3), np.float32)
+    features = 4
+    network = Network(
+        np.zeros(features * 2), np.ones(features * 2), np.zeros((features * 2, 2)), np.zeros(2), np.zeros(2), 0.0
+    )
+    second = Network(
+        np.zeros(features * 4), np.ones(features * 4), np.zeros((features * 4, 2)), np.zeros(2), np.zeros(2), 0.0
+    )
+    classifier = TextTypeClassifier(network, second, net)
+    regions = [(line > 0.5).astype(np.uint8) * 255 for line in held_out]
+    classifier.save(tmp_path / "text_type.json", "a test")
+    loaded = TextTypeClassifier.load(tmp_path / "text_type.json")
+    assert (tmp_path / "text_type_shapes.safetensors").exists()
+    inputs = loaded.inputs(hand_built, regions)
+    assert inputs.shape == (len(held_out), 4)
+    assert np.allclose(inputs[:, -1], classifier.inputs(hand_built, regions)[:, -1], atol=1e-5)
+    assert loaded.probability(inputs).shape == (len(held_out),)

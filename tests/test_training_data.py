@@ -24,6 +24,8 @@ from training.fonts import (
     TRAINING_FONTS,
     draws_lowercase_as_capitals,
     fetch_fonts,
+    font_versions,
+    package_spec,
     style_of,
 )
 from training.prose import DEFAULT_PROSE_DIR, VALIDATION_BOOK, ProseLines, book_files, clean_paragraph, cut_into_lines
@@ -85,6 +87,21 @@ def test_a_family_npm_does_not_serve_is_skipped(tmp_path: Path) -> None:
     assert (tmp_path / "no-such-family-inkwell-test.missing").exists(), "not asked for again"
     with pytest.raises((subprocess.CalledProcessError, OSError)):  # npm's refusal, or no woff2 files
         fetch_fonts(tmp_path, ["no-such-family-inkwell-test"], strict=True)
+
+
+def test_every_family_is_pinned_and_fetched_at_its_pinned_version(tmp_path: Path) -> None:
+    """A font's new release would change the rendered lines and the generated forms: each family
+    is fetched at the version in training/font_versions.json, and one unpacked at another is fetched again."""
+    versions = font_versions()
+    assert set(versions) == set(TRAINING_FONTS + HELDOUT_FONTS)
+    assert all(version.count(".") == 2 for version in versions.values())
+    assert package_spec("allura", versions) == f"@fontsource/allura@{versions['allura']}"
+    assert package_spec("not-pinned", versions) == "@fontsource/not-pinned"
+    first = fetch_fonts(tmp_path, ["allura"], strict=True)
+    assert (tmp_path / "allura" / "VERSION").read_text() == versions["allura"]
+    (tmp_path / "allura" / "VERSION").write_text("0.0.1")
+    assert fetch_fonts(tmp_path, ["allura"], strict=True) == first
+    assert (tmp_path / "allura" / "VERSION").read_text() == versions["allura"]
 
 
 def test_prose_is_cut_at_word_boundaries_into_line_lengths() -> None:

@@ -1,4 +1,4 @@
-"""Command line of the training pipeline: ``python -m training {data,train,export,calibrate,evaluate,all}``.
+"""Command line of the training pipeline: ``python -m training {data,train,export,calibrate,evaluate,all,lock-fonts}``.
 
 ``python -m training all`` reruns the whole recipe of the bundled model: fetch fonts and render
 the synthetic lines, prepare the real ones, train (resuming from var/training/runs/main if it was
@@ -26,6 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     data = sub.add_parser("data", help="render synthetic lines and prepare real ones into shards")
     data.add_argument("--synthetic-lines", type=int, default=400_000)
     data.add_argument("--workers", type=int, default=2)
+    data.add_argument(
+        "--first-shard",
+        type=int,
+        default=0,
+        help="index of the first synthetic shard (each index renders other lines: continue a model on unseen ones)",
+    )
 
     train = sub.add_parser("train", help="train (resumes from the last checkpoint under --root)")
     train.add_argument("--run", default="main", help="run name: checkpoints go to ROOT/runs/RUN")
@@ -93,13 +99,17 @@ def main(argv: list[str] | None = None) -> None:
     everything.add_argument("--hours", type=float, default=5.0)
     everything.add_argument("--synthetic-lines", type=int, default=300_000)
 
+    sub.add_parser(
+        "lock-fonts", help="pin every font family to the registry's latest version (training/font_versions.json)"
+    )
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shape = ModelShape()
     if args.command == "data":
         from training.data import DataPlan, build_all
 
-        build_all(DataPlan(args.root, args.synthetic_lines, shape.height, shape.width, args.workers))
+        build_all(DataPlan(args.root, args.synthetic_lines, shape.height, shape.width, args.workers, args.first_shard))
     elif args.command == "train":
         from training.train import TrainConfig
         from training.train import train as run_training
@@ -143,6 +153,11 @@ def main(argv: list[str] | None = None) -> None:
         from training.export import export_run
 
         export_run(args.root / "runs" / args.run, args.out, args.ctc_weight)
+    elif args.command == "lock-fonts":
+        from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, lock_font_versions
+
+        versions = lock_font_versions(sorted(TRAINING_FONTS + HELDOUT_FONTS))
+        print(f"{len(versions)} families pinned")
     elif args.command == "all":
         from training.calibrate import calibrate as run_calibration
         from training.data import DataPlan, build_all

@@ -29,6 +29,7 @@ class DataPlan:
     height: int
     width: int
     workers: int = 2
+    first_shard: int = 0  # synthetic shard i renders seed 1000 + i: a later start gives lines never rendered before
     real_dir: Path = DEFAULT_REAL_DIR
 
     @property
@@ -111,6 +112,7 @@ def build_all(plan: DataPlan) -> None:
             if f"real-{part:04d}" not in done
         ]
         shard_count = -(-plan.synthetic_lines // SYNTHETIC_SHARD_LINES)
-        futures += [pool.submit(_synthetic_job, plan, i) for i in range(shard_count) if f"synth-{i:04d}" not in done]
+        shards = range(plan.first_shard, plan.first_shard + shard_count)
+        futures += [pool.submit(_synthetic_job, plan, i) for i in shards if f"synth-{i:04d}" not in done]
         for future in progress(futures, unit=" shards", desc="data", logs=True):
             log.info("shard done: %d lines", future.result())

@@ -11,8 +11,10 @@ that continues from them.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
+import shutil
 import subprocess
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
@@ -124,6 +126,35 @@ def _split() -> tuple[list[str], list[str]]:
 
 TRAINING_FONTS, HELDOUT_FONTS = _split()
 
+# The package version of every family, so that a later machine renders the same lines and the
+# same generated forms (a font's new release would change them). ``python -m training lock-fonts``
+# rewrites it from the registry's latest releases.
+FONT_VERSIONS_FILE = Path(__file__).resolve().parent / "font_versions.json"
+
+
+def font_versions() -> dict[str, str]:
+    """Family -> the pinned ``@fontsource`` package version (see ``FONT_VERSIONS_FILE``)."""
+    return json.loads(FONT_VERSIONS_FILE.read_text()) if FONT_VERSIONS_FILE.exists() else {}
+
+
+def package_spec(family: str, versions: dict[str, str]) -> str:
+    """What ``npm pack`` fetches for ``family``: its pinned version where there is one."""
+    version = versions.get(family)
+    return f"@fontsource/{family}@{version}" if version else f"@fontsource/{family}"
+
+
+def lock_font_versions(families: list[str]) -> dict[str, str]:
+    """Write the registry's latest version of each of ``families`` to ``FONT_VERSIONS_FILE``."""
+
+    def latest(family: str) -> str:
+        command = ["npm", "view", f"@fontsource/{family}", "version"]
+        return subprocess.run(command, capture_output=True, text=True, check=True, timeout=300).stdout.strip()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        versions = dict(zip(families, pool.map(latest, families), strict=True))
+    FONT_VERSIONS_FILE.write_text(json.dumps(dict(sorted(versions.items())), indent=1) + "\n")
+    return versions
+
 
 @dataclass(frozen=True)
 class Font:
@@ -212,15 +243,19 @@ def fetch_fonts(cache_dir: Path, families: tuple[str, ...] | list[str], strict: 
     A family the npm registry does not serve is skipped with a warning (or raises when ``strict``).
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
+    versions = font_versions()
     missing = [
         family
         for family in families
-        if not (cache_dir / family).is_dir() and (strict or not (cache_dir / f"{family}.missing").exists())
+        if not _cached(cache_dir / family, versions.get(family))
+        and (strict or not (cache_dir / f"{family}.missing").exists())
     ]
     # npm spends its time waiting on the registry: fetching a fresh machine's 200 families one
     # by one took half an hour, a few at a time takes minutes.
     with ThreadPoolExecutor(max_workers=8) as pool:
-        failures = dict(zip(missing, pool.map(lambda family: _try_npm_pack(family, cache_dir), missing), strict=True))
+        failures = dict(
+            zip(missing, pool.map(lambda family: _try_npm_pack(family, cache_dir, versions), missing), strict=True)
+        )
     fonts: list[Font] = []
     for family in families:
         folder = cache_dir / family
@@ -245,18 +280,25 @@ def fetch_fonts(cache_dir: Path, families: tuple[str, ...] | list[str], strict: 
     return fonts
 
 
-def _try_npm_pack(family: str, cache_dir: Path) -> Exception | None:
+def _cached(folder: Path, version: str | None) -> bool:
+    """Whether ``folder`` holds the family unpacked, at ``version`` where one is pinned."""
+    if not folder.is_dir():
+        return False
+    return version is None or (folder / "VERSION").exists() and (folder / "VERSION").read_text().strip() == version
+
+
+def _try_npm_pack(family: str, cache_dir: Path, versions: dict[str, str]) -> Exception | None:
     """Download and unpack one family; the error instead of raising it (for a thread pool)."""
     try:
-        _npm_pack(family, cache_dir, cache_dir / family)
+        _npm_pack(family, cache_dir, cache_dir / family, versions)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
         return error
     return None
 
 
-def _npm_pack(family: str, cache_dir: Path, folder: Path) -> None:
+def _npm_pack(family: str, cache_dir: Path, folder: Path, versions: dict[str, str]) -> None:
     result = subprocess.run(
-        ["npm", "pack", "--silent", f"@fontsource/{family}"],
+        ["npm", "pack", "--silent", package_spec(family, versions)],
         cwd=cache_dir,
         capture_output=True,
         text=True,
@@ -273,5 +315,10 @@ def _npm_pack(family: str, cache_dir: Path, folder: Path) -> None:
                 extracted = archive.extractfile(member)
                 if extracted is not None:
                     (staging / name).write_bytes(extracted.read())
+        manifest = archive.extractfile("package/package.json")
+        if manifest is not None:
+            (staging / "VERSION").write_text(json.loads(manifest.read())["version"])
+    if folder.exists():
+        shutil.rmtree(folder)  # another version, unpacked before the pin changed
     staging.rename(folder)
     tarball.unlink()

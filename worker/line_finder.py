@@ -154,16 +154,17 @@ class LineFinder:
         """``lines`` with their text type (printed or handwritten) and its confidence."""
         if self._classifier is None or not lines:
             return lines
-        batch = line_features(lines, ink)
+        regions = line_regions(lines, ink)
+        batch = self._classifier.inputs(region_features(regions), regions)
         return [
             replace(line, text_type=kind.text_type, text_type_confidence=round(kind.confidence, 4))
             for line, kind in zip(lines, self._classifier.classify(batch), strict=True)
         ]
 
 
-def line_features(lines: list[FoundLine], ink: np.ndarray) -> np.ndarray:
-    """The text-type features of each line (see worker/text_type.py), from the page's ink mask."""
-    return region_features([_region(line, ink)[0] for line in lines])
+def line_regions(lines: list[FoundLine], ink: np.ndarray) -> list[np.ndarray]:
+    """Each line's ink, warped upright: what the text-type features are measured on."""
+    return [_region(line, ink)[0] for line in lines]
 
 
 def region_features(regions: list[np.ndarray]) -> np.ndarray:

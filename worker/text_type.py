@@ -10,6 +10,9 @@ so they do not depend on the pen's colour or the scan's resolution:
 - connected pieces per letter height of width and the spread of their heights;
 - straight strokes (long vertical and horizontal runs) and how much a shear straightens them (slant);
 - the line's height against the page's median line height (labels share one size);
+- how handwritten the letters look to a small convolutional network (``worker/line_shapes.py``),
+  where the shipped weights include one: the hand-built features see the line as a whole, the
+  network sees that a face draws every letter alike;
 - and each of these against the page's median line (``with_page_context``).
 
 Two networks run one after the other. The first sees each line's features and their difference
@@ -19,8 +22,9 @@ form's labels share one face and size, so a small value in a print-like hand, wh
 takes for print on its own, differs from the page's labels. The second is fitted on the first's
 answers for forms it was not fitted on (four folds), so it learns how far to trust them.
 
-The weights (``worker/models/text_type.json``) were fitted by ``python -m scripts.train_text_type``
-on generated forms written in the training hands (never the evaluation hands) and set in printed
+The weights (``worker/models/text_type.json``, and the shape network's
+``text_type_shapes.safetensors``) were fitted by ``python -m scripts.train_text_type`` on
+generated forms written in the training hands (never the evaluation hands) and set in printed
 faces; ``python -m benchmarks.form_lines`` measures them on the evaluation forms.
 """
 
@@ -32,6 +36,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from worker import line_shapes
 
 WEIGHTS = Path(__file__).resolve().parent / "models" / "text_type.json"
 HEIGHT = 40  # pixels: the line's ink is scaled to this height before measuring
@@ -156,8 +162,8 @@ def with_type_context(base: np.ndarray, handwritten: np.ndarray) -> np.ndarray:
 class TextTypeClassifier:
     """Two networks in turn over one page's lines (see the module's docstring): P(handwritten)."""
 
-    def __init__(self, first: Network, second: Network) -> None:
-        self.first, self.second = first, second
+    def __init__(self, first: Network, second: Network, shapes: line_shapes.LineShapeNet | None = None) -> None:
+        self.first, self.second, self.shapes = first, second, shapes
 
     @classmethod
     def bundled(cls) -> TextTypeClassifier:
@@ -166,16 +172,32 @@ class TextTypeClassifier:
 
     @classmethod
     def load(cls, path: Path) -> TextTypeClassifier:
-        data = json.loads(Path(path).read_text())
-        return cls(Network.from_json(data["first"]), Network.from_json(data["second"]))
+        """A classifier saved by ``save`` (its shape network, if any, in the file the JSON names beside it)."""
+        path = Path(path)
+        data = json.loads(path.read_text())
+        shapes = line_shapes.load(path.parent / data["shapes"]) if data.get("shapes") else None
+        return cls(Network.from_json(data["first"]), Network.from_json(data["second"]), shapes)
 
     def save(self, path: Path, note: str = "") -> None:
-        Path(path).write_text(
-            json.dumps({"note": note, "first": self.first.to_json(), "second": self.second.to_json()})
-        )
+        """The networks as JSON at ``path``; the shape network beside it (``<stem>_shapes.safetensors``)."""
+        path = Path(path)
+        shapes = None
+        if self.shapes is not None:
+            shapes = f"{path.stem}_shapes.safetensors"
+            line_shapes.save(self.shapes, path.parent / shapes)
+        data = {"note": note, "shapes": shapes, "first": self.first.to_json(), "second": self.second.to_json()}
+        path.write_text(json.dumps(data))
+
+    def inputs(self, hand_built: np.ndarray, regions: list[np.ndarray]) -> np.ndarray:
+        """The networks' input for one page's lines: their hand-built ``features`` and, with a shape
+        network, its logit for each line's upright ink (``regions``) as one more column."""
+        if self.shapes is None:
+            return hand_built
+        shape_logits = line_shapes.logits(self.shapes, [line_shapes.prepare(region) for region in regions])
+        return np.concatenate([hand_built, shape_logits[:, None]], axis=1).astype(np.float32)
 
     def probability(self, base: np.ndarray) -> np.ndarray:
-        """P(handwritten) for each line of one page (``base``: lines x ``features``, without context)."""
+        """P(handwritten) for each line of one page (``base``: lines x ``inputs``, without context)."""
         first = self.first.probability(with_page_context(base))
         return self.second.probability(with_type_context(base, first))
 
@@ -187,10 +209,17 @@ class TextTypeClassifier:
         ]
 
     @classmethod
-    def fit(cls, pages: list[np.ndarray], handwritten: list[np.ndarray], folds: int = 4) -> TextTypeClassifier:
+    def fit(
+        cls,
+        pages: list[np.ndarray],
+        handwritten: list[np.ndarray],
+        folds: int = 4,
+        shapes: line_shapes.LineShapeNet | None = None,
+    ) -> TextTypeClassifier:
         """Fit on whole pages (``pages[i]``: the base features of all of page i's lines, which make its
-        context; ``handwritten[i]``: their truth, 1 or 0, or -1 for a line with none, left out of the
-        fit). The second network learns from the first's answers on pages held out of it."""
+        context, with the shape logit last where ``shapes`` is given; ``handwritten[i]``: their truth,
+        1 or 0, or -1 for a line with none, left out of the fit). The second network learns from the
+        first's answers on pages held out of it."""
 
         def rows(indices: list[int], context) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - a function of a page index
             batch = [context(i) for i in indices]
@@ -207,7 +236,7 @@ class TextTypeClassifier:
             for i in range(fold, len(pages), folds):
                 answers[i] = network.probability(with_page_context(pages[i]))
         second = Network.fit(*rows(everything, lambda i: with_type_context(pages[i], answers[i])))
-        return cls(first, second)
+        return cls(first, second, shapes)
 
 
 class Network:
