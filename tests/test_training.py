@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.forms import FONT_CACHE
 from training.charset import ALPHABET, build_tokenizer, in_alphabet, normalise_text
-from training.data import VALIDATION_SETS
+from training.data import VALIDATION_SETS, DataPlan, synthetic_shards
 from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, fetch_fonts
 from training.real_lines import DEFAULT_REAL_DIR, is_validation_group, load_real_lines
 from training.render import Augmentation, fit_text_to_font, render_line
@@ -29,6 +29,15 @@ def test_form_text_is_varied_and_writable() -> None:
     written = [normalise_text(line) for line in lines]
     assert sum(in_alphabet(line) for line in written) > 480
     assert any(c.isdigit() for line in lines for c in line) and any("@" in line for line in lines)
+
+
+def test_a_later_first_shard_asks_for_shards_never_rendered() -> None:
+    """Shard i is rendered from seed 1000 + i: a continuation starting after the shards an earlier
+    run used renders other lines, as many as asked for."""
+    plan = DataPlan(Path("unused"), synthetic_lines=25_000, height=64, width=512)
+    assert list(synthetic_shards(plan)) == [0, 1, 2]
+    later = DataPlan(Path("unused"), synthetic_lines=25_000, height=64, width=512, first_shard=4)
+    assert list(synthetic_shards(later)) == [4, 5, 6]
 
 
 def test_held_out_fonts_are_never_trained_on() -> None:

@@ -96,6 +96,11 @@ def build_validation(plan: DataPlan) -> None:
         write_shard(real, real_samples(validation, 1, seed=98, height=plan.height, width=plan.width))
 
 
+def synthetic_shards(plan: DataPlan) -> range:
+    """The indices of the synthetic shards ``plan`` asks for (shard i is rendered from seed 1000 + i)."""
+    return range(plan.first_shard, plan.first_shard + -(-plan.synthetic_lines // SYNTHETIC_SHARD_LINES))
+
+
 def build_all(plan: DataPlan) -> None:
     """Make whatever shards are missing (safe to rerun: finished shards are kept)."""
     plan.shards_dir.mkdir(parents=True, exist_ok=True)
@@ -111,8 +116,8 @@ def build_all(plan: DataPlan) -> None:
             for part in range(real_parts)
             if f"real-{part:04d}" not in done
         ]
-        shard_count = -(-plan.synthetic_lines // SYNTHETIC_SHARD_LINES)
-        shards = range(plan.first_shard, plan.first_shard + shard_count)
-        futures += [pool.submit(_synthetic_job, plan, i) for i in shards if f"synth-{i:04d}" not in done]
+        futures += [
+            pool.submit(_synthetic_job, plan, i) for i in synthetic_shards(plan) if f"synth-{i:04d}" not in done
+        ]
         for future in progress(futures, unit=" shards", desc="data", logs=True):
             log.info("shard done: %d lines", future.result())
