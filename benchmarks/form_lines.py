@@ -7,6 +7,7 @@ includes the text-type classifier).
     python -m benchmarks.form_lines --forms 10   # the first 10
     python -m benchmarks.form_lines --write DIR  # also write the pages and truth.json there
     python -m benchmarks.form_lines --training --forms 20  # forms of the training seeds and hands
+    python -m benchmarks.form_lines --detect-side 1152     # the detector on a smaller page
 
 ``--training`` measures on forms the text-type classifier was fitted on (seeds 5000 on, training
 hands): a place to try a rule out before measuring it once on the evaluation set.
@@ -166,12 +167,13 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="write the pages (PNG) and truth.json here")
     parser.add_argument("--show-misses", action="store_true")
     parser.add_argument("--training", action="store_true", help="the training seeds and hands, not the evaluation set")
+    parser.add_argument("--detect-side", type=int, help="the detector's page size (long side, px) instead of DETECT_SIDE")
     args = parser.parse_args()
 
     from inkwell.fields import pair_fields
-    from worker.line_finder import LineFinder
+    from worker.line_finder import DETECT_SIDE, LineFinder
 
-    finder = LineFinder()
+    finder = LineFinder(args.detect_side or DETECT_SIDE)
     hands, printed = (training_hands() if args.training else eval_hands()), label_fonts()
     seeds = TRAINING_SEEDS if args.training else EVAL_SEEDS
     tally, fax_tally = Tally(), Tally()

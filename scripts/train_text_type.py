@@ -10,7 +10,7 @@ The shape network (worker/line_shapes.py) is fitted first, on the lines' upright
 logit is a feature of the two networks, which must learn how far to trust it on lines it was not
 fitted on: they see its answers from networks fitted on the other half of the forms (two folds).
 Each form's lines are kept in var/cache/text_type/ (a form is found and measured once; delete the
-folder after changing the line finder or the features). Writes worker/models/text_type.json and
+folder after changing the line finder's rules or the features). Writes worker/models/text_type.json and
 text_type_shapes.safetensors and prints the accuracy on the training lines; the figure that
 counts is the one ``python -m benchmarks.form_lines`` prints on the evaluation set.
 
@@ -40,6 +40,7 @@ from tests.form_set import (
 )
 from worker import line_shapes
 from worker.line_finder import (
+    DETECT_SIDE,
     LineFinder,
     ink_mask,
     line_regions,
@@ -90,11 +91,12 @@ class Form:
 def load_forms(seeds: range) -> list[Form]:
     """The forms of ``seeds``, from the cache where they were made before."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    hand_list = hashlib.sha1(" ".join(TRAINING_HAND_FAMILIES).encode()).hexdigest()[:8]
+    # the forms change with the hands, and the lines found on them with the detector's page size
+    hand_list = hashlib.sha1(" ".join([*TRAINING_HAND_FAMILIES, str(DETECT_SIDE)]).encode()).hexdigest()[:8]
     finder, hands, printed = None, None, None
     forms = []
     for seed in seeds:
-        cached = CACHE / f"lines-{seed}-{hand_list}.npz"  # the forms change with the hands
+        cached = CACHE / f"lines-{seed}-{hand_list}.npz"
         if not cached.exists():
             if finder is None:
                 finder, hands, printed = LineFinder(), training_hands(), label_fonts()
