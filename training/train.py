@@ -42,7 +42,8 @@ class TrainConfig:
     ctc_weight: float = 0.5
     real_share: float = 0.3
     eval_every: int = 1000
-    eval_lines: int = 400
+    eval_lines: int = 400  # per validation set
+    eval_batch: int = 64  # a GPU reads a whole set in one batch: `generate` costs per step, not per line
     threads: int = 2
     bf16: bool = True
     label_smoothing: float = 0.1
@@ -129,7 +130,9 @@ def evaluate(
     for name in VALIDATION_SETS:
         shard = load_shard(shards_dir / name)
         ctc_pairs, att_pairs = [], []
-        for batch in validation_batches(shard, encoder, 64, config.shape.height, config.shape.width, config.eval_lines):
+        for batch in validation_batches(
+            shard, encoder, config.eval_batch, config.shape.height, config.shape.width, config.eval_lines
+        ):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                 encoded = model.encoder(pixel_values=batch.pixel_values.to(device))
                 ctc_texts = ctc_greedy(ctc_head(encoded.last_hidden_state[:, 1:]).float(), id_to_char)
