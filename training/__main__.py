@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> None:
         "--device", default="auto", help="auto (a GPU where torch sees one, else the CPU), cpu, cuda, cuda:1, ..."
     )
     train.add_argument(
+        "--prefetch",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="draw the next batch in a thread during each step (auto: on a GPU only)",
+    )
+    train.add_argument(
         "--clock",
         choices=("wall", "cpu"),
         default="wall",
@@ -167,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
                 init_from=args.init_from,
                 device=args.device,
                 clock=args.clock,
+                prefetch={"auto": None, "on": True, "off": False}[args.prefetch],
             )
         )
     elif args.command == "evaluate":
