@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="write the pages (PNG) and truth.json here")
     parser.add_argument("--show-misses", action="store_true")
     parser.add_argument("--training", action="store_true", help="the training seeds and hands, not the evaluation set")
-    parser.add_argument("--detect-side", type=int, help="the detector's page size (long side, px) instead of DETECT_SIDE")
+    parser.add_argument("--detect-side", type=int, help="the detector's long side (px), not DETECT_SIDE")
     args = parser.parse_args()
 
     from inkwell.fields import pair_fields

@@ -173,3 +173,33 @@ def test_the_cpu_clock_counts_work_not_waiting(tmp_path: Path) -> None:
         TrainConfig(root=tmp_path, clock="gpu").seconds()
     with pytest.raises(ValueError, match="wall clock"):
         TrainConfig(root=tmp_path, clock="cpu", device="cuda").seconds()
+
+
+def test_batches_drawn_ahead_in_a_thread_train_the_same_loop(tmp_path: Path) -> None:
+    """The GPU path (the next batch drawn while the device runs a step), forced on the CPU."""
+    import json
+
+    from training import train as training
+    from training.model import ModelShape
+
+    shape = ModelShape(
+        width=128,
+        hidden=32,
+        encoder_layers=1,
+        encoder_heads=2,
+        encoder_ffn=64,
+        decoder_layers=1,
+        decoder_heads=2,
+        max_target_tokens=24,
+    )
+    shards = tmp_path / "shards"
+    write_shard(shards / "synth-0000", synthetic_samples(fetch_fonts(FONT_CACHE, ["caveat"]), 32, 1, 40, 128))
+    for name in VALIDATION_SETS:
+        write_shard(shards / name, synthetic_samples(fetch_fonts(FONT_CACHE, [HELDOUT_FONTS[0]]), 4, 2, 40, 128))
+    config = training.TrainConfig(
+        root=tmp_path, run="ahead", shape=shape, hours=0.001, batch_size=4, eval_every=3, eval_lines=4, prefetch=True
+    )
+    assert config.prefetch_batches and not training.TrainConfig(root=tmp_path).prefetch_batches  # CPU default: off
+    training.train(config)
+    records = [json.loads(line) for line in (config.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert records and all(r["lines"] == 4 * r["step"] for r in records) and records[-1]["step"] >= 3

@@ -1,4 +1,4 @@
-"""Command line of the training pipeline: ``python -m training {data,train,export,calibrate,evaluate,all,lock-fonts}``.
+"""Command line of the training pipeline: ``python -m training COMMAND`` (``--help`` lists them).
 
 ``python -m training all`` reruns the whole recipe of the bundled model: fetch fonts and render
 the synthetic lines, prepare the real ones, train (resuming from var/training/runs/main if it was
@@ -32,6 +32,13 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="index of the first synthetic shard (each index renders other lines: continue a model on unseen ones)",
     )
+    data.add_argument(
+        "--shard-lines",
+        type=int,
+        default=10_000,
+        help="lines per synthetic shard (smaller: a concurrent run sees them sooner)",
+    )
+    data.add_argument("--real-parts", type=int, default=4, help="shards the real training lines are split into")
 
     train = sub.add_parser("train", help="train (resumes from the last checkpoint under --root)")
     train.add_argument("--run", default="main", help="run name: checkpoints go to ROOT/runs/RUN")
@@ -44,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--decoder-layers", type=int, default=ModelShape.decoder_layers)
     train.add_argument("--hidden", type=int, default=ModelShape.hidden)
     train.add_argument("--eval-every", type=int, default=1000, help="steps between validation runs")
+    train.add_argument("--eval-lines", type=int, default=400, help="lines of each validation set read at each run")
+    train.add_argument("--eval-batch", type=int, default=64, help="batch size of the validation runs")
     train.add_argument("--threads", type=int, default=2)
     train.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is 1.4x faster here)")
     train.add_argument(
@@ -51,6 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     train.add_argument(
         "--device", default="auto", help="auto (a GPU where torch sees one, else the CPU), cpu, cuda, cuda:1, ..."
+    )
+    train.add_argument(
+        "--prefetch",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="draw the next batch in a thread during each step (auto: on a GPU only)",
     )
     train.add_argument(
         "--clock",
@@ -103,13 +118,38 @@ def main(argv: list[str] | None = None) -> None:
         "lock-fonts", help="pin every font family to the registry's latest version (training/font_versions.json)"
     )
 
+    bundle = sub.add_parser(
+        "gpu-bundle", help="fonts, reduced real lines, English prose and wheels for scripts/gpu_train.sh (see README)"
+    )
+    bundle.add_argument("--out", type=Path, default=Path("var/gpu-bundle"))
+    bundle.add_argument("--real-height", type=int, default=56, help="real lines are reduced to this height (px)")
+    bundle.add_argument("--real-quality", type=int, default=60, help="WebP quality of the reduced real lines")
+    bundle.add_argument(
+        "--real-limit", type=int, default=0, help="keep only this many real lines, evenly spread (0: all)"
+    )
+    bundle.add_argument(
+        "--python-version", default="3.12", help="the Python the wheels are for (the GPU machine's: 3.12)"
+    )
+    bundle.add_argument("--no-wheels", action="store_true", help="leave the wheels out (no package index here)")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shape = ModelShape()
     if args.command == "data":
         from training.data import DataPlan, build_all
 
-        build_all(DataPlan(args.root, args.synthetic_lines, shape.height, shape.width, args.workers, args.first_shard))
+        build_all(
+            DataPlan(
+                args.root,
+                args.synthetic_lines,
+                shape.height,
+                shape.width,
+                args.workers,
+                args.first_shard,
+                shard_lines=args.shard_lines,
+                real_parts=args.real_parts,
+            )
+        )
     elif args.command == "train":
         from training.train import TrainConfig
         from training.train import train as run_training
@@ -126,11 +166,14 @@ def main(argv: list[str] | None = None) -> None:
                 ctc_weight=args.ctc_weight,
                 real_share=args.real_share,
                 eval_every=args.eval_every,
+                eval_lines=args.eval_lines,
+                eval_batch=args.eval_batch,
                 threads=args.threads,
                 bf16=not args.no_bf16,
                 init_from=args.init_from,
                 device=args.device,
                 clock=args.clock,
+                prefetch={"auto": None, "on": True, "off": False}[args.prefetch],
             )
         )
     elif args.command == "evaluate":
@@ -158,6 +201,20 @@ def main(argv: list[str] | None = None) -> None:
 
         versions = lock_font_versions(sorted(TRAINING_FONTS + HELDOUT_FONTS))
         print(f"{len(versions)} families pinned")
+    elif args.command == "gpu-bundle":
+        from training.gpu_bundle import BundlePlan, build_bundle
+
+        build_bundle(
+            BundlePlan(
+                out=args.out,
+                fonts_dir=args.root / "fonts",
+                real_height=args.real_height,
+                real_quality=args.real_quality,
+                real_limit=args.real_limit,
+                python_version=args.python_version,
+                wheels=not args.no_wheels,
+            )
+        )
     elif args.command == "all":
         from training.calibrate import calibrate as run_calibration
         from training.data import DataPlan, build_all

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from inkwell.progress import progress
-from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, fetch_fonts
+from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, Font, fetch_fonts
 from training.real_lines import DEFAULT_REAL_DIR, load_real_lines
 from training.shards import finished_shards, real_samples, synthetic_samples, write_shard
 
@@ -31,6 +32,8 @@ class DataPlan:
     workers: int = 2
     first_shard: int = 0  # synthetic shard i renders seed 1000 + i: a later start gives lines never rendered before
     real_dir: Path = DEFAULT_REAL_DIR
+    shard_lines: int = SYNTHETIC_SHARD_LINES  # smaller shards reach a training run that reads them sooner
+    real_parts: int = 4  # shards the real training lines are split into (more: more of them rendered at once)
 
     @property
     def fonts_dir(self) -> Path:
@@ -41,13 +44,19 @@ class DataPlan:
         return self.root / "shards"
 
 
+@cache
+def _fonts(fonts_dir: Path, heldout: bool = False) -> list[Font]:
+    """The fonts of one side of the split, once per worker process: each Font measures its charset
+    and case on first use (about 15 CPU seconds for all of them), which every shard would repeat."""
+    return fetch_fonts(fonts_dir, HELDOUT_FONTS if heldout else TRAINING_FONTS)
+
+
 def _synthetic_job(plan: DataPlan, index: int) -> int:
-    fonts = fetch_fonts(plan.fonts_dir, TRAINING_FONTS)
     return write_shard(
         plan.shards_dir / f"synth-{index:04d}",
         synthetic_samples(
-            fonts,
-            SYNTHETIC_SHARD_LINES,
+            _fonts(plan.fonts_dir),
+            plan.shard_lines,
             seed=1_000 + index,
             height=plan.height,
             width=plan.width,
@@ -67,53 +76,50 @@ def _real_job(plan: DataPlan, part: int, parts: int) -> int:
 VALIDATION_SETS = ("val-heldout-fonts-forms", "val-heldout-fonts-prose", "val-real-writers")
 
 
-def build_validation(plan: DataPlan) -> None:
-    """Training-time validation: form lines and English prose (the held-out book) in the
-    held-out font families, and the writer-disjoint real lines (un-augmented)."""
-    heldout = fetch_fonts(plan.fonts_dir, HELDOUT_FONTS)
-    forms = plan.shards_dir / VALIDATION_SETS[0]
-    if not forms.exists():
-        write_shard(
-            forms, synthetic_samples(heldout, VALIDATION_SYNTHETIC_LINES, seed=99, height=plan.height, width=plan.width)
-        )
-    prose = plan.shards_dir / VALIDATION_SETS[1]
-    if not prose.exists():
-        write_shard(
-            prose,
-            synthetic_samples(
-                heldout,
-                VALIDATION_SYNTHETIC_LINES,
-                seed=97,
-                height=plan.height,
-                width=plan.width,
-                prose_share=1.0,
-                validation_prose=True,
-            ),
-        )
-    real = plan.shards_dir / VALIDATION_SETS[2]
-    if not real.exists():
+def _validation_job(plan: DataPlan, name: str) -> int:
+    """One training-time validation set: form lines or English prose (the held-out book) in the
+    held-out font families, or the writer-disjoint real lines (un-augmented)."""
+    folder = plan.shards_dir / name
+    if name == VALIDATION_SETS[2]:
         _, validation, _ = load_real_lines(plan.real_dir)
-        write_shard(real, real_samples(validation, 1, seed=98, height=plan.height, width=plan.width))
+        return write_shard(folder, real_samples(validation, 1, seed=98, height=plan.height, width=plan.width))
+    prose = name == VALIDATION_SETS[1]
+    return write_shard(
+        folder,
+        synthetic_samples(
+            _fonts(plan.fonts_dir, heldout=True),
+            VALIDATION_SYNTHETIC_LINES,
+            seed=97 if prose else 99,
+            height=plan.height,
+            width=plan.width,
+            prose_share=1.0 if prose else 0.0,
+            validation_prose=prose,
+        ),
+    )
 
 
 def synthetic_shards(plan: DataPlan) -> range:
     """The indices of the synthetic shards ``plan`` asks for (shard i is rendered from seed 1000 + i)."""
-    return range(plan.first_shard, plan.first_shard + -(-plan.synthetic_lines // SYNTHETIC_SHARD_LINES))
+    return range(plan.first_shard, plan.first_shard + -(-plan.synthetic_lines // plan.shard_lines))
 
 
 def build_all(plan: DataPlan) -> None:
     """Make whatever shards are missing (safe to rerun: finished shards are kept)."""
     plan.shards_dir.mkdir(parents=True, exist_ok=True)
     fetch_fonts(plan.fonts_dir, TRAINING_FONTS + list(HELDOUT_FONTS))
-    build_validation(plan)
     done = {p.name for p in finished_shards(plan.shards_dir, "synth")} | {
         p.name for p in finished_shards(plan.shards_dir, "real")
     }
-    real_parts = 4
     with ProcessPoolExecutor(plan.workers) as pool:
+        # Validation first: a training run started beside this one needs it before anything else.
         futures = [
-            pool.submit(_real_job, plan, part, real_parts)
-            for part in range(real_parts)
+            pool.submit(_validation_job, plan, name)
+            for name in VALIDATION_SETS
+            if not (plan.shards_dir / name).exists()
+        ]
+        futures += [
+            pool.submit(_real_job, plan, part, plan.real_parts)
+            for part in range(plan.real_parts)
             if f"real-{part:04d}" not in done
         ]
         futures += [

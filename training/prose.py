@@ -7,6 +7,7 @@ reading text the decoder has not seen, not recalling sentences it has.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections.abc import Iterator
@@ -14,7 +15,11 @@ from pathlib import Path
 
 from training.charset import in_alphabet, normalise_text
 
-DEFAULT_PROSE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "english_text"
+# INKWELL_ENGLISH_TEXT_DIR points elsewhere (a machine without ../shared, e.g. a GPU bundle's copy).
+DEFAULT_PROSE_DIR = Path(
+    os.environ.get("INKWELL_ENGLISH_TEXT_DIR")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "english_text"
+)
 VALIDATION_BOOK = "3261.txt"  # News from Nowhere, William Morris (1890)
 
 _ITALIC_MARKS = re.compile(r"(?<!\w)_|_(?!\w)")  # Gutenberg's _italics_ markers

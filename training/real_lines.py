@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from training.charset import in_alphabet, normalise_text
 
-DEFAULT_REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "handwriting_lines_fr"
+# INKWELL_REAL_LINES_DIR points elsewhere (a machine without ../shared, e.g. a GPU bundle's reduced copy);
+# read once at import, so worker processes and every default agree.
+DEFAULT_REAL_DIR = Path(
+    os.environ.get("INKWELL_REAL_LINES_DIR")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "handwriting_lines_fr"
+)
 
 # Collections with only ten hands each: one whole hand per collection goes to validation.
 _FEW_HANDS_VALIDATION = {

@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 
 from inkwell.progress import progress
 from inkwell.text_metrics import character_error_rate
-from training.batches import IGNORE_INDEX, Encoder, MixedSampler, validation_batches
+from training.batches import IGNORE_INDEX, Batch, Encoder, MixedSampler, validation_batches
 from training.charset import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
 from training.data import VALIDATION_SETS
 from training.model import CTCHead, ModelShape, build_model
@@ -42,7 +43,8 @@ class TrainConfig:
     ctc_weight: float = 0.5
     real_share: float = 0.3
     eval_every: int = 1000
-    eval_lines: int = 400
+    eval_lines: int = 400  # per validation set
+    eval_batch: int = 64  # a GPU reads a whole set in one batch: `generate` costs per step, not per line
     threads: int = 2
     bf16: bool = True
     label_smoothing: float = 0.1
@@ -52,6 +54,9 @@ class TrainConfig:
     # What ``hours`` counts: "wall" seconds of training steps, or "cpu" seconds this process used
     # (all its threads): runs that share a busy machine then get equal budgets (capacity comparisons).
     clock: str = "wall"
+    # Draw the next batch in a thread while the device runs this step (None: on a GPU, where the
+    # CPU's batch assembly would otherwise leave it idle; on the CPU the two compete for the cores).
+    prefetch: bool | None = None
 
     @property
     def torch_device(self) -> torch.device:
@@ -67,6 +72,10 @@ class TrainConfig:
         if self.clock == "cpu" and self.torch_device.type != "cpu":  # GPU work is not this process's CPU time
             raise ValueError("the cpu clock counts CPU seconds: budget a GPU run with the wall clock")
         return time.process_time if self.clock == "cpu" else time.monotonic
+
+    @property
+    def prefetch_batches(self) -> bool:
+        return self.torch_device.type != "cpu" if self.prefetch is None else self.prefetch
 
     @property
     def curriculum(self) -> bool:
@@ -129,7 +138,9 @@ def evaluate(
     for name in VALIDATION_SETS:
         shard = load_shard(shards_dir / name)
         ctc_pairs, att_pairs = [], []
-        for batch in validation_batches(shard, encoder, 64, config.shape.height, config.shape.width, config.eval_lines):
+        for batch in validation_batches(
+            shard, encoder, config.eval_batch, config.shape.height, config.shape.width, config.eval_lines
+        ):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                 encoded = model.encoder(pixel_values=batch.pixel_values.to(device))
                 ctc_texts = ctc_greedy(ctc_head(encoded.last_hidden_state[:, 1:]).float(), id_to_char)
@@ -206,15 +217,23 @@ def train(config: TrainConfig) -> None:
         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]",
     )
     clock = config.seconds
+
+    def draw(elapsed: float) -> Batch:
+        progress = elapsed / 3600 / config.hours if config.curriculum else 1.0  # 1.0: no curriculum
+        return sampler.batch(config.batch_size, config.shape.height, config.shape.width, progress)
+
+    prefetch = ThreadPoolExecutor(max_workers=1) if config.prefetch_batches else None
+    pending = prefetch.submit(draw, state["elapsed"]) if prefetch else None
     while state["elapsed"] < config.hours * 3600:
         started = clock()
         lr = learning_rate(config, state["elapsed"] / 3600)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        curriculum_progress = state["elapsed"] / 3600 / config.hours if config.curriculum else 1.0  # 1.0: no curriculum
-        batch = sampler.batch(config.batch_size, config.shape.height, config.shape.width, curriculum_progress).to(
-            device
-        )
+        if prefetch is not None and pending is not None:  # drawn during the last step (curriculum a step behind)
+            batch = pending.result().to(device)
+            pending = prefetch.submit(draw, state["elapsed"])
+        else:
+            batch = draw(state["elapsed"]).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             loss, parts = joint_loss(model, ctc_head, batch, config)
         optimizer.zero_grad(set_to_none=True)
@@ -266,3 +285,5 @@ def train(config: TrainConfig) -> None:
             torch.save(snapshot, config.run_dir / "last.pt.tmp")
             (config.run_dir / "last.pt.tmp").replace(checkpoint)
     bar.close()
+    if prefetch:
+        prefetch.shutdown(cancel_futures=True)
