@@ -124,6 +124,10 @@ say "validation sets and ${#shards[@]} synthetic shards are ready"
 # Train by the clock: the schedule gets 70% of what is left before the reserve (the rest pays for
 # start-up and validation runs, which the schedule does not count); timeout is the backstop.
 avail=$(($(left) - RESERVE_S))
+if ((avail < 60)); then
+    say "only ${avail}s left for training (WAIT_S, RESERVE_S or a slow start): nothing trained"
+    exit 1
+fi
 hours=$("$PYTHON" -c "print(round($avail * 0.7 / 3600, 5))")
 say "training ${hours} h of steps, stopped at ${avail}s at the latest"
 # shellcheck disable=SC2086 # TRAIN_ARGS is a list of options

@@ -76,7 +76,9 @@ class Form:
         return cls(region_features(regions), [line_shapes.prepare(region) for region in regions], truth)
 
     def save(self, path: Path) -> None:
-        pixels = np.concatenate([np.round(s * 255).astype(np.uint8) for s in self.shapes], axis=1)
+        pixels = np.zeros((line_shapes.HEIGHT, 0), np.uint8)  # a form with no line found keeps none
+        if self.shapes:
+            pixels = np.concatenate([np.round(s * 255).astype(np.uint8) for s in self.shapes], axis=1)
         np.savez(path, base=self.base, truth=self.truth, pixels=pixels, widths=[s.shape[1] for s in self.shapes])
 
     @classmethod
@@ -91,12 +93,14 @@ class Form:
 def load_forms(seeds: range) -> list[Form]:
     """The forms of ``seeds``, from the cache where they were made before."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    # the forms change with the hands, and the lines found on them with the detector's page size
-    hand_list = hashlib.sha1(" ".join([*TRAINING_HAND_FAMILIES, str(DETECT_SIDE)]).encode()).hexdigest()[:8]
+    # the forms change with the hands, the lines found on them with the detector's page size, and
+    # the shape network's input with its size
+    made_by = [*TRAINING_HAND_FAMILIES, str(DETECT_SIDE), str(line_shapes.HEIGHT), str(line_shapes.MAX_WIDTH)]
+    key = hashlib.sha1(" ".join(made_by).encode()).hexdigest()[:8]
     finder, hands, printed = None, None, None
     forms = []
     for seed in seeds:
-        cached = CACHE / f"lines-{seed}-{hand_list}.npz"
+        cached = CACHE / f"lines-{seed}-{key}.npz"
         if not cached.exists():
             if finder is None:
                 finder, hands, printed = LineFinder(), training_hands(), label_fonts()
@@ -149,6 +153,8 @@ def main() -> None:
     seeds = range(TRAINING_SEEDS_FROM, TRAINING_SEEDS_FROM + args.forms)
     assert not set(seeds) & set(EVAL_SEEDS), "never fit on the evaluation forms"
     assert not set(TRAINING_HAND_FAMILIES) & set(EVAL_HANDS), "never fit on the evaluation hands"
+    if not 0 <= args.check < args.forms:
+        parser.error("--check takes fewer forms than --forms")
     forms = load_forms(seeds)
     if args.check:
         fitted, held_out = forms[: -args.check], forms[-args.check :]
@@ -160,7 +166,7 @@ def main() -> None:
     right, total = accuracy(classifier, forms)
     note = (
         f"fitted by scripts/train_text_type.py on {total} lines of {args.forms} generated forms (training hands, seeds "
-        f"{seeds.start}-{seeds.stop - 1}); training accuracy {right / total:.4f}"
+        f"{seeds.start}-{seeds.stop - 1}); accuracy on those lines {right / total:.4f} (in sample)"
     )
     classifier.save(WEIGHTS, note)
     print(note)

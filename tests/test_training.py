@@ -199,7 +199,8 @@ def test_batches_drawn_ahead_in_a_thread_train_the_same_loop(tmp_path: Path) -> 
     config = training.TrainConfig(
         root=tmp_path, run="ahead", shape=shape, hours=0.001, batch_size=4, eval_every=3, eval_lines=4, prefetch=True
     )
-    assert config.prefetch_batches and not training.TrainConfig(root=tmp_path).prefetch_batches  # CPU default: off
+    on_the_cpu = training.TrainConfig(root=tmp_path, device="cpu")
+    assert config.prefetch_batches and not on_the_cpu.prefetch_batches  # the CPU's default: off
     training.train(config)
     records = [json.loads(line) for line in (config.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert records and all(r["lines"] == 4 * r["step"] for r in records) and records[-1]["step"] >= 3

@@ -104,6 +104,20 @@ def test_every_family_is_pinned_and_fetched_at_its_pinned_version(tmp_path: Path
     assert (tmp_path / "allura" / "VERSION").read_text() == versions["allura"]
 
 
+def test_a_copy_at_another_version_is_used_when_the_pinned_one_cannot_be_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline, or pinned to a release the registry lacks: the family unpacked before still serves."""
+    from training import fonts
+
+    first = fetch_fonts(tmp_path, ["allura"], strict=True)
+    pins = tmp_path / "pins.json"
+    pins.write_text(json.dumps({"allura": "0.0.0-no-such-release"}))
+    monkeypatch.setattr(fonts, "FONT_VERSIONS_FILE", pins)
+    assert fetch_fonts(tmp_path, ["allura"], strict=True) == first
+    assert not (tmp_path / "allura.missing").exists()
+
+
 def test_prose_is_cut_at_word_boundaries_into_line_lengths() -> None:
     paragraph = clean_paragraph(
         "_Says_ our friend: \u201cConsidering the subject, the discussion was good-tempered\u201d; " * 6

@@ -260,7 +260,10 @@ def fetch_fonts(cache_dir: Path, families: tuple[str, ...] | list[str], strict: 
     for family in families:
         folder = cache_dir / family
         error = failures.get(family)
-        if error is not None:
+        if error is not None and folder.is_dir():
+            # an offline machine with a copy unpacked before the pins: better that than nothing
+            log.warning("font %s: pinned version not fetched (%s); using the copy in %s", family, error, folder)
+        elif error is not None:
             if strict:
                 raise error
             log.warning("font %s skipped: npm pack failed (%s)", family, error)
@@ -307,7 +310,9 @@ def _npm_pack(family: str, cache_dir: Path, folder: Path, versions: dict[str, st
     )
     tarball = cache_dir / result.stdout.strip().splitlines()[-1]
     staging = folder.with_suffix(".partial")
-    staging.mkdir(exist_ok=True)
+    if staging.exists():
+        shutil.rmtree(staging)  # left by an interrupted fetch, perhaps of another version
+    staging.mkdir()
     with tarfile.open(tarball) as archive:
         for member in archive.getmembers():
             name = Path(member.name).name
@@ -322,3 +327,4 @@ def _npm_pack(family: str, cache_dir: Path, folder: Path, versions: dict[str, st
         shutil.rmtree(folder)  # another version, unpacked before the pin changed
     staging.rename(folder)
     tarball.unlink()
+    (cache_dir / f"{family}.missing").unlink(missing_ok=True)

@@ -175,7 +175,12 @@ class TextTypeClassifier:
         """A classifier saved by ``save`` (its shape network, if any, in the file the JSON names beside it)."""
         path = Path(path)
         data = json.loads(path.read_text())
-        shapes = line_shapes.load(path.parent / data["shapes"]) if data.get("shapes") else None
+        shapes = None
+        if data.get("shapes"):
+            weights = path.parent / data["shapes"]
+            if not weights.exists():
+                raise FileNotFoundError(f"{path} names its shape network {weights.name}, which is not beside it")
+            shapes = line_shapes.load(weights)
         return cls(Network.from_json(data["first"]), Network.from_json(data["second"]), shapes)
 
     def save(self, path: Path, note: str = "") -> None:
@@ -189,8 +194,8 @@ class TextTypeClassifier:
         path.write_text(json.dumps(data))
 
     def inputs(self, hand_built: np.ndarray, regions: list[np.ndarray]) -> np.ndarray:
-        """The networks' input for one page's lines: their hand-built ``features`` and, with a shape
-        network, its logit for each line's upright ink (``regions``) as one more column."""
+        """The networks' input for one page's lines: their features (``hand_built``, from ``features``)
+        and, with a shape network, its logit for each line's upright ink (``regions``) as one more column."""
         if self.shapes is None:
             return hand_built
         shape_logits = line_shapes.logits(self.shapes, [line_shapes.prepare(region) for region in regions])
