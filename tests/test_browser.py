@@ -50,9 +50,9 @@ def test_review_a_form_end_to_end(ui_service, signed_in_page: Page, tmp_path: Pa
         "for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true; return false; }",
         timeout=20_000,
     )
-    line_heat = page.evaluate(
-        "() => { const c = document.querySelector('.line-heat'); const d = c.getContext('2d').getImageData(0, 0, "
-        "c.width, c.height).data;"
+    line_heat = page.evaluate(  # on the line being edited (the first line may be a hidden printed one)
+        "() => { const c = document.activeElement.closest('li').querySelector('.line-heat'); "
+        "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
         " let s = 0; for (let i = 3; i < d.length; i += 4) s += d[i]; return s; }"
     )
     assert line_heat > 0, "the line's heat map is drawn"
@@ -98,10 +98,14 @@ def test_review_a_form_end_to_end(ui_service, signed_in_page: Page, tmp_path: Pa
     exported = context.request.get(f"{base}/api/v1/jobs/{job_id}/result?format=txt")
     assert exported.ok and "Corrected by keyboard" in exported.text()
     job_json = context.request.get(f"{base}/api/v1/jobs/{job_id}").json()
-    # the line corrected with the keyboard is the first field's value (corrected in the panel before):
-    # the field follows
-    assert job_json["fields"][0]["value_line_ids"] == [int(line_id)] and focused_id == f"line-{line_id}"
-    assert job_json["fields"][0]["value"] == "Corrected by keyboard" and job_json["fields"][0]["corrected"]
+    # each corrected line's field follows it: the first field's value (corrected in the panel) and
+    # the second handwritten line's (corrected with the keyboard; printed lines are hidden)
+    by_value_line = {field["value_line_ids"][0]: field for field in job_json["fields"] if field["value_line_ids"]}
+    keyboard_line = int(focused_id.removeprefix("line-"))
+    assert job_json["fields"][0]["value_line_ids"] == [int(line_id)] and keyboard_line != int(line_id)
+    assert job_json["fields"][0]["value"] == "Fixed in the field" and job_json["fields"][0]["corrected"]
+    keyboard_field = by_value_line[keyboard_line]
+    assert keyboard_field["value"] == "Corrected by keyboard" and keyboard_field["corrected"]
     fields_csv = context.request.get(f"{base}/api/v1/jobs/{job_id}/result?format=fields").text()
     assert ",Corrected by keyboard," in fields_csv
     csv_text = context.request.get(f"{base}/api/v1/jobs/{job_id}/result?format=csv").text()
