@@ -116,10 +116,6 @@ def fit_shapes(forms: list[Form], seed: int = 0) -> line_shapes.LineShapeNet:
     return line_shapes.fit(lines, truth, seed=seed)
 
 
-def with_shapes(form: Form, net: line_shapes.LineShapeNet) -> np.ndarray:
-    return np.concatenate([form.base, line_shapes.logits(net, form.shapes)[:, None]], axis=1).astype(np.float32)
-
-
 def fit(forms: list[Form], shapes: bool) -> TextTypeClassifier:
     """The classifier fitted on ``forms``; with ``shapes``, with a shape network whose logits the two
     networks learn from out of fold (each form's from a network fitted on the other folds' forms)."""
@@ -130,7 +126,7 @@ def fit(forms: list[Form], shapes: bool) -> TextTypeClassifier:
     for fold in range(SHAPE_FOLDS):
         net = fit_shapes([form for i, form in enumerate(forms) if i % SHAPE_FOLDS != fold], seed=fold)
         for i in range(fold, len(forms), SHAPE_FOLDS):
-            pages[i] = with_shapes(forms[i], net)
+            pages[i] = line_shapes.with_logits(net, forms[i].base, forms[i].shapes)
     return TextTypeClassifier.fit(pages, truths, shapes=fit_shapes(forms))
 
 
@@ -138,7 +134,9 @@ def accuracy(classifier: TextTypeClassifier, forms: list[Form]) -> tuple[int, in
     """(lines typed right, labelled lines) on ``forms``."""
     right = total = 0
     for form in forms:
-        base = with_shapes(form, classifier.shapes) if classifier.shapes is not None else form.base
+        base = form.base
+        if classifier.shapes is not None:
+            base = line_shapes.with_logits(classifier.shapes, form.base, form.shapes)
         known = form.truth >= 0
         right += int(((classifier.probability(base) >= 0.5) == (form.truth == 1))[known].sum())
         total += int(known.sum())

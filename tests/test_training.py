@@ -85,15 +85,11 @@ def test_the_real_split_is_writer_disjoint() -> None:
     assert is_validation_group("cremma_mss_18", "le-sallon-de-1767-denis-diderot")
 
 
-def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch
-
-    from training import train as training
-    from training.export import export_checkpoint
+def _tiny_shape():  # noqa: ANN202 - a training.model.ModelShape (torch is imported only by the tests using it)
+    """A model shape that trains in seconds on 40 x 128 lines."""
     from training.model import ModelShape
-    from worker.recognizer import Recognizer
 
-    shape = ModelShape(
+    return ModelShape(
         height=40,
         width=128,
         patch_width=4,
@@ -106,12 +102,28 @@ def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest
         decoder_ffn=64,
         max_target_tokens=24,
     )
-    shards = tmp_path / "shards"
+
+
+def _tiny_shards(root: Path, training_lines: int, validation_lines: int) -> Path:
+    """A synthetic training shard (one font) and the validation sets (one held-out font) under ``root``."""
+    shards = root / "shards"
     fonts = fetch_fonts(FONT_CACHE, ["caveat"])
-    write_shard(shards / "synth-0000", synthetic_samples(fonts, 64, seed=1, height=40, width=128))
+    write_shard(shards / "synth-0000", synthetic_samples(fonts, training_lines, seed=1, height=40, width=128))
     heldout = fetch_fonts(FONT_CACHE, [HELDOUT_FONTS[0]])
     for name in VALIDATION_SETS:
-        write_shard(shards / name, synthetic_samples(heldout, 8, seed=2, height=40, width=128))
+        write_shard(shards / name, synthetic_samples(heldout, validation_lines, seed=2, height=40, width=128))
+    return shards
+
+
+def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from training import train as training
+    from training.export import export_checkpoint
+    from worker.recognizer import Recognizer
+
+    shape = _tiny_shape()
+    shards = _tiny_shards(tmp_path, training_lines=64, validation_lines=8)
     assert len(load_shard(shards / "synth-0000")) == 64
     config = training.TrainConfig(
         root=tmp_path, run="tiny", shape=shape, hours=0.004, batch_size=8, eval_every=5, eval_lines=8, threads=1
@@ -180,22 +192,9 @@ def test_batches_drawn_ahead_in_a_thread_train_the_same_loop(tmp_path: Path) -> 
     import json
 
     from training import train as training
-    from training.model import ModelShape
 
-    shape = ModelShape(
-        width=128,
-        hidden=32,
-        encoder_layers=1,
-        encoder_heads=2,
-        encoder_ffn=64,
-        decoder_layers=1,
-        decoder_heads=2,
-        max_target_tokens=24,
-    )
-    shards = tmp_path / "shards"
-    write_shard(shards / "synth-0000", synthetic_samples(fetch_fonts(FONT_CACHE, ["caveat"]), 32, 1, 40, 128))
-    for name in VALIDATION_SETS:
-        write_shard(shards / name, synthetic_samples(fetch_fonts(FONT_CACHE, [HELDOUT_FONTS[0]]), 4, 2, 40, 128))
+    shape = _tiny_shape()
+    _tiny_shards(tmp_path, training_lines=32, validation_lines=4)
     config = training.TrainConfig(
         root=tmp_path, run="ahead", shape=shape, hours=0.001, batch_size=4, eval_every=3, eval_lines=4, prefetch=True
     )

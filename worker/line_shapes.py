@@ -96,6 +96,11 @@ def logits(net: LineShapeNet, lines: list[np.ndarray], batch_size: int = 64) -> 
     return np.clip(out, -LOGIT_LIMIT, LOGIT_LIMIT)
 
 
+def with_logits(net: LineShapeNet, features: np.ndarray, lines: list[np.ndarray]) -> np.ndarray:
+    """``features`` (lines x columns) with the network's logit for each prepared line as one more column."""
+    return np.concatenate([features, logits(net, lines)[:, None]], axis=1).astype(np.float32)
+
+
 def load(path: Path) -> LineShapeNet:
     """A network saved by ``save``."""
     net = LineShapeNet()

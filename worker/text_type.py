@@ -198,8 +198,7 @@ class TextTypeClassifier:
         and, with a shape network, its logit for each line's upright ink (``regions``) as one more column."""
         if self.shapes is None:
             return hand_built
-        shape_logits = line_shapes.logits(self.shapes, [line_shapes.prepare(region) for region in regions])
-        return np.concatenate([hand_built, shape_logits[:, None]], axis=1).astype(np.float32)
+        return line_shapes.with_logits(self.shapes, hand_built, [line_shapes.prepare(region) for region in regions])
 
     def probability(self, base: np.ndarray) -> np.ndarray:
         """P(handwritten) for each line of one page (``base``: lines x ``inputs``, without context)."""
