@@ -7,7 +7,9 @@ with a message naming the variable, rather than failing later inside a request o
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -225,13 +227,19 @@ class Settings(BaseSettings):
             return self.secret_key.get_secret_value()
         path = self.ensure_data_dir() / "secret_key"
         if not path.exists():
-            candidate = path.with_suffix(".tmp")
-            candidate.write_text(secrets.token_hex(32))
-            candidate.chmod(0o600)
+            # Web workers start together: each writes its own candidate (mkstemp: a unique name, mode
+            # 0600) and links it into place, which only the first can do, so all share that one key.
+            # A shared temporary name let one process rename the file another was still writing.
+            handle, name = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+            candidate = Path(name)
             try:
-                candidate.rename(path) if not path.exists() else candidate.unlink()
-            except FileNotFoundError:
+                with os.fdopen(handle, "w") as file:
+                    file.write(secrets.token_hex(32))
+                os.link(candidate, path)
+            except FileExistsError:
                 pass
+            finally:
+                candidate.unlink()
         return path.read_text().strip()
 
 

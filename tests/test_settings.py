@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,23 @@ def test_generated_secret_is_shared_through_the_data_dir(tmp_path: Path) -> None
     assert first == second and len(first) == 64
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
     assert Settings(data_dir=tmp_path, secret_key="given").resolved_secret_key() == "given"
+
+
+def _secret_in_a_new_process(data_dir: str, start: float) -> str:
+    time.sleep(max(0.0, start - time.time()))  # all at one moment, as gunicorn's workers boot
+    return Settings(data_dir=Path(data_dir)).resolved_secret_key()
+
+
+def test_processes_starting_together_share_one_generated_secret(tmp_path: Path) -> None:
+    """Web workers boot at once: one of them failed to boot (another had renamed the temporary file
+    it was still writing) and took the server down; all must get the one key, and no file is left."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    for attempt in range(15):  # the old race hit about one start in three
+        data_dir = tmp_path / str(attempt)
+        with ProcessPoolExecutor(8) as pool:
+            start = time.time() + 0.5  # once every process has started
+            keys = set(pool.map(_secret_in_a_new_process, [str(data_dir)] * 8, [start] * 8))
+        assert len(keys) == 1 and keys == {(data_dir / "secret_key").read_text().strip()}
+        assert sorted(path.name for path in data_dir.iterdir()) == ["secret_key"]
+        assert (data_dir / "secret_key").stat().st_mode & 0o077 == 0
