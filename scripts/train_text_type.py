@@ -38,7 +38,7 @@ from tests.form_set import (
     make_eval_form,
     training_hands,
 )
-from worker import line_shapes
+from worker import line_shapes, line_shapes_fit
 from worker.line_finder import (
     DETECT_SIDE,
     LineFinder,
@@ -109,11 +109,11 @@ def load_forms(seeds: range) -> list[Form]:
     return forms
 
 
-def fit_shapes(forms: list[Form], seed: int = 0) -> line_shapes.LineShapeNet:
+def fit_shapes(forms: list[Form], seed: int = 0) -> line_shapes.ShapeNetwork:
     """The shape network fitted on every labelled line of ``forms``."""
     lines = [shape for form in forms for shape, truth in zip(form.shapes, form.truth, strict=True) if truth >= 0]
     truth = np.concatenate([form.truth[form.truth >= 0] for form in forms])
-    return line_shapes.fit(lines, truth, seed=seed)
+    return line_shapes_fit.fit(lines, truth, seed=seed)
 
 
 def fit(forms: list[Form], shapes: bool) -> TextTypeClassifier:

@@ -72,7 +72,7 @@ def test_a_line_is_prepared_from_its_ink_alone() -> None:
 def test_the_shape_network_learns_type_from_scrawl_and_is_saved_with_the_classifier(tmp_path) -> None:  # noqa: ANN001
     """Fitted on a few lines of type and of pen traces, it tells new ones apart; saved with the
     classifier and loaded back, it gives the same logits, as one more input column."""
-    from worker import line_shapes
+    from worker import line_shapes, line_shapes_fit
     from worker.text_type import Network, TextTypeClassifier
 
     rng = np.random.default_rng(0)
@@ -85,7 +85,7 @@ def test_the_shape_network_learns_type_from_scrawl_and_is_saved_with_the_classif
         return prepared, np.array([0] * count + [1] * count)
 
     fitted, truth = lines(48)
-    net = line_shapes.fit(fitted, truth, epochs=6)
+    net = line_shapes_fit.fit(fitted, truth, epochs=6)
     held_out, held_truth = lines(20)
     right = ((line_shapes.logits(net, held_out) > 0) == (held_truth == 1)).mean()
     assert right >= 0.9
@@ -107,3 +107,46 @@ def test_the_shape_network_learns_type_from_scrawl_and_is_saved_with_the_classif
     assert inputs.shape == (len(held_out), 4)
     assert np.allclose(inputs[:, -1], classifier.inputs(hand_built, regions)[:, -1], atol=1e-5)
     assert loaded.probability(inputs).shape == (len(held_out),)
+
+
+def test_the_numpy_shape_network_gives_the_fitted_modules_logits() -> None:
+    """The line finder runs the fitted weights in NumPy: same logits as the PyTorch module, on lines
+    of odd and uneven widths padded into one batch; and a line's logit is the one it gets alone."""
+    import torch
+
+    from worker import line_shapes
+    from worker.line_shapes_fit import LineShapeNet
+
+    torch.manual_seed(3)
+    module = LineShapeNet().eval()
+    rng = np.random.default_rng(3)
+    lines = [rng.random((line_shapes.HEIGHT, width)).astype(np.float32) for width in (8, 13, 97, 300, 641 - 1)]
+
+    def torch_logits(batch: list[np.ndarray]) -> np.ndarray:
+        images, widths = line_shapes.batch(batch)
+        with torch.inference_mode():
+            return module(torch.from_numpy(images)[:, None], torch.from_numpy(widths)).numpy()
+
+    network = module.exported()
+    expected = torch_logits(lines)
+    assert np.allclose(network.forward(*line_shapes.batch(lines)), expected, atol=1e-4)
+    alone = np.concatenate([torch_logits([line]) for line in lines])
+    assert np.allclose(expected, alone, atol=1e-4)
+    # logits() sorts lines by width into batches and puts each answer back in its place
+    for batch_size in (1, 2, 8):
+        assert np.allclose(line_shapes.logits(network, lines[::-1], batch_size), alone[::-1], atol=1e-4)
+
+
+def test_finding_lines_never_imports_torch() -> None:
+    """The pages worker finds lines and types them (the shape network included) without PyTorch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from PIL import Image, ImageDraw; from worker.line_finder import LineFinder; "
+        "page = Image.new('L', (800, 300), 255); ImageDraw.Draw(page).text((40, 100), 'Name: Jane Doe', fill=0); "
+        "page = page.resize((1600, 600)); LineFinder().find(page); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers'}))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip().splitlines()[-1] == "[]"

@@ -291,6 +291,16 @@ def test_line_texts_are_the_same_in_every_process() -> None:
     assert len(digests) == 1
 
 
+def test_the_fit_check_takes_trained_families_of_every_style_group() -> None:
+    from training.fonts import HELDOUT_FONTS, STYLE_GROUPS, style_of
+    from training.validation_sets import fit_check_families
+
+    families = fit_check_families(20)
+    assert len(families) == len(set(families)) == 20
+    assert not set(families) & set(HELDOUT_FONTS)
+    assert {style_of(f) for f in families} == set(STYLE_GROUPS)
+
+
 @pytest.mark.slow
 def test_the_evaluation_reports_cer_and_review_shares_per_group(
     tiny_char_model: Path, capsys: pytest.CaptureFixture
@@ -308,6 +318,11 @@ def test_the_evaluation_reports_cer_and_review_shares_per_group(
     ]
     results = report(recognizer, sets, threshold=0.8)
     assert results["font:tiny"] < 0.2 and results["real:tiny"] > 0.5  # the tiny model reads its own lines
+    # A fit check on trained fonts is reported in its own group and leaves the overall figures alone.
+    fit_check = LineSet("trained:tiny", ("trained fonts: forms (fit check)",), images[:2], ["xx", "yy"], False)
+    with_fit_check = report(recognizer, [*sets, fit_check], threshold=0.8)
+    assert with_fit_check["trained fonts: forms (fit check)"] > 0.5
+    assert {k: v for k, v in with_fit_check.items() if "fit check" not in k and k != "trained:tiny"} == results
     assert set(results) >= {
         "held-out fonts: forms",
         "style: print",

@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> None:
     evaluate.add_argument(
         "--threshold", type=float, default=0.8, help="review threshold the flag shares are measured at"
     )
+    evaluate.add_argument(
+        "--trained-fonts",
+        type=int,
+        default=0,
+        help="also read this many trained families, reported apart as a fit check (not validation)",
+    )
 
     calibrate = sub.add_parser(
         "calibrate", help="fit confidence calibration on held-out lines into the model's inkwell.json"
@@ -154,7 +160,14 @@ def main(argv: list[str] | None = None) -> None:
         from training.train import TrainConfig
         from training.train import train as run_training
 
-        shape = ModelShape(encoder_layers=args.encoder_layers, decoder_layers=args.decoder_layers, hidden=args.hidden)
+        shape = ModelShape(
+            encoder_layers=args.encoder_layers,
+            decoder_layers=args.decoder_layers,
+            hidden=args.hidden,
+            # feed-forward 4x the width, as in the bundled shape and benchmarks.model_capacity's
+            encoder_ffn=4 * args.hidden,
+            decoder_ffn=4 * args.hidden,
+        )
         run_training(
             TrainConfig(
                 root=args.root,
@@ -187,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
             args.real_limit,
             ctc_weight=args.ctc_weight,
             threshold=args.threshold,
+            trained_fonts=args.trained_fonts,
         )
     elif args.command == "calibrate":
         from training.calibrate import calibrate as run_calibration

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from training.fonts import HELDOUT_FONTS, fetch_fonts, style_of
+from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, fetch_fonts, style_of
 from training.real_lines import DEFAULT_REAL_DIR, load_real_lines
 from training.render import Augmentation, fit_text_to_font, render_line
 from training.shards import LineTexts
@@ -34,6 +34,7 @@ class LineSet:
     groups: tuple[str, ...]
     images: list[Image.Image]
     texts: list[str]
+    in_overall: bool = True  # counted in the "all" group (a fit check on trained fonts is not)
 
 
 def heldout_font_sets(
@@ -42,24 +43,55 @@ def heldout_font_sets(
     """Per held-out family: form lines (``font:NAME``) and English prose lines (``prose:NAME``)."""
     sets = []
     for family in HELDOUT_FONTS:
-        fonts = fetch_fonts(fonts_dir, [family])
-        if not fonts:
+        sets += _font_sets(fonts_dir, family, forms_per_font, prose_per_font, seed, heldout=True)
+    return sets
+
+
+def trained_font_sets(fonts_dir: Path, families: int, forms_per_font: int, seed: int = EVALUATION_SEED) -> list[LineSet]:
+    """Form lines in ``families`` trained families, spread over the style groups (``trained:NAME``).
+
+    Not validation: the model learned these hands (on other texts and distortions). Read beside
+    the held-out sets they show how much of the error is the gap to unseen hands and how much is
+    what the model still gets wrong in hands it knows (too little capacity or training).
+    """
+    sets = []
+    for family in fit_check_families(families):
+        sets += _font_sets(fonts_dir, family, forms_per_font, 0, seed, heldout=False)
+    return sets
+
+
+def fit_check_families(count: int) -> list[str]:
+    """``count`` trained families taken at even steps through them ordered by style group."""
+    by_style = sorted(TRAINING_FONTS, key=lambda f: (style_of(f), f))
+    return by_style[:: max(1, len(by_style) // max(1, count))][:count]
+
+
+def _font_sets(
+    fonts_dir: Path, family: str, forms_per_font: int, prose_per_font: int, seed: int, heldout: bool
+) -> list[LineSet]:
+    """One family's form lines and English prose lines, with the validation's seeds and distortions."""
+    fonts = fetch_fonts(fonts_dir, [family])
+    if not fonts:
+        return []
+    style = style_of(family)
+    sets = []
+    for kind, count, prose_share in (("font", forms_per_font, 0.0), ("prose", prose_per_font, 1.0)):
+        if count <= 0:
             continue
-        style = style_of(family)
-        for kind, count, prose_share in (("font", forms_per_font, 0.0), ("prose", prose_per_font, 1.0)):
-            if count <= 0:
-                continue
-            rng = random.Random(f"{seed}-{kind}-{family}")
-            texts = LineTexts(seed + len(family), prose_share, validation_prose=True)
-            images, truths = [], []
-            while len(images) < count:
-                font = rng.choice(fonts)
-                text = fit_text_to_font(texts.line(), font)
-                if text:
-                    images.append(Image.fromarray(render_line(text, font, rng, 64, Augmentation(rng.uniform(0, 1)))))
-                    truths.append(text)
+        rng = random.Random(f"{seed}-{kind}-{family}")
+        texts = LineTexts(seed + len(family), prose_share, validation_prose=True)
+        images, truths = [], []
+        while len(images) < count:
+            font = rng.choice(fonts)
+            text = fit_text_to_font(texts.line(), font)
+            if text:
+                images.append(Image.fromarray(render_line(text, font, rng, 64, Augmentation(rng.uniform(0, 1)))))
+                truths.append(text)
+        if heldout:
             group = "held-out fonts: forms" if kind == "font" else "held-out fonts: English prose"
             sets.append(LineSet(f"{kind}:{family}", (group, f"style: {style}"), images, truths))
+        else:
+            sets.append(LineSet(f"trained:{family}", ("trained fonts: forms (fit check)",), images, truths, False))
     return sets
 
 

@@ -478,6 +478,11 @@ def _split_stacked(line: FoundLine, ink: np.ndarray) -> list[FoundLine]:
     return [_piece(line, a, b, along=False) for a, b in itertools.pairwise(fractions)]
 
 
+def _joined(first: FoundLine, second: FoundLine, score: float) -> FoundLine:
+    """One line around both lines' corners."""
+    return FoundLine(_ordered_corners(np.concatenate([first.quad, second.quad])), score)
+
+
 def _merge_nested(lines: list[FoundLine]) -> list[FoundLine]:
     """Merge boxes that share ``NEST_SHARE`` of the smaller one's area (nested or duplicated detections)."""
     merged = list(lines)
@@ -490,8 +495,7 @@ def _merge_nested(lines: list[FoundLine]) -> list[FoundLine]:
                 inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
                 smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
                 if smaller > 0 and inter >= NEST_SHARE * smaller:
-                    points = np.concatenate([merged[i].quad, merged[j].quad])
-                    merged[i] = FoundLine(_ordered_corners(points), max(merged[i].score, merged[j].score))
+                    merged[i] = _joined(merged[i], merged[j], max(merged[i].score, merged[j].score))
                     del merged[j]
                     changed = True
                     break
@@ -531,8 +535,7 @@ def _absorb_pieces(lines: list[FoundLine], median: float) -> list[FoundLine]:
                 ):
                     best, best_gap = j, gap
             if best is not None:
-                points = np.concatenate([lines[best].quad, lines[i].quad])
-                lines[best] = FoundLine(_ordered_corners(points), lines[best].score)
+                lines[best] = _joined(lines[best], lines[i], lines[best].score)
                 del lines[i]
                 changed = True
                 break
@@ -559,9 +562,8 @@ def _join_fragments(lines: list[FoundLine], median: float) -> list[FoundLine]:
                 and overlap >= 0.6 * height
                 and -0.5 * median <= gap <= JOIN_GAP * min(line.height, other.height)
             ):
-                points = np.concatenate([other.quad, line.quad])
                 score = (other.score * other.width + line.score * line.width) / max(other.width + line.width, 1e-6)
-                joined[index] = FoundLine(_ordered_corners(points), score)
+                joined[index] = _joined(other, line, score)
                 break
         else:
             joined.append(line)

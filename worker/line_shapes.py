@@ -10,18 +10,19 @@ The input is the line's ink mask (as the other features use), cropped to its ink
 ``HEIGHT`` pixels and at most ``MAX_WIDTH`` wide: colour, resolution and page position do not
 enter. About 19,000 weights; a page's lines take tens of milliseconds of CPU (about 50 ms of the
 line finder's 1.48 s a page, README "Line finding").
+
+It runs here in NumPy, so the pages worker that finds lines never loads PyTorch (a few hundred
+MB per process for a network this size); it is fitted with PyTorch by ``worker/line_shapes_fit.py``,
+which gives the same weights to ``ShapeNetwork``.
 """
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
+from safetensors.numpy import load_file, save_file
 
 HEIGHT = 32
 MAX_WIDTH = 640
@@ -40,104 +41,99 @@ def prepare(upright_ink: np.ndarray) -> np.ndarray:
     return cv2.resize(mask * 255, (width, HEIGHT), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
-class LineShapeNet(nn.Module):
-    """Four small convolutions, then the mean and maximum over the line's width, then one logit."""
-
-    def __init__(self) -> None:
-        super().__init__()
-
-        def block(inputs: int, outputs: int) -> list[nn.Module]:
-            return [nn.Conv2d(inputs, outputs, 3, padding=1), nn.ReLU()]
-
-        self.features = nn.Sequential(
-            *block(1, 12),
-            nn.MaxPool2d(2),
-            *block(12, 24),
-            nn.MaxPool2d(2),
-            *block(24, 32),
-            nn.MaxPool2d(2),
-            *block(32, 32),
-        )
-        self.head = nn.Linear(2 * 32, 1)
-
-    def forward(self, images: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
-        """Logits (N,) for ``images`` (N, 1, HEIGHT, W; zero beyond each line's ``widths``)."""
-        maps = self.features(images).amax(dim=2)  # (N, C, W / POOLING): the strongest response up each column
-        columns = torch.arange(maps.shape[-1], device=maps.device)
-        inside = (columns[None, :] < torch.clamp(torch.div(widths, POOLING, rounding_mode="floor"), min=1)[:, None])[
-            :, None, :
-        ]
-        mean = (maps * inside).sum(-1) / inside.sum(-1)
-        peak = maps.masked_fill(~inside, float("-inf")).amax(-1)
-        return self.head(torch.cat([mean, peak], dim=1)).squeeze(1)
+CONVOLUTIONS = ("features.0", "features.3", "features.6", "features.9")  # the fitted module's layer names
+HEAD = "head"
 
 
-def _batch(lines: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+class ShapeNetwork:
+    """The fitted network's weights, and its forward pass: four 3x3 convolutions with ReLU (a 2x2
+    maximum pooling after each of the first three), the maximum up each column, then the mean and
+    the maximum along the line's width into one linear logit."""
+
+    def __init__(self, weights: dict[str, np.ndarray]) -> None:
+        missing = [f"{layer}.{part}" for layer in (*CONVOLUTIONS, HEAD) for part in ("weight", "bias")]
+        missing = [name for name in missing if name not in weights]
+        if missing:
+            raise ValueError(f"the shape network lacks {', '.join(missing)}")
+        self.weights = {name: np.asarray(value, np.float32) for name, value in weights.items()}
+
+    def forward(self, images: np.ndarray, widths: np.ndarray) -> np.ndarray:
+        """Logits (N,) for ``images`` (N, HEIGHT, W; zero beyond each line's ``widths``)."""
+        maps = images[..., None]  # channels last: N x H x W x C
+        # Each line's maps are cut to its own padded width after every layer, so it gets the logit
+        # it gets alone, whatever the widest line of its batch (past a line's end a convolution
+        # leaves ReLU(bias), not zeros, which the next layer would take in).
+        padded_widths = -(-widths // POOLING) * POOLING
+        for index, layer in enumerate(CONVOLUTIONS):
+            maps = _convolution_relu(maps, self.weights[f"{layer}.weight"], self.weights[f"{layer}.bias"])
+            scale = 2**index
+            maps *= (np.arange(maps.shape[2])[None, :] < (padded_widths // scale)[:, None])[:, None, :, None]
+            if index < len(CONVOLUTIONS) - 1:
+                maps = _max_pool(maps)
+        columns = maps.max(axis=1)  # N x W/POOLING x C: the strongest response up each column
+        inside = np.arange(columns.shape[1])[None, :] < np.maximum(widths // POOLING, 1)[:, None]
+        mean = (columns * inside[..., None]).sum(axis=1) / inside.sum(axis=1, keepdims=True)
+        peak = np.where(inside[..., None], columns, -np.inf).max(axis=1)
+        pooled = np.concatenate([mean, peak], axis=1)
+        return pooled @ self.weights[f"{HEAD}.weight"][0] + self.weights[f"{HEAD}.bias"][0]
+
+
+def _convolution_relu(maps: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """A 3x3 convolution with one pixel of zero padding (``weight``: out x in x 3 x 3), then ReLU.
+
+    As one matrix product over the nine shifted copies of the maps (faster here than a product
+    over a strided window view, which NumPy copies anyway, and than nine products summed)."""
+    n, h, w, c = maps.shape
+    padded = np.pad(maps, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    shifted = np.empty((n, h, w, 3, 3, c), np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            shifted[:, :, :, dy, dx, :] = padded[:, dy : dy + h, dx : dx + w, :]
+    out = shifted.reshape(-1, 9 * c) @ weight.transpose(2, 3, 1, 0).reshape(9 * c, -1)
+    out += bias
+    return np.maximum(out, 0, out=out).reshape(n, h, w, -1)
+
+
+def _max_pool(maps: np.ndarray) -> np.ndarray:
+    """2x2 maximum pooling (an odd last row or column is dropped, as PyTorch's MaxPool2d(2) does)."""
+    n, h, w, _ = maps.shape
+    maps = maps[:, : h - h % 2, : w - w % 2]
+    return np.maximum(np.maximum(maps[:, 0::2, 0::2], maps[:, 0::2, 1::2]), np.maximum(maps[:, 1::2, 0::2], maps[:, 1::2, 1::2]))
+
+
+def batch(lines: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Prepared lines padded to one width (a multiple of ``POOLING``), and their widths."""
     width = -(-max(line.shape[1] for line in lines) // POOLING) * POOLING
-    images = np.zeros((len(lines), 1, HEIGHT, width), np.float32)
+    images = np.zeros((len(lines), HEIGHT, width), np.float32)
     for i, line in enumerate(lines):
-        images[i, 0, :, : line.shape[1]] = line
-    return torch.from_numpy(images), torch.tensor([line.shape[1] for line in lines])
+        images[i, :, : line.shape[1]] = line
+    return images, np.array([line.shape[1] for line in lines])
 
 
-def logits(net: LineShapeNet, lines: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+def logits(net: ShapeNetwork, lines: list[np.ndarray], batch_size: int = 8) -> np.ndarray:
     """The network's clipped logit, P(handwritten), for each prepared line (see ``prepare``)."""
     if not lines:
         return np.zeros(0, np.float32)
-    net.eval()
-    order = np.argsort([line.shape[1] for line in lines])  # similar widths together: less padding
+    # similar widths together, in small batches: little padding (a page's labels are short, its
+    # values long), and the NumPy products are as fast in batches of 8 as in larger ones
+    order = np.argsort([line.shape[1] for line in lines])
     out = np.zeros(len(lines), np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chosen = order[start : start + batch_size]
-            images, widths = _batch([lines[i] for i in chosen])
-            out[chosen] = net(images, widths).numpy()
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        out[chosen] = net.forward(*batch([lines[i] for i in chosen]))
     return np.clip(out, -LOGIT_LIMIT, LOGIT_LIMIT)
 
 
-def with_logits(net: LineShapeNet, features: np.ndarray, lines: list[np.ndarray]) -> np.ndarray:
+def with_logits(net: ShapeNetwork, features: np.ndarray, lines: list[np.ndarray]) -> np.ndarray:
     """``features`` (lines x columns) with the network's logit for each prepared line as one more column."""
     return np.concatenate([features, logits(net, lines)[:, None]], axis=1).astype(np.float32)
 
 
-def load(path: Path) -> LineShapeNet:
+def load(path: Path) -> ShapeNetwork:
     """A network saved by ``save``."""
-    net = LineShapeNet()
-    net.load_state_dict(load_file(str(path)))
-    return net.eval()
+    return ShapeNetwork(load_file(str(path)))
 
 
-def save(net: LineShapeNet, path: Path) -> None:
-    save_file({key: value.contiguous() for key, value in net.state_dict().items()}, str(path))
-
-
-def _stretched(line: np.ndarray, rng: random.Random) -> np.ndarray:
-    """``line`` a little narrower or wider (hands and faces vary in width; the letters' shapes matter)."""
-    width = int(min(MAX_WIDTH, max(POOLING, round(line.shape[1] * rng.uniform(0.8, 1.25)))))
-    return cv2.resize(line, (width, HEIGHT), interpolation=cv2.INTER_AREA)
-
-
-def fit(lines: list[np.ndarray], handwritten: np.ndarray, epochs: int = 8, seed: int = 0) -> LineShapeNet:
-    """Fit on prepared lines and their truth (1 handwritten, 0 printed) by AdamW on the log loss."""
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
-    net = LineShapeNet()
-    optimiser = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    steps = epochs * -(-len(lines) // 32)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps)
-    truth = torch.tensor(handwritten, dtype=torch.float32)
-    # batches of similar widths: sort by width, cut into batches, shuffle the batches
-    by_width = np.argsort([line.shape[1] for line in lines], kind="stable")
-    net.train()
-    for _ in range(epochs):
-        batches = [list(by_width[i : i + 32]) for i in range(0, len(by_width), 32)]
-        rng.shuffle(batches)
-        for chosen in batches:
-            images, widths = _batch([_stretched(lines[i], rng) for i in chosen])
-            loss = nn.functional.binary_cross_entropy_with_logits(net(images, widths), truth[chosen])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-    return net.eval()
+def save(net: ShapeNetwork, path: Path) -> None:
+    """The weights as safetensors (the names of the PyTorch module they were fitted in)."""
+    save_file({name: np.ascontiguousarray(value) for name, value in net.weights.items()}, str(path))

@@ -162,7 +162,7 @@ def with_type_context(base: np.ndarray, handwritten: np.ndarray) -> np.ndarray:
 class TextTypeClassifier:
     """Two networks in turn over one page's lines (see the module's docstring): P(handwritten)."""
 
-    def __init__(self, first: Network, second: Network, shapes: line_shapes.LineShapeNet | None = None) -> None:
+    def __init__(self, first: Network, second: Network, shapes: line_shapes.ShapeNetwork | None = None) -> None:
         self.first, self.second, self.shapes = first, second, shapes
 
     @classmethod
@@ -218,7 +218,7 @@ class TextTypeClassifier:
         pages: list[np.ndarray],
         handwritten: list[np.ndarray],
         folds: int = 4,
-        shapes: line_shapes.LineShapeNet | None = None,
+        shapes: line_shapes.ShapeNetwork | None = None,
     ) -> TextTypeClassifier:
         """Fit on whole pages (``pages[i]``: the base features of all of page i's lines, which make its
         context, with the shape logit last where ``shapes`` is given; ``handwritten[i]``: their truth,
