@@ -17,7 +17,7 @@ from training.data import VALIDATION_SETS, DataPlan, synthetic_shards
 from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, fetch_fonts
 from training.real_lines import DEFAULT_REAL_DIR, is_validation_group, load_real_lines
 from training.render import Augmentation, fit_text_to_font, render_line
-from training.shards import load_shard, synthetic_samples, write_shard
+from training.shards import load_shard, mark_line_height, synthetic_samples, write_shard
 from training.texts import FormTextGenerator
 
 
@@ -104,14 +104,15 @@ def _tiny_shape():  # noqa: ANN202 - a training.model.ModelShape (torch is impor
     )
 
 
-def _tiny_shards(root: Path, training_lines: int, validation_lines: int) -> Path:
+def _tiny_shards(root: Path, training_lines: int, validation_lines: int, height: int = 40) -> Path:
     """A synthetic training shard (one font) and the validation sets (one held-out font) under ``root``."""
     shards = root / "shards"
+    mark_line_height(shards, height)
     fonts = fetch_fonts(FONT_CACHE, ["caveat"])
-    write_shard(shards / "synth-0000", synthetic_samples(fonts, training_lines, seed=1, height=40, width=128))
+    write_shard(shards / "synth-0000", synthetic_samples(fonts, training_lines, seed=1, height=height, width=128))
     heldout = fetch_fonts(FONT_CACHE, [HELDOUT_FONTS[0]])
     for name in VALIDATION_SETS:
-        write_shard(shards / name, synthetic_samples(heldout, validation_lines, seed=2, height=40, width=128))
+        write_shard(shards / name, synthetic_samples(heldout, validation_lines, seed=2, height=height, width=128))
     return shards
 
 
@@ -168,6 +169,48 @@ def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest
     assert torch.allclose(saved["ctc_head"]["projection.weight"], exported_head, atol=1e-3), (
         "the head was restored, not re-initialised"
     )
+    # A taller input, continued from the 40 px export: refused on shards made for 40 px, trained
+    # on shards made for it, with the patch projection resized and everything else carried over.
+    from dataclasses import replace
+
+    from training.model import PATCH_PROJECTION
+
+    taller = replace(continued, run="taller", shape=replace(shape, height=48))
+    with pytest.raises(ValueError, match="--height 48"):
+        training.train(taller)
+    _tiny_shards(tmp_path / "tall", training_lines=16, validation_lines=4, height=48)
+    training.train(replace(taller, root=tmp_path / "tall"))
+    saved = torch.load(tmp_path / "tall" / "runs" / "taller" / "last.pt", weights_only=False)
+    assert saved["model"][PATCH_PROJECTION].shape[2] == 48
+    assert torch.allclose(saved["ctc_head"]["projection.weight"], exported_head, atol=1e-3)
+    export_checkpoint(tmp_path / "tall" / "runs" / "taller" / "last.pt", tmp_path / "tall-exported")
+    assert Recognizer.load(tmp_path / "tall-exported", device="cpu").input_size == (48, 128)
+
+
+def test_a_taller_input_starts_from_what_the_model_learned() -> None:
+    """The patch projection resized to a taller line gives about the patch vectors it gave before,
+    for a line scaled to the new height; a projection that differs otherwise is refused."""
+    from dataclasses import replace
+
+    import torch
+
+    from training.model import PATCH_PROJECTION, build_model, load_resized
+
+    torch.manual_seed(0)
+    low, tall = build_model(_tiny_shape(), 60), build_model(replace(_tiny_shape(), height=80), 60)
+    assert load_resized(tall, low.state_dict())
+    tall_state = tall.state_dict()
+    assert all(torch.equal(value, tall_state[name]) for name, value in low.state_dict().items() if name != PATCH_PROJECTION)
+    # a line whose ink changes smoothly down each column, at 40 px and at 80 px
+    rows = torch.linspace(0, 1, 40)[None, None, :, None]
+    line = (torch.sin(6 * rows) * torch.cos(torch.linspace(0, 9, 128))[None, None, None, :]).expand(1, 3, 40, 128)
+    taller_line = torch.nn.functional.interpolate(line, size=(80, 128), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        before = low.encoder.embeddings.patch_embeddings(line)
+        after = tall.encoder.embeddings.patch_embeddings(taller_line)
+    assert torch.linalg.norm(after - before) < 0.05 * torch.linalg.norm(before)
+    with pytest.raises(ValueError, match="beyond their height"):
+        load_resized(build_model(replace(_tiny_shape(), patch_width=8), 60), low.state_dict())
 
 
 def test_the_cpu_clock_counts_work_not_waiting(tmp_path: Path) -> None:

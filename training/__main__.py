@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
         help="lines per synthetic shard (smaller: a concurrent run sees them sooner)",
     )
     data.add_argument("--real-parts", type=int, default=4, help="shards the real training lines are split into")
+    data.add_argument(
+        "--height", type=int, default=ModelShape.height, help="height the lines are stored at: the model's input height"
+    )
 
     train = sub.add_parser("train", help="train (resumes from the last checkpoint under --root)")
     train.add_argument("--run", default="main", help="run name: checkpoints go to ROOT/runs/RUN")
@@ -50,6 +53,13 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--encoder-layers", type=int, default=ModelShape.encoder_layers)
     train.add_argument("--decoder-layers", type=int, default=ModelShape.decoder_layers)
     train.add_argument("--hidden", type=int, default=ModelShape.hidden)
+    train.add_argument(
+        "--height",
+        type=int,
+        default=ModelShape.height,
+        help="input line height (px); the shards must be made at it (data --height); --init-from a model of "
+        "another height resizes its patch projection",
+    )
     train.add_argument("--eval-every", type=int, default=1000, help="steps between validation runs")
     train.add_argument("--eval-lines", type=int, default=400, help="lines of each validation set read at each run")
     train.add_argument("--eval-batch", type=int, default=64, help="batch size of the validation runs")
@@ -148,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             DataPlan(
                 args.root,
                 args.synthetic_lines,
-                shape.height,
+                args.height,
                 shape.width,
                 args.workers,
                 args.first_shard,
@@ -161,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         from training.train import train as run_training
 
         shape = ModelShape(
+            height=args.height,
             encoder_layers=args.encoder_layers,
             decoder_layers=args.decoder_layers,
             hidden=args.hidden,

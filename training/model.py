@@ -116,6 +116,30 @@ def _sinusoidal_positions(table: nn.Parameter) -> None:
     table.copy_(0.5 * values.unsqueeze(0))
 
 
+PATCH_PROJECTION = "encoder.embeddings.patch_embeddings.projection.weight"
+
+
+@torch.no_grad()
+def load_resized(model: VisionEncoderDecoderModel, state: dict[str, torch.Tensor]) -> bool:
+    """Load ``state`` into ``model``, where the two may differ in input height only; return whether they did.
+
+    Patches are full-height slices, so the height changes only the patch projection's kernel
+    (hidden x channels x height x patch width): it is resized along the height and scaled so that
+    a line scaled to the new height gives the patch vectors it gave at the old one (about; each
+    kernel row then covers fewer pixels of the line). Every other weight is kept as it is.
+    """
+    state = dict(state)
+    kernel, target = state[PATCH_PROJECTION], model.state_dict()[PATCH_PROJECTION]
+    resized = kernel.shape != target.shape
+    if resized:
+        if kernel.shape[:2] != target.shape[:2] or kernel.shape[3] != target.shape[3]:
+            raise ValueError(f"patch projections differ beyond their height: {tuple(kernel.shape)} and {tuple(target.shape)}")
+        scaled = nn.functional.interpolate(kernel.float(), size=tuple(target.shape[2:]), mode="bilinear", align_corners=False)
+        state[PATCH_PROJECTION] = scaled * (kernel.shape[2] / target.shape[2])
+    model.load_state_dict(state)
+    return resized
+
+
 class CTCHead(nn.Module):
     """Per-column character logits over the encoder's patch outputs (blank = the pad token)."""
 

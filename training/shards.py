@@ -56,6 +56,25 @@ def load_shard(folder: Path) -> Shard:
     )
 
 
+LINE_HEIGHT_FILE = "line_height"  # in a shards folder: the input height its lines were fitted to
+
+
+def mark_line_height(shards: Path, height: int) -> None:
+    """Record the height the lines of ``shards`` are fitted to; refuse a folder made for another."""
+    marker = shards / LINE_HEIGHT_FILE
+    recorded = line_height(shards)
+    if recorded is not None and recorded != height:
+        raise ValueError(f"{shards} holds lines fitted to {recorded} px, not {height}: use a root of its own")
+    shards.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{height}\n")
+
+
+def line_height(shards: Path) -> int | None:
+    """The height recorded by ``mark_line_height``, or None (shards made before it was recorded)."""
+    marker = shards / LINE_HEIGHT_FILE
+    return int(marker.read_text()) if marker.exists() else None
+
+
 def finished_shards(root: Path, prefix: str) -> list[Path]:
     """Complete shards named ``prefix-*`` under ``root`` (temporary ``.partial`` folders excluded)."""
     return sorted(p for p in root.glob(f"{prefix}-*") if p.is_dir() and not p.name.endswith(".partial"))

@@ -25,8 +25,8 @@ from inkwell.text_metrics import character_error_rate
 from training.batches import IGNORE_INDEX, Batch, Encoder, MixedSampler, validation_batches
 from training.charset import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
 from training.data import VALIDATION_SETS
-from training.model import CTCHead, ModelShape, build_model
-from training.shards import load_shard
+from training.model import CTCHead, ModelShape, build_model, load_resized
+from training.shards import line_height, load_shard
 from worker.ctc_head import ctc_greedy_ids
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,18 @@ def evaluate(
     return results
 
 
+def _check_line_height(shards: Path, height: int) -> None:
+    """Refuse shards made for another input height (they would be padded or cropped, not scaled)."""
+    recorded = line_height(shards)
+    # Shards made before the height was recorded: lines taller than the input give them away.
+    tallest = max(int(load_shard(shards / name).shapes[:, 0].max()) for name in VALIDATION_SETS)
+    if (recorded or height) != height or tallest > height:
+        raise ValueError(
+            f"{shards} holds lines fitted to {recorded or tallest} px, the model reads {height} px: "
+            f"make shards with python -m training data --height {height} (in a root of their own)"
+        )
+
+
 def train(config: TrainConfig) -> None:
     """Train until the schedule's hours are used up, checkpointing and validating as it goes."""
     torch.manual_seed(config.seed)
@@ -183,7 +195,8 @@ def train(config: TrainConfig) -> None:
         from transformers import VisionEncoderDecoderModel
 
         exported = VisionEncoderDecoderModel.from_pretrained(config.init_from, dtype=torch.float32)
-        model.load_state_dict(exported.state_dict())
+        if load_resized(model, exported.state_dict()):  # a taller input than the exported model's
+            log.info("patch projection resized to lines %d px high", config.shape.height)
         head_file = config.init_from / "ctc_head.safetensors"
         if head_file.exists():
             from safetensors.torch import load_file
@@ -203,6 +216,7 @@ def train(config: TrainConfig) -> None:
     (config.run_dir / "config.json").write_text(
         json.dumps({**config.__dict__, "shape": config.shape.as_dict()}, indent=1, default=str)
     )
+    _check_line_height(config.root / "shards", config.shape.height)
     encoder = Encoder(vocab, config.shape.max_target_tokens)
     sampler = MixedSampler(config.root / "shards", encoder, config.real_share, seed=config.seed + state["step"])
     model.train()
