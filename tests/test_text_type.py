@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 from worker.line_finder import ink_mask, rule_mask, text_type_ink
@@ -120,7 +121,7 @@ def test_the_numpy_shape_network_gives_the_fitted_modules_logits() -> None:
     torch.manual_seed(3)
     module = LineShapeNet().eval()
     rng = np.random.default_rng(3)
-    lines = [rng.random((line_shapes.HEIGHT, width)).astype(np.float32) for width in (8, 13, 97, 300, 641 - 1)]
+    lines = [rng.random((line_shapes.HEIGHT, width)).astype(np.float32) for width in (3, 8, 13, 97, 300, 640)]
 
     def torch_logits(batch: list[np.ndarray]) -> np.ndarray:
         images, widths = line_shapes.batch(batch)
@@ -137,6 +138,7 @@ def test_the_numpy_shape_network_gives_the_fitted_modules_logits() -> None:
         assert np.allclose(line_shapes.logits(network, lines[::-1], batch_size), alone[::-1], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_finding_lines_never_imports_torch() -> None:
     """The pages worker finds lines and types them (the shape network included) without PyTorch."""
     import subprocess

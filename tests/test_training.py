@@ -17,7 +17,7 @@ from training.data import VALIDATION_SETS, DataPlan, synthetic_shards
 from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, fetch_fonts
 from training.real_lines import DEFAULT_REAL_DIR, is_validation_group, load_real_lines
 from training.render import Augmentation, fit_text_to_font, render_line
-from training.shards import load_shard, mark_line_height, synthetic_samples, write_shard
+from training.shards import LINE_HEIGHT_FILE, load_shard, mark_line_height, synthetic_samples, write_shard
 from training.texts import FormTextGenerator
 
 
@@ -178,10 +178,17 @@ def test_a_tiny_run_trains_exports_and_loads(tmp_path: Path, monkeypatch: pytest
     taller = replace(continued, run="taller", shape=replace(shape, height=48))
     with pytest.raises(ValueError, match="--height 48"):
         training.train(taller)
+    (shards / LINE_HEIGHT_FILE).unlink()  # shards made before the height was recorded were 40 px
+    with pytest.raises(ValueError, match="--height 48"):
+        training.train(taller)
+    with pytest.raises(ValueError, match="fitted to 40 px, not 48"):
+        mark_line_height(shards, 48)
     _tiny_shards(tmp_path / "tall", training_lines=16, validation_lines=4, height=48)
     training.train(replace(taller, root=tmp_path / "tall"))
     saved = torch.load(tmp_path / "tall" / "runs" / "taller" / "last.pt", weights_only=False)
     assert saved["model"][PATCH_PROJECTION].shape[2] == 48
+    with pytest.raises(ValueError, match="another shape"):  # its checkpoint resumed with another shape
+        training.train(replace(taller, root=tmp_path / "tall", shape=replace(shape, height=48, decoder_ffn=128)))
     assert torch.allclose(saved["ctc_head"]["projection.weight"], exported_head, atol=1e-3)
     export_checkpoint(tmp_path / "tall" / "runs" / "taller" / "last.pt", tmp_path / "tall-exported")
     assert Recognizer.load(tmp_path / "tall-exported", device="cpu").input_size == (48, 128)

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=ModelShape.height,
         help="input line height (px); the shards must be made at it (data --height); --init-from a model of "
-        "another height resizes its patch projection",
+        "another height resizes its patch projection (gpu-bundle keeps real lines at 56 px: raise --real-height "
+        "for a taller input)",
     )
     train.add_argument("--eval-every", type=int, default=1000, help="steps between validation runs")
     train.add_argument("--eval-lines", type=int, default=400, help="lines of each validation set read at each run")

@@ -59,6 +59,9 @@ def load_shard(folder: Path) -> Shard:
 LINE_HEIGHT_FILE = "line_height"  # in a shards folder: the input height its lines were fitted to
 
 
+LEGACY_LINE_HEIGHT = 40  # shards made before the height was recorded were all made at 40 px
+
+
 def mark_line_height(shards: Path, height: int) -> None:
     """Record the height the lines of ``shards`` are fitted to; refuse a folder made for another."""
     marker = shards / LINE_HEIGHT_FILE
@@ -70,9 +73,12 @@ def mark_line_height(shards: Path, height: int) -> None:
 
 
 def line_height(shards: Path) -> int | None:
-    """The height recorded by ``mark_line_height``, or None (shards made before it was recorded)."""
+    """The height recorded by ``mark_line_height``; for a folder of shards made before it was
+    recorded, the height they were all made at then; None for a folder with no shard yet."""
     marker = shards / LINE_HEIGHT_FILE
-    return int(marker.read_text()) if marker.exists() else None
+    if marker.exists():
+        return int(marker.read_text())
+    return LEGACY_LINE_HEIGHT if shards.is_dir() and any(p.is_dir() for p in shards.iterdir()) else None
 
 
 def finished_shards(root: Path, prefix: str) -> list[Path]:

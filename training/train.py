@@ -157,20 +157,23 @@ def evaluate(
     return results
 
 
-def _check_line_height(shards: Path, height: int) -> None:
-    """Refuse shards made for another input height (they would be padded or cropped, not scaled)."""
+def _check_shards(shards: Path, height: int) -> None:
+    """Refuse to start without the validation sets, or on shards made for another input height
+    (their lines would be padded or cropped to the model's height, not scaled)."""
+    missing = [name for name in VALIDATION_SETS if not (shards / name).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"{shards} lacks {', '.join(missing)}: make them with python -m training data")
     recorded = line_height(shards)
-    # Shards made before the height was recorded: lines taller than the input give them away.
-    tallest = max(int(load_shard(shards / name).shapes[:, 0].max()) for name in VALIDATION_SETS)
-    if (recorded or height) != height or tallest > height:
+    if recorded != height:
         raise ValueError(
-            f"{shards} holds lines fitted to {recorded or tallest} px, the model reads {height} px: "
+            f"{shards} holds lines fitted to {recorded} px, the model reads {height} px: "
             f"make shards with python -m training data --height {height} (in a root of their own)"
         )
 
 
 def train(config: TrainConfig) -> None:
     """Train until the schedule's hours are used up, checkpointing and validating as it goes."""
+    _check_shards(config.root / "shards", config.shape.height)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     config.run_dir.mkdir(parents=True, exist_ok=True)
@@ -195,7 +198,7 @@ def train(config: TrainConfig) -> None:
         from transformers import VisionEncoderDecoderModel
 
         exported = VisionEncoderDecoderModel.from_pretrained(config.init_from, dtype=torch.float32)
-        if load_resized(model, exported.state_dict()):  # a taller input than the exported model's
+        if load_resized(model, exported.state_dict()):  # another input height than the exported model's
             log.info("patch projection resized to lines %d px high", config.shape.height)
         head_file = config.init_from / "ctc_head.safetensors"
         if head_file.exists():
@@ -208,6 +211,13 @@ def train(config: TrainConfig) -> None:
         log.info("initialised from %s (CTC head: %s)", config.init_from, "restored" if head_file.exists() else "new")
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False, map_location="cpu")
+        asked = config.shape.as_dict()
+        if saved["shape"] != asked:
+            changed = {key: (value, asked.get(key)) for key, value in saved["shape"].items() if value != asked.get(key)}
+            raise ValueError(
+                f"{checkpoint} is of another shape ({{name: (saved, asked)}}: {changed}): "
+                "resume it with the options it was started with, or train under another --run"
+            )
         model.load_state_dict(saved["model"])
         ctc_head.load_state_dict(saved["ctc_head"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -216,7 +226,6 @@ def train(config: TrainConfig) -> None:
     (config.run_dir / "config.json").write_text(
         json.dumps({**config.__dict__, "shape": config.shape.as_dict()}, indent=1, default=str)
     )
-    _check_line_height(config.root / "shards", config.shape.height)
     encoder = Encoder(vocab, config.shape.max_target_tokens)
     sampler = MixedSampler(config.root / "shards", encoder, config.real_share, seed=config.seed + state["step"])
     model.train()

@@ -48,7 +48,8 @@ def heldout_font_sets(
 
 
 def trained_font_sets(fonts_dir: Path, families: int, forms_per_font: int, seed: int = EVALUATION_SEED) -> list[LineSet]:
-    """Form lines in ``families`` trained families, spread over the style groups (``trained:NAME``).
+    """Form lines in ``families`` trained families (``trained:NAME``), taken across the style groups
+    in proportion to their sizes (see ``fit_check_families``).
 
     Not validation: the model learned these hands (on other texts and distortions). Read beside
     the held-out sets they show how much of the error is the gap to unseen hands and how much is
@@ -61,7 +62,8 @@ def trained_font_sets(fonts_dir: Path, families: int, forms_per_font: int, seed:
 
 
 def fit_check_families(count: int) -> list[str]:
-    """``count`` trained families taken at even steps through them ordered by style group."""
+    """``count`` trained families taken at even steps through them ordered by style group: each
+    group in proportion to its size (with fewer than about 20, the small groups may be missed)."""
     by_style = sorted(TRAINING_FONTS, key=lambda f: (style_of(f), f))
     return by_style[:: max(1, len(by_style) // max(1, count))][:count]
 
@@ -91,7 +93,9 @@ def _font_sets(
             group = "held-out fonts: forms" if kind == "font" else "held-out fonts: English prose"
             sets.append(LineSet(f"{kind}:{family}", (group, f"style: {style}"), images, truths))
         else:
-            sets.append(LineSet(f"trained:{family}", ("trained fonts: forms (fit check)",), images, truths, False))
+            sets.append(
+                LineSet(f"trained:{family}", ("trained fonts: forms (fit check)",), images, truths, in_overall=False)
+            )
     return sets
 
 

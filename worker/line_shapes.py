@@ -41,7 +41,9 @@ def prepare(upright_ink: np.ndarray) -> np.ndarray:
     return cv2.resize(mask * 255, (width, HEIGHT), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
-CONVOLUTIONS = ("features.0", "features.3", "features.6", "features.9")  # the fitted module's layer names
+# The fitted module's layer names (line_shapes_fit.LineShapeNet's nn.Sequential indices: a
+# convolution, its ReLU and a pooling each); tests/test_text_type.py loads one into the other.
+CONVOLUTIONS = ("features.0", "features.3", "features.6", "features.9")
 HEAD = "head"
 
 
@@ -72,7 +74,7 @@ class ShapeNetwork:
                 maps = _max_pool(maps)
         columns = maps.max(axis=1)  # N x W/POOLING x C: the strongest response up each column
         inside = np.arange(columns.shape[1])[None, :] < np.maximum(widths // POOLING, 1)[:, None]
-        mean = (columns * inside[..., None]).sum(axis=1) / inside.sum(axis=1, keepdims=True)
+        mean = (columns * inside[..., None]).sum(axis=1) / inside.sum(axis=1, keepdims=True).astype(np.float32)
         peak = np.where(inside[..., None], columns, -np.inf).max(axis=1)
         pooled = np.concatenate([mean, peak], axis=1)
         return pooled @ self.weights[f"{HEAD}.weight"][0] + self.weights[f"{HEAD}.bias"][0]

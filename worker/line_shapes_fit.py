@@ -60,7 +60,7 @@ class LineShapeNet(nn.Module):
 
     def exported(self) -> ShapeNetwork:
         """The weights, for the NumPy network the line finder runs."""
-        return ShapeNetwork({name: value.detach().cpu().numpy() for name, value in self.state_dict().items()})
+        return ShapeNetwork({name: value.detach().cpu().numpy().copy() for name, value in self.state_dict().items()})
 
 
 def _tensors(lines: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
