@@ -14,6 +14,7 @@
 #   for export, packing and evaluation)  BATCH=256  LR=1.5e-3  WORKERS=13 (render processes)
 #   THREADS=3 (training's)  SHARD_LINES=2000  SYNTHETIC_LINES=1000000  REAL_PARTS=12
 #   FIRST_SHARDS=6 (synthetic shards training waits for)  EVAL_EVERY=500  EVAL_LINES=512
+#   HEIGHT=40 (input line height: shards are made at it, the model reads it)
 #   TRAIN_ARGS (more `train` options, e.g. a model shape)  EVAL_ARGS (`evaluate` options)
 #
 # $OUT receives at most 7 files: run.log, data.log, train.log, metrics.jsonl, evaluate.txt and the
@@ -36,7 +37,7 @@ fi
 : "${PYTHON:=python3}" "${BUNDLE:=var/gpu-bundle}" "${WORK:=/tmp/inkwell-gpu}" "${DEVICE:=cuda}"
 : "${BUDGET_S:=540}" "${RESERVE_S:=120}" "${WAIT_S:=180}" "${BATCH:=256}" "${LR:=1.5e-3}" "${WORKERS:=13}"
 : "${THREADS:=3}" "${SHARD_LINES:=2000}" "${SYNTHETIC_LINES:=1000000}" "${REAL_PARTS:=12}"
-: "${FIRST_SHARDS:=6}" "${EVAL_EVERY:=500}" "${EVAL_LINES:=512}" "${TRAIN_ARGS:=}"
+: "${FIRST_SHARDS:=6}" "${EVAL_EVERY:=500}" "${EVAL_LINES:=512}" "${TRAIN_ARGS:=}" "${HEIGHT:=40}"
 : "${EVAL_ARGS:=--forms-per-font 10 --prose-per-font 5 --real-limit 60}"
 DEADLINE=$((START + BUDGET_S))
 BUNDLE=$(cd "$BUNDLE" && pwd) || { echo "no bundle at $BUNDLE: run python -m training gpu-bundle"; exit 1; }
@@ -97,7 +98,7 @@ cp -r "$BUNDLE/fonts" "$ROOT/fonts"
 say "rendering: $WORKERS processes, shards of $SHARD_LINES lines"
 SETSID=$(command -v setsid) || SETSID= # without it, only the main renderer is stopped at the end
 $SETSID nice -n 5 "$PYTHON" -m training --root "$ROOT" data --synthetic-lines "$SYNTHETIC_LINES" \
-    --workers "$WORKERS" --shard-lines "$SHARD_LINES" --real-parts "$REAL_PARTS" >"$OUT/data.log" 2>&1 &
+    --workers "$WORKERS" --shard-lines "$SHARD_LINES" --real-parts "$REAL_PARTS" --height "$HEIGHT" >"$OUT/data.log" 2>&1 &
 DATA_PID=$!
 ready() {
     for set in val-heldout-fonts-forms val-heldout-fonts-prose val-real-writers; do
@@ -133,7 +134,7 @@ say "training ${hours} h of steps, stopped at ${avail}s at the latest"
 # shellcheck disable=SC2086 # TRAIN_ARGS is a list of options
 timeout --kill-after=15 "$avail" "$PYTHON" -m training --root "$ROOT" train --run gpu --device "$DEVICE" \
     --hours "$hours" --batch-size "$BATCH" --lr "$LR" --eval-every "$EVAL_EVERY" --eval-lines "$EVAL_LINES" \
-    --eval-batch "$EVAL_LINES" --threads "$THREADS" $TRAIN_ARGS >"$OUT/train.log" 2>&1
+    --eval-batch "$EVAL_LINES" --threads "$THREADS" --height "$HEIGHT" $TRAIN_ARGS >"$OUT/train.log" 2>&1
 say "training ended ($?)"
 stop_rendering
 grep -c "shard done" "$OUT/data.log" | xargs echo "shards rendered:"
