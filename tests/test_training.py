@@ -207,7 +207,9 @@ def test_a_taller_input_starts_from_what_the_model_learned() -> None:
     low, tall = build_model(_tiny_shape(), 60), build_model(replace(_tiny_shape(), height=80), 60)
     assert load_resized(tall, low.state_dict())
     tall_state = tall.state_dict()
-    assert all(torch.equal(value, tall_state[name]) for name, value in low.state_dict().items() if name != PATCH_PROJECTION)
+    assert all(
+        torch.equal(value, tall_state[name]) for name, value in low.state_dict().items() if name != PATCH_PROJECTION
+    )
     # a line whose ink changes smoothly down each column, at 40 px and at 80 px
     rows = torch.linspace(0, 1, 40)[None, None, :, None]
     line = (torch.sin(6 * rows) * torch.cos(torch.linspace(0, 9, 128))[None, None, None, :]).expand(1, 3, 40, 128)

@@ -319,7 +319,9 @@ def test_the_evaluation_reports_cer_and_review_shares_per_group(
     results = report(recognizer, sets, threshold=0.8)
     assert results["font:tiny"] < 0.2 and results["real:tiny"] > 0.5  # the tiny model reads its own lines
     # A fit check on trained fonts is reported in its own group and leaves the overall figures alone.
-    fit_check = LineSet("trained:tiny", ("trained fonts: forms (fit check)",), images[:2], ["xx", "yy"], in_overall=False)
+    fit_check = LineSet(
+        "trained:tiny", ("trained fonts: forms (fit check)",), images[:2], ["xx", "yy"], in_overall=False
+    )
     with_fit_check = report(recognizer, [*sets, fit_check], threshold=0.8)
     assert with_fit_check["trained fonts: forms (fit check)"] > 0.5
     assert {k: v for k, v in with_fit_check.items() if "fit check" not in k and k != "trained:tiny"} == results

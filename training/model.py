@@ -133,7 +133,9 @@ def load_resized(model: VisionEncoderDecoderModel, state: dict[str, torch.Tensor
     resized = kernel.shape != target.shape
     if resized:
         if kernel.shape[:2] != target.shape[:2] or kernel.shape[3] != target.shape[3]:
-            raise ValueError(f"patch projections differ beyond their height: {tuple(kernel.shape)} and {tuple(target.shape)}")
+            raise ValueError(
+                f"patch projections differ beyond their height: {tuple(kernel.shape)} and {tuple(target.shape)}"
+            )
         scaled = nn.functional.interpolate(  # antialiased: to a smaller height every row still counts
             kernel.float(), size=tuple(target.shape[2:]), mode="bilinear", align_corners=False, antialias=True
         )

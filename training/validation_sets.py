@@ -47,7 +47,9 @@ def heldout_font_sets(
     return sets
 
 
-def trained_font_sets(fonts_dir: Path, families: int, forms_per_font: int, seed: int = EVALUATION_SEED) -> list[LineSet]:
+def trained_font_sets(
+    fonts_dir: Path, families: int, forms_per_font: int, seed: int = EVALUATION_SEED
+) -> list[LineSet]:
     """Form lines in ``families`` trained families (``trained:NAME``), taken across the style groups
     in proportion to their sizes (see ``fit_check_families``).
 

@@ -100,7 +100,9 @@ def _max_pool(maps: np.ndarray) -> np.ndarray:
     """2x2 maximum pooling (an odd last row or column is dropped, as PyTorch's MaxPool2d(2) does)."""
     n, h, w, _ = maps.shape
     maps = maps[:, : h - h % 2, : w - w % 2]
-    return np.maximum(np.maximum(maps[:, 0::2, 0::2], maps[:, 0::2, 1::2]), np.maximum(maps[:, 1::2, 0::2], maps[:, 1::2, 1::2]))
+    return np.maximum(
+        np.maximum(maps[:, 0::2, 0::2], maps[:, 0::2, 1::2]), np.maximum(maps[:, 1::2, 0::2], maps[:, 1::2, 1::2])
+    )
 
 
 def batch(lines: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

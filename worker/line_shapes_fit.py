@@ -47,9 +47,12 @@ class LineShapeNet(nn.Module):
                 scale *= 2
             elif isinstance(layer, nn.ReLU):  # each line cut to its own width, as ShapeNetwork does
                 columns = torch.arange(maps.shape[-1], device=maps.device)
-                maps = maps * (columns[None, :] < torch.div(padded_widths, scale, rounding_mode="floor")[:, None])[
-                    :, None, None, :
-                ]
+                maps = (
+                    maps
+                    * (columns[None, :] < torch.div(padded_widths, scale, rounding_mode="floor")[:, None])[
+                        :, None, None, :
+                    ]
+                )
         maps = maps.amax(dim=2)  # (N, C, W / POOLING): the strongest response up each column
         columns = torch.arange(maps.shape[-1], device=maps.device)
         limits = torch.clamp(torch.div(widths, POOLING, rounding_mode="floor"), min=1)
