@@ -53,8 +53,8 @@ class ShapeNetwork:
     the maximum along the line's width into one linear logit."""
 
     def __init__(self, weights: dict[str, np.ndarray]) -> None:
-        missing = [f"{layer}.{part}" for layer in (*CONVOLUTIONS, HEAD) for part in ("weight", "bias")]
-        missing = [name for name in missing if name not in weights]
+        expected = [f"{layer}.{part}" for layer in (*CONVOLUTIONS, HEAD) for part in ("weight", "bias")]
+        missing = [name for name in expected if name not in weights]
         if missing:
             raise ValueError(f"the shape network lacks {', '.join(missing)}")
         self.weights = {name: np.asarray(value, np.float32) for name, value in weights.items()}
@@ -65,7 +65,7 @@ class ShapeNetwork:
         # Each line's maps are cut to its own padded width after every layer, so it gets the logit
         # it gets alone, whatever the widest line of its batch (past a line's end a convolution
         # leaves ReLU(bias), not zeros, which the next layer would take in).
-        padded_widths = -(-widths // POOLING) * POOLING
+        padded_widths = padded_width(widths)
         for index, layer in enumerate(CONVOLUTIONS):
             maps = _convolution_relu(maps, self.weights[f"{layer}.weight"], self.weights[f"{layer}.bias"])
             scale = 2**index
@@ -105,9 +105,14 @@ def _max_pool(maps: np.ndarray) -> np.ndarray:
     )
 
 
+def padded_width(width):  # noqa: ANN001, ANN201 - an int, or NumPy or PyTorch integers (as given)
+    """``width`` rounded up to a multiple of ``POOLING``: the width a line is padded to."""
+    return -(-width // POOLING) * POOLING
+
+
 def batch(lines: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Prepared lines padded to one width (a multiple of ``POOLING``), and their widths."""
-    width = -(-max(line.shape[1] for line in lines) // POOLING) * POOLING
+    width = padded_width(max(line.shape[1] for line in lines))
     images = np.zeros((len(lines), HEIGHT, width), np.float32)
     for i, line in enumerate(lines):
         images[i, :, : line.shape[1]] = line

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from worker.line_shapes import HEIGHT, MAX_WIDTH, POOLING, ShapeNetwork, batch
+from worker.line_shapes import HEIGHT, MAX_WIDTH, POOLING, ShapeNetwork, batch, padded_width
 
 
 class LineShapeNet(nn.Module):
@@ -39,7 +39,7 @@ class LineShapeNet(nn.Module):
 
     def forward(self, images: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
         """Logits (N,) for ``images`` (N, 1, HEIGHT, W; zero beyond each line's ``widths``)."""
-        padded_widths = torch.div(widths + POOLING - 1, POOLING, rounding_mode="floor") * POOLING
+        padded_widths = padded_width(widths)
         maps, scale = images, 1
         for layer in self.features:
             maps = layer(maps)
