@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery
 from kombu import Queue
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from inkwell.config import Settings
 
@@ -68,6 +70,38 @@ def make_celery(settings: Settings, include: Iterable[str] = ()) -> Celery:
         worker_prefetch_multiplier=1,
     )
     return app
+
+
+def declare_sql_broker_queues(app: Celery, attempts: int = 5) -> bool:
+    """Create the SQL broker's tables and queue rows before this process sends or consumes a message.
+
+    kombu's SQL transport creates them on first use, safely across threads but not across
+    processes: when the web server and the workers start together on a new broker database, two
+    of them can insert the same queue row, and the loser's publish or declare fails on the unique
+    constraint (a job's first pages then wait for the sweeper). Each process declares here at
+    start-up instead, looking again when another process got there first. Other brokers need
+    nothing; True when the queues are in place (or need no declaring), False (logged) when the
+    broker could not be reached, which callers treat like any broker outage.
+    """
+    if not app.conf.broker_url.startswith("sqla+"):
+        return True
+    for attempt in range(1, attempts + 1):
+        try:
+            with app.connection_for_write() as connection:
+                channel = connection.default_channel
+                for queue in app.conf.task_queues:
+                    queue.bind(channel).declare()
+                # kombu keeps the engine for the process; empty its pool so a worker's pool processes,
+                # forked after this, never share this SQLite connection.
+                channel.session.close()
+                channel.session.get_bind().dispose()
+            return True
+        except (IntegrityError, OperationalError) as error:  # another process created it first, or a lock
+            if attempt == attempts:
+                log.warning("could not declare the broker's queues: %s", error)
+                return False
+            time.sleep(0.1 * attempt)
+    return False
 
 
 def _transport_options(settings: Settings) -> dict:

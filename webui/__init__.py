@@ -11,7 +11,7 @@ from werkzeug.routing import BaseConverter, ValidationError
 
 from inkwell.config import Settings, get_settings
 from inkwell.db import Database
-from inkwell.queue import make_celery
+from inkwell.queue import declare_sql_broker_queues, make_celery
 from webui.headers import SECURITY_HEADERS
 
 csrf = CSRFProtect()
@@ -61,11 +61,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_REFRESH_EACH_REQUEST=True,  # the lifetime counts from the last request: idle sessions expire
     )
     app.logger.setLevel(getattr(logging, settings.log_level))
-    app.extensions[EXTENSION] = {
-        "settings": settings,
-        "database": Database(settings),
-        "celery": make_celery(settings),
-    }
+    celery = make_celery(settings)
+    declare_sql_broker_queues(celery)  # not reachable: submissions still land, the sweeper sends them
+    app.extensions[EXTENSION] = {"settings": settings, "database": Database(settings), "celery": celery}
     init_input_guard(app)  # first: refuse what no check after it should ever see
     csrf.init_app(app)
     init_auth(app)

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from inkwell.config import get_settings
-from inkwell.queue import make_celery
+from inkwell.queue import declare_sql_broker_queues, make_celery
 from worker import runtime
 from worker.heartbeat import Heartbeat
 
 settings = get_settings()
 app = make_celery(settings, include=["worker.tasks"])
 _heartbeat: Heartbeat | None = None
+
+
+@worker_init.connect
+def _declare_queues(**_kwargs: object) -> None:
+    # before the consumer starts: see declare_sql_broker_queues for the race this closes
+    declare_sql_broker_queues(app)
 
 
 @worker_process_init.connect
