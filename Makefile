@@ -14,7 +14,7 @@ run: $(RUN_STAMP)
 
 ## make test: install, lint (ruff, mypy on the core), make sure Redis, PostgreSQL and the browser are there, run the whole suite
 test: lint services
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 ## make lint: ruff (lint and format, whole tree) and mypy (the core, inkwell/); the versions are pinned in pyproject.toml
 lint: $(TEST_STAMP)

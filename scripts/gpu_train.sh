@@ -44,6 +44,7 @@ BUNDLE=$(cd "$BUNDLE" && pwd) || { echo "no bundle at $BUNDLE: run python -m tra
 ROOT=$WORK/root
 RUN_DIR=$ROOT/runs/gpu
 DATA_PID=
+TRAIN_PID=
 
 say() { echo "[$(($(date +%s) - START)) s] $*"; }
 left() { echo $((DEADLINE - $(date +%s))); }
@@ -54,7 +55,8 @@ stop_rendering() {
 }
 
 finish() {
-    # Whatever happened: stop the renderers, bring back the metrics, list what $OUT holds.
+    # Whatever happened: stop training and the renderers, bring back the metrics, list what $OUT holds.
+    if [ -n "$TRAIN_PID" ]; then kill -TERM "$TRAIN_PID" 2>/dev/null && wait "$TRAIN_PID"; fi # timeout passes it on
     stop_rendering
     [ -f "$RUN_DIR/metrics.jsonl" ] && cp "$RUN_DIR/metrics.jsonl" "$OUT/metrics.jsonl"
     [ -f "$RUN_DIR/config.json" ] && { echo "--- train config"; cat "$RUN_DIR/config.json"; echo; }
@@ -132,10 +134,15 @@ fi
 hours=$("$PYTHON" -c "print(round($avail * 0.7 / 3600, 5))")
 say "training ${hours} h of steps, stopped at ${avail}s at the latest"
 # shellcheck disable=SC2086 # TRAIN_ARGS is a list of options
+# In the background with `wait`: bash runs a trap only once the foreground command returns, and
+# `wait` returns at once on a signal, so a TERM from the call's limit still brings the metrics back.
 timeout --kill-after=15 "$avail" "$PYTHON" -m training --root "$ROOT" train --run gpu --device "$DEVICE" \
     --hours "$hours" --batch-size "$BATCH" --lr "$LR" --eval-every "$EVAL_EVERY" --eval-lines "$EVAL_LINES" \
-    --eval-batch "$EVAL_LINES" --threads "$THREADS" --height "$HEIGHT" $TRAIN_ARGS >"$OUT/train.log" 2>&1
+    --eval-batch "$EVAL_LINES" --threads "$THREADS" --height "$HEIGHT" $TRAIN_ARGS >"$OUT/train.log" 2>&1 &
+TRAIN_PID=$!
+wait "$TRAIN_PID"
 say "training ended ($?)"
+TRAIN_PID=
 stop_rendering
 grep -c "shard done" "$OUT/data.log" | xargs echo "shards rendered:"
 

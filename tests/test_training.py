@@ -239,6 +239,22 @@ def test_the_cpu_clock_counts_work_not_waiting(tmp_path: Path) -> None:
         TrainConfig(root=tmp_path, clock="cpu", device="cuda").seconds()
 
 
+@pytest.mark.parametrize(("capability", "native"), [("AVX2", False), ("DEFAULT", False), ("AVX512", True)])
+def test_bf16_is_used_only_where_the_cpu_computes_it_natively(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capability: str, native: bool
+) -> None:
+    """An AVX2-only CPU emulates bf16 (a step took over 20 times longer): training there stays in
+    fp32 unless told otherwise; an explicit choice always wins."""
+    import torch
+
+    from training.train import TrainConfig
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert TrainConfig(root=tmp_path, device="cpu").use_bf16 is native
+    assert TrainConfig(root=tmp_path, device="cpu", bf16=True).use_bf16 is True
+    assert TrainConfig(root=tmp_path, device="cpu", bf16=False).use_bf16 is False
+
+
 def test_batches_drawn_ahead_in_a_thread_train_the_same_loop(tmp_path: Path) -> None:
     """The GPU path (the next batch drawn while the device runs a step), forced on the CPU."""
     import json
