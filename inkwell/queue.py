@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import Celery
 from kombu import Queue
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from inkwell.config import Settings
 
@@ -80,35 +80,58 @@ def declare_sql_broker_queues(app: Celery, attempts: int = 5) -> bool:
     of them can insert the same queue row, and the loser's publish or declare fails on the unique
     constraint (a job's first pages then wait for the sweeper). Each process declares here at
     start-up instead, looking again when another process got there first. Other brokers need
-    nothing; True when the queues are in place (or need no declaring), False (logged) when the
-    broker could not be reached, which callers treat like any broker outage.
+    nothing. True when the queues are in place (or need no declaring); False (logged), never an
+    exception, when the broker could not be reached or refused: callers go on as in any broker
+    outage, where the database keeps the work and the sweeper sends it.
     """
     if not app.conf.broker_url.startswith("sqla+"):
         return True
     for attempt in range(1, attempts + 1):
         try:
             with app.connection_for_write() as connection:
-                channel = connection.default_channel
-                for queue in app.conf.task_queues:
-                    queue.bind(channel).declare()
-                # kombu keeps the engine for the process; empty its pool so a worker's pool processes,
-                # forked after this, never share this SQLite connection.
-                channel.session.close()
-                channel.session.get_bind().dispose()
+                session = connection.default_channel.session
+                try:
+                    for queue in app.conf.task_queues:
+                        queue.bind(connection.default_channel).declare()
+                finally:
+                    # Give the connection back (rolled back after a failure) and empty the pool of the
+                    # engine kombu keeps for the process: a worker's pool processes, forked after this,
+                    # then start without a copy of this process's SQLite connection.
+                    session.close()
+                    session.get_bind().dispose()
             return True
-        except (IntegrityError, OperationalError) as error:  # another process created it first, or a lock
+        except DBAPIError as error:  # another process created it first (unique, table exists), a lock, down
             if attempt == attempts:
                 log.warning("could not declare the broker's queues: %s", error)
                 return False
             time.sleep(0.1 * attempt)
+        except Exception:  # noqa: BLE001 - whatever else the broker does, this process must still start
+            log.exception("could not declare the broker's queues")
+            return False
     return False
 
 
+def forget_inherited_broker_connections() -> None:
+    """In a freshly forked process: let go of the SQL broker connections the parent had pooled.
+
+    kombu keeps one engine per broker URL for the whole process, so a forked worker child inherits
+    the parent's pooled connections; publishing on one of them would share it (an SQLite handle, a
+    PostgreSQL socket) with the parent. ``dispose(close=False)`` is SQLAlchemy's way after a fork.
+    """
+    from kombu.transport.sqlalchemy import Channel
+
+    for engine, _session_factory in list(getattr(Channel, "_engines", {}).values()):
+        engine.dispose(close=False)
+
+
 def _transport_options(settings: Settings) -> dict:
-    if settings.broker_url.startswith("sqla+"):
+    if settings.broker_url.startswith("sqla+sqlite"):
         # kombu's SQL transport hands these straight to SQLAlchemy's create_engine: wait for
         # SQLite's lock (web and workers share the file) rather than fail.
-        return {"connect_args": {"timeout": 30}} if settings.broker_url.startswith("sqla+sqlite") else {}
+        return {"connect_args": {"timeout": 30}}
+    if settings.broker_url.startswith("sqla+"):
+        # a PostgreSQL broker that does not answer: fail in seconds (psycopg waits 130 s by default)
+        return {"connect_args": {"connect_timeout": 5}}
     # Redis: an unacknowledged message comes back after this long (longer than any batch).
     return {"visibility_timeout": settings.broker_visibility_timeout}
 

@@ -129,9 +129,11 @@ def worker(queues: str, concurrency: int | None, beat: bool) -> None:
 @main.command()
 def beat() -> None:
     """Run the periodic scheduler alone (the sweeper and the purge); one per deployment."""
+    from inkwell.queue import declare_sql_broker_queues
     from worker.celery_app import app
 
     settings = get_settings()
+    declare_sql_broker_queues(app)  # beat sends without a worker's start-up hooks
     app.start(
         ["beat", "--loglevel", settings.log_level, "--schedule", str(settings.ensure_data_dir() / "beat-schedule")]
     )
@@ -140,13 +142,13 @@ def beat() -> None:
 @main.command()
 def sweep() -> None:
     """Send again, once, every page and callback whose message went missing."""
-    from inkwell.queue import make_celery
+    from inkwell.queue import declare_sql_broker_queues, make_celery
     from inkwell.sweeper import sweep as sweep_once
 
     settings = get_settings()
-    report = sweep_once(
-        _database(), make_celery(settings), settings.stale_after_seconds, settings.pages_in_flight_per_job
-    )
+    celery = make_celery(settings)
+    declare_sql_broker_queues(celery)
+    report = sweep_once(_database(), celery, settings.stale_after_seconds, settings.pages_in_flight_per_job)
     click.echo(
         f"sent again: {len(report.prepare)} pages to prepare, {len(report.recognize)} to read, {len(report.callbacks)} "
         "callbacks"

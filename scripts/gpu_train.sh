@@ -56,6 +56,7 @@ stop_rendering() {
 
 finish() {
     # Whatever happened: stop training and the renderers, bring back the metrics, list what $OUT holds.
+    trap '' TERM INT # a second signal must not cut this short
     if [ -n "$TRAIN_PID" ]; then kill -TERM "$TRAIN_PID" 2>/dev/null && wait "$TRAIN_PID"; fi # timeout passes it on
     stop_rendering
     [ -f "$RUN_DIR/metrics.jsonl" ] && cp "$RUN_DIR/metrics.jsonl" "$OUT/metrics.jsonl"

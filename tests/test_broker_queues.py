@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,13 @@ import pytest
 from sqlalchemy import Engine, event
 
 from inkwell.config import Settings
-from inkwell.queue import QUEUE_PAGES, declare_sql_broker_queues, enqueue_pages, make_celery
+from inkwell.queue import (
+    QUEUE_PAGES,
+    declare_sql_broker_queues,
+    enqueue_pages,
+    forget_inherited_broker_connections,
+    make_celery,
+)
 from tests.broker import drain
 from tests.processes import free_port
 
@@ -58,3 +65,30 @@ def test_other_brokers_need_no_declaring(tmp_path: Path) -> None:
     # nothing listens there: declaring must not even try to connect
     celery = make_celery(Settings(data_dir=tmp_path, broker_url=f"redis://127.0.0.1:{free_port()}/0"))
     assert declare_sql_broker_queues(celery)
+
+
+def _publish_in_a_forked_child(data_dir: Path, pooled_in_child: multiprocessing.Queue) -> None:
+    from kombu.transport.sqlalchemy import Channel
+
+    engines = [engine for engine, _ in Channel._engines.values()]
+    forget_inherited_broker_connections()
+    pooled_in_child.put([engine.pool.checkedin() for engine in engines])
+    enqueue_pages(make_celery(Settings(data_dir=data_dir)), [2])
+
+
+def test_a_forked_worker_child_publishes_on_connections_of_its_own(tmp_path: Path) -> None:
+    """kombu keeps one engine per process; a forked child must not publish on the parent's pooled
+    connection (one SQLite handle used by two processes)."""
+    from kombu.transport.sqlalchemy import Channel
+
+    celery = make_celery(Settings(data_dir=tmp_path))
+    assert enqueue_pages(celery, [1])  # the parent now holds a pooled connection to broker.db
+    assert sum(engine.pool.checkedin() for engine, _ in Channel._engines.values()) >= 1
+    context = multiprocessing.get_context("fork")
+    pooled_in_child = context.Queue()
+    child = context.Process(target=_publish_in_a_forked_child, args=(tmp_path, pooled_in_child))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert set(pooled_in_child.get(timeout=5)) == {0}
+    assert sorted(arguments[0] for _, arguments in drain(celery, QUEUE_PAGES)) == [1, 2]

@@ -62,7 +62,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.logger.setLevel(getattr(logging, settings.log_level))
     celery = make_celery(settings)
-    declare_sql_broker_queues(celery)  # not reachable: submissions still land, the sweeper sends them
+    # Few attempts: gunicorn stops a worker that takes 120 s to start. Not reachable: submissions
+    # still land in the database, and the sweeper sends them.
+    declare_sql_broker_queues(celery, attempts=3)
     app.extensions[EXTENSION] = {"settings": settings, "database": Database(settings), "celery": celery}
     init_input_guard(app)  # first: refuse what no check after it should ever see
     csrf.init_app(app)

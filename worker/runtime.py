@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from inkwell.config import Settings, get_settings
 from inkwell.db import Database
+from inkwell.queue import forget_inherited_broker_connections
 from worker.line_finder import LineFinder
 from worker.pipeline import PageLimits
 
@@ -61,9 +62,10 @@ def load_recognizer(settings: Settings, model: str | None = None) -> Recognizer:
 
 
 def after_fork() -> None:
-    """In a freshly forked worker child: never reuse the parent's database connections."""
+    """In a freshly forked worker child: never reuse the parent's database or broker connections."""
     if database.cache_info().currsize:
         database().dispose()
+    forget_inherited_broker_connections()
 
 
 def quiet_libraries_off_terminal() -> None:
