@@ -520,3 +520,31 @@ def test_the_sweeper_sends_again_only_pages_whose_message_is_lost(
         assert sweep(database, celery, stale_after=600).prepare == [], "sent again a moment ago"
         held.ack()
         consumer.close()
+
+
+def test_a_message_unacknowledged_long_past_its_visibility_timeout_counts_as_lost(
+    database: Database, redis_url: str, tmp_path: Path
+) -> None:
+    """kombu gives an unacknowledged message back after the visibility timeout; one still held
+    twice that long is stuck, not being worked on, and the sweeper sends its page again."""
+    import time
+
+    from inkwell.broker_contents import UNACKED_INDEX
+    from inkwell.queue import enqueue_pages
+
+    celery = make_celery(Settings(data_dir=tmp_path, broker_url=redis_url, broker_visibility_timeout=60))
+    with database.session() as session:
+        job = create_job(session, [AcceptedFile("0.png", "image/png", line_png("x"))], "api", "line")
+        (page_id,) = (page.id for page in job.pages)
+    assert enqueue_pages(celery, [page_id])
+    with database.session() as session:
+        session.execute(update(Page).values(queued_at=utcnow() - timedelta(hours=1)))
+    with celery.connection_for_write() as connection:
+        client = connection.default_channel.client
+        consumer = connection.SimpleQueue(QUEUE_PAGES)  # a worker holds the message, not acknowledged yet
+        held = consumer.get(timeout=5)
+        assert sweep(database, celery, stale_after=600).prepare == [], "delivered a moment ago: being worked on"
+        client.zadd(UNACKED_INDEX, {held.delivery_tag: time.time() - 121})  # as if delivered 2 timeouts ago
+        assert sweep(database, celery, stale_after=600).prepare == [page_id]
+        held.ack()
+        consumer.close()
