@@ -89,16 +89,14 @@ def declare_sql_broker_queues(app: Celery, attempts: int = 5) -> bool:
     for attempt in range(1, attempts + 1):
         try:
             with app.connection_for_write() as connection:
-                session = connection.default_channel.session
+                channel = connection.default_channel
                 try:
                     for queue in app.conf.task_queues:
-                        queue.bind(connection.default_channel).declare()
+                        queue.bind(channel).declare()
                 finally:
-                    # Give the connection back (rolled back after a failure) and empty the pool of the
-                    # engine kombu keeps for the process: a worker's pool processes, forked after this,
-                    # then start without a copy of this process's SQLite connection.
-                    session.close()
-                    session.get_bind().dispose()
+                    # kombu leaves its session open: give the connection back (rolled back after a
+                    # failure). Forked worker processes drop the pool itself (forget_inherited_broker_connections).
+                    channel.session.close()
             return True
         except DBAPIError as error:  # another process created it first (unique, table exists), a lock, down
             if attempt == attempts:
