@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
-# Train the model from scratch on a GPU machine lent by the `device` tool, in one call of at most
-# ten minutes, and leave the export, the logs and a quick evaluation in $OUT (README: "Training on a
-# lent GPU"). Synthetic lines are rendered on all but a few CPU cores while the GPU trains: the
-# training run picks up each new shard at its next validation run.
+# Train models on a GPU machine lent by the `device` tool, in one call of at most ten minutes, and
+# leave each export, its logs and a quick evaluation in $OUT (README: "Training on a lent GPU").
+# Synthetic lines are rendered on the CPU cores while the GPU trains: a training run picks up each
+# new shard at its next validation run. Several runs (RUNS) train side by side on the one GPU, each
+# with its own shards, options and input height: an arm of a comparison each, at equal budgets.
 #
 #   bash scripts/gpu_train.sh              # there, with var/gpu-bundle carried (python -m training gpu-bundle)
+#   RUNS="h40 h64" HEIGHT_h64=64 TRAIN_ARGS="--init-from worker/models/inkwell-handwriting-small" bash scripts/gpu_train.sh
 #   GPU_TRAIN_TINY=1 OUT=/tmp/gpu-out PYTHON=.venv/bin/python BUNDLE=/tmp/tinybundle bash scripts/gpu_train.sh
 #                                          # a dry run on this CPU: tiny model, minutes, same steps
 #
 # Settings (environment; defaults for the H200 machine):
 #   BUNDLE=var/gpu-bundle  WORK=/tmp/inkwell-gpu  PYTHON=python3  DEVICE=cuda
+#   RUNS=gpu (names of the runs trained side by side)
 #   BUDGET_S=540 (the whole script; the call's limit is 600)  RESERVE_S=120 (kept after training
-#   for export, packing and evaluation)  BATCH=256  LR=1.5e-3  WORKERS=13 (render processes)
-#   THREADS=3 (training's)  SHARD_LINES=2000  SYNTHETIC_LINES=1000000  REAL_PARTS=12
-#   FIRST_SHARDS=6 (synthetic shards training waits for)  EVAL_EVERY=500  EVAL_LINES=512
+#   for export, packing and evaluation)  BATCH=256  LR=1.5e-3  WORKERS=13 (render processes, shared
+#   out among the runs)  THREADS=3 (each run's)  SHARD_LINES=2000  SYNTHETIC_LINES=1000000
+#   REAL_PARTS=12  FIRST_SHARD=0 (seeds of synthetic shards: above those a continued model saw)
+#   FIRST_SHARDS=6 (synthetic shards a run waits for)  EVAL_EVERY=500  EVAL_LINES=512
 #   HEIGHT=40 (input line height: shards are made at it, the model reads it)
-#   TRAIN_ARGS (more `train` options, e.g. a model shape)  EVAL_ARGS (`evaluate` options)
+#   TRAIN_ARGS (more `train` options for every run, e.g. --init-from or a model shape; a later --lr wins)
+#   EVAL_ARGS (`evaluate` options)
+#   Per run NAME: HEIGHT_NAME, TRAIN_ARGS_NAME (after TRAIN_ARGS, so they win)
 #
-# $OUT receives at most 7 files: run.log, data.log, train.log, metrics.jsonl, evaluate.txt and the
-# exported model folder as model.tar.xz.00 (and .01 if it is over 15 MiB): cat model.tar.xz.* | tar -xJ
+# $OUT receives run.log and, per run, NAME/data.log, NAME/train.log (its validation records are
+# its "eval {...}" lines) and the exported model folder as NAME/model.tar.xz.00 (and .01 if it is
+# over 16 MB): cat NAME/model.tar.xz.* | tar -xJ. The call brings back 8 files at most: 2 runs.
 set -uo pipefail
 
 START=$(date +%s)
@@ -37,40 +44,55 @@ fi
 : "${PYTHON:=python3}" "${BUNDLE:=var/gpu-bundle}" "${WORK:=/tmp/inkwell-gpu}" "${DEVICE:=cuda}"
 : "${BUDGET_S:=540}" "${RESERVE_S:=120}" "${WAIT_S:=180}" "${BATCH:=256}" "${LR:=1.5e-3}" "${WORKERS:=13}"
 : "${THREADS:=3}" "${SHARD_LINES:=2000}" "${SYNTHETIC_LINES:=1000000}" "${REAL_PARTS:=12}"
-: "${FIRST_SHARDS:=6}" "${EVAL_EVERY:=500}" "${EVAL_LINES:=512}" "${TRAIN_ARGS:=}" "${HEIGHT:=40}"
+: "${RUNS:=gpu}" "${FIRST_SHARD:=0}" "${FIRST_SHARDS:=6}" "${EVAL_EVERY:=500}" "${EVAL_LINES:=512}" "${TRAIN_ARGS:=}" "${HEIGHT:=40}"
 : "${EVAL_ARGS:=--forms-per-font 10 --prose-per-font 5 --real-limit 60}"
 DEADLINE=$((START + BUDGET_S))
 BUNDLE=$(cd "$BUNDLE" && pwd) || { echo "no bundle at $BUNDLE: run python -m training gpu-bundle"; exit 1; }
-ROOT=$WORK/root
-RUN_DIR=$ROOT/runs/gpu
-DATA_PID=
-TRAIN_PID=
+read -ra RUN_NAMES <<<"$RUNS"
+for run in "${RUN_NAMES[@]}"; do
+    [[ $run =~ ^[A-Za-z0-9_]+$ ]] || { echo "run name $run: letters, digits and _ only"; exit 1; }
+done
+RENDER_WORKERS=$((WORKERS / ${#RUN_NAMES[@]} > 0 ? WORKERS / ${#RUN_NAMES[@]} : 1))
+declare -A DATA_PID=() TRAIN_PID=() STARTED=()
+PACKING=()
 
 say() { echo "[$(($(date +%s) - START)) s] $*"; }
 left() { echo $((DEADLINE - $(date +%s))); }
+root_of() { echo "$WORK/$1/root"; }
+height_of() { local var="HEIGHT_$1"; echo "${!var:-$HEIGHT}"; }
+args_of() { local var="TRAIN_ARGS_$1"; echo "$TRAIN_ARGS ${!var:-}"; }
 
 stop_rendering() {
-    if [ -n "$DATA_PID" ]; then kill -TERM -- "-$DATA_PID" 2>/dev/null || kill -TERM "$DATA_PID" 2>/dev/null; fi
-    DATA_PID=
+    local run
+    for run in "${!DATA_PID[@]}"; do
+        kill -TERM -- "-${DATA_PID[$run]}" 2>/dev/null || kill -TERM "${DATA_PID[$run]}" 2>/dev/null
+    done
+    DATA_PID=()
 }
 
 finish() {
-    # Whatever happened: stop training and the renderers, bring back the metrics, list what $OUT holds.
+    # Whatever happened: stop training and the renderers, show each run's settings, list what $OUT holds.
     trap '' TERM INT # a second signal must not cut this short
-    if [ -n "$TRAIN_PID" ]; then kill -TERM "$TRAIN_PID" 2>/dev/null && wait "$TRAIN_PID"; fi # timeout passes it on
+    local run config
+    for run in "${!TRAIN_PID[@]}"; do kill -TERM "${TRAIN_PID[$run]}" 2>/dev/null; done # timeout passes it on
     stop_rendering
-    [ -f "$RUN_DIR/metrics.jsonl" ] && cp "$RUN_DIR/metrics.jsonl" "$OUT/metrics.jsonl"
-    [ -f "$RUN_DIR/config.json" ] && { echo "--- train config"; cat "$RUN_DIR/config.json"; echo; }
+    # By PID: a bare `wait` would also wait for the `tee` that logs this script, which never ends.
+    for run in "${!TRAIN_PID[@]}"; do wait "${TRAIN_PID[$run]}"; done
+    for run in "${RUN_NAMES[@]}"; do
+        config=$(root_of "$run")/runs/$run/config.json
+        [ -f "$config" ] && { echo "--- $run: train config"; cat "$config"; echo; }
+        grep -c "shard done" "$OUT/$run/data.log" 2>/dev/null | xargs echo "$run: shards rendered:"
+    done
     say "done; in $OUT:"
-    ls -l "$OUT"
+    ls -lR "$OUT"
 }
 trap finish EXIT
 trap 'exit 143' TERM INT # so that finish runs when the call's own limit stops this script
 
-say "bundle $BUNDLE, work $WORK, device $DEVICE, budget ${BUDGET_S}s"
+say "bundle $BUNDLE, work $WORK, device $DEVICE, budget ${BUDGET_S}s, runs: ${RUN_NAMES[*]}"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 nproc
-rm -rf "$WORK" && mkdir -p "$ROOT"
+rm -rf "$WORK" && mkdir -p "$WORK"
 
 # The packages training imports that this Python lacks, from the bundle's wheels (no index here).
 SITE=$WORK/site
@@ -95,75 +117,110 @@ from PIL import features
 assert features.check("webp"), "this Pillow reads no WebP: the bundle's real lines are WebP"
 print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__)
 EOF
-cp -r "$BUNDLE/fonts" "$ROOT/fonts"
 
-# Render in the background, in a session of its own so that all its processes stop together.
-say "rendering: $WORKERS processes, shards of $SHARD_LINES lines"
+# Each run renders its own shards in the background, in a session of its own so that all its
+# processes stop together.
 SETSID=$(command -v setsid) || SETSID= # without it, only the main renderer is stopped at the end
-$SETSID nice -n 5 "$PYTHON" -m training --root "$ROOT" data --synthetic-lines "$SYNTHETIC_LINES" \
-    --workers "$WORKERS" --shard-lines "$SHARD_LINES" --real-parts "$REAL_PARTS" --height "$HEIGHT" >"$OUT/data.log" 2>&1 &
-DATA_PID=$!
+for run in "${RUN_NAMES[@]}"; do
+    root=$(root_of "$run")
+    mkdir -p "$root" "$OUT/$run"
+    cp -r "$BUNDLE/fonts" "$root/fonts"
+    say "$run: rendering at $(height_of "$run") px on $RENDER_WORKERS processes, shards of $SHARD_LINES lines"
+    $SETSID nice -n 5 "$PYTHON" -m training --root "$root" data --synthetic-lines "$SYNTHETIC_LINES" \
+        --workers "$RENDER_WORKERS" --shard-lines "$SHARD_LINES" --real-parts "$REAL_PARTS" \
+        --first-shard "$FIRST_SHARD" --height "$(height_of "$run")" >"$OUT/$run/data.log" 2>&1 &
+    DATA_PID[$run]=$!
+done
+
 ready() {
+    local root set
+    root=$(root_of "$1")
     for set in val-heldout-fonts-forms val-heldout-fonts-prose val-real-writers; do
-        [ -d "$ROOT/shards/$set" ] || return 1
+        [ -d "$root/shards/$set" ] || return 1
     done
     # Finished synthetic shards (a .partial one does not match): enough that the first steps vary.
-    shards=("$ROOT"/shards/synth-[0-9][0-9][0-9][0-9])
+    shards=("$root"/shards/synth-[0-9][0-9][0-9][0-9])
     [ -d "${shards[0]}" ] && ((${#shards[@]} >= FIRST_SHARDS))
 }
-until ready; do
-    if ! kill -0 "$DATA_PID" 2>/dev/null; then
-        say "rendering stopped before the first shards:"
-        tail -20 "$OUT/data.log"
-        exit 1
+
+start_training() {
+    # Train by the clock: the schedule gets 70% of what is left before the reserve (the rest pays
+    # for start-up and validation runs, which the schedule does not count); timeout is the backstop.
+    local run=$1 avail hours
+    avail=$(($(left) - RESERVE_S))
+    if ((avail < 60)); then
+        say "$run: only ${avail}s left for training (WAIT_S, RESERVE_S or a slow start): not trained"
+        return 1
     fi
-    if (($(date +%s) - START > WAIT_S)); then
-        say "no first shards after ${WAIT_S}s"
+    hours=$("$PYTHON" -c "print(round($avail * 0.7 / 3600, 5))")
+    say "$run: validation sets and ${#shards[@]} synthetic shards ready; training ${hours} h of steps, stopped at ${avail}s at the latest"
+    # In the background, waited for below: bash runs a trap only once the foreground command
+    # returns, and `wait` returns at once on a signal, so a TERM from the call's limit still ends well.
+    # shellcheck disable=SC2046 # the options are a list
+    timeout --kill-after=15 "$avail" "$PYTHON" -m training --root "$(root_of "$run")" train --run "$run" \
+        --device "$DEVICE" --hours "$hours" --batch-size "$BATCH" --lr "$LR" --eval-every "$EVAL_EVERY" \
+        --eval-lines "$EVAL_LINES" --eval-batch "$EVAL_LINES" --threads "$THREADS" --height "$(height_of "$run")" \
+        $(args_of "$run") >"$OUT/$run/train.log" 2>&1 &
+    TRAIN_PID[$run]=$!
+}
+
+# Each run starts as soon as its own first shards are there.
+while ((${#STARTED[@]} < ${#RUN_NAMES[@]})); do
+    for run in "${RUN_NAMES[@]}"; do
+        [ -n "${STARTED[$run]:-}" ] && continue
+        if ready "$run"; then
+            STARTED[$run]=1
+            start_training "$run" || exit 1
+        elif ! kill -0 "${DATA_PID[$run]}" 2>/dev/null; then
+            say "$run: rendering stopped before the first shards:"
+            tail -20 "$OUT/$run/data.log"
+            exit 1
+        fi
+    done
+    if ((${#STARTED[@]} < ${#RUN_NAMES[@]} && $(date +%s) - START > WAIT_S)); then
+        say "not every run had its first shards after ${WAIT_S}s"
         exit 1
     fi
     sleep 2
 done
-say "validation sets and ${#shards[@]} synthetic shards are ready"
 
-# Train by the clock: the schedule gets 70% of what is left before the reserve (the rest pays for
-# start-up and validation runs, which the schedule does not count); timeout is the backstop.
-avail=$(($(left) - RESERVE_S))
-if ((avail < 60)); then
-    say "only ${avail}s left for training (WAIT_S, RESERVE_S or a slow start): nothing trained"
-    exit 1
-fi
-hours=$("$PYTHON" -c "print(round($avail * 0.7 / 3600, 5))")
-say "training ${hours} h of steps, stopped at ${avail}s at the latest"
-# shellcheck disable=SC2086 # TRAIN_ARGS is a list of options
-# In the background with `wait`: bash runs a trap only once the foreground command returns, and
-# `wait` returns at once on a signal, so a TERM from the call's limit still brings the metrics back.
-timeout --kill-after=15 "$avail" "$PYTHON" -m training --root "$ROOT" train --run gpu --device "$DEVICE" \
-    --hours "$hours" --batch-size "$BATCH" --lr "$LR" --eval-every "$EVAL_EVERY" --eval-lines "$EVAL_LINES" \
-    --eval-batch "$EVAL_LINES" --threads "$THREADS" --height "$HEIGHT" $TRAIN_ARGS >"$OUT/train.log" 2>&1 &
-TRAIN_PID=$!
-wait "$TRAIN_PID"
-say "training ended ($?)"
-TRAIN_PID=
+TRAINED=()
+for run in "${RUN_NAMES[@]}"; do
+    wait "${TRAIN_PID[$run]}"
+    status=$?
+    unset "TRAIN_PID[$run]"
+    say "$run: training ended ($status)"
+    [ -f "$(root_of "$run")/runs/$run/best.pt" ] && TRAINED+=("$run")
+done
 stop_rendering
-grep -c "shard done" "$OUT/data.log" | xargs echo "shards rendered:"
 
-timeout 120 "$PYTHON" -m training --root "$ROOT" export --run gpu --out "$WORK/model" || exit 1
-if command -v xz >/dev/null; then
-    tar -C "$WORK" -cf - model | xz -T0 -6 >"$WORK/model.tar.xz"
-else
-    (cd "$WORK" && "$PYTHON" -m tarfile -c model.tar.xz model) # compression from the suffix
-fi &&
-    split -b 15M -d -a 2 "$WORK/model.tar.xz" "$OUT/model.tar.xz." &&
-    say "model packed: $(du -h "$WORK/model.tar.xz" | cut -f1)"
+for run in "${TRAINED[@]}"; do
+    timeout 120 "$PYTHON" -m training --root "$(root_of "$run")" export --run "$run" --out "$WORK/$run/model" || continue
+    ( # packed in the background while the exports are evaluated
+        if command -v xz >/dev/null; then
+            tar -C "$WORK/$run" -cf - model | xz -T0 -6 >"$WORK/$run/model.tar.xz"
+        else
+            (cd "$WORK/$run" && "$PYTHON" -m tarfile -c model.tar.xz model) # compression from the suffix
+        fi &&
+            split -b 16000000 -d -a 2 "$WORK/$run/model.tar.xz" "$OUT/$run/model.tar.xz." &&
+            say "$run: model packed: $(du -h "$WORK/$run/model.tar.xz" | cut -f1)"
+    ) &
+    PACKING+=($!)
+done
 
-eval_s=$(($(left) - 10))
-if ((eval_s > 30)); then
-    say "evaluating (at most ${eval_s}s)"
-    # shellcheck disable=SC2086 # EVAL_ARGS is a list of options
-    timeout --kill-after=10 "$eval_s" "$PYTHON" -m training --root "$ROOT" evaluate --model "$WORK/model" \
-        $EVAL_ARGS >"$OUT/evaluate.txt" 2>&1
-    say "evaluation ended ($?)"
-    grep -E "loaded|^(all|held-out|real|style)" "$OUT/evaluate.txt"
-else
-    say "no time left to evaluate"
-fi
+# Each export is evaluated on an equal share of what time is left.
+for index in "${!TRAINED[@]}"; do
+    run=${TRAINED[$index]}
+    [ -d "$WORK/$run/model" ] || continue
+    eval_s=$((($(left) - 15) / (${#TRAINED[@]} - index)))
+    if ((eval_s > 30)); then
+        say "$run: evaluating (at most ${eval_s}s)"
+        # shellcheck disable=SC2086 # EVAL_ARGS is a list of options
+        timeout --kill-after=10 "$eval_s" "$PYTHON" -m training --root "$(root_of "$run")" evaluate \
+            --model "$WORK/$run/model" $EVAL_ARGS 2>&1 | sed -u "s/^/$run: /"
+        say "$run: evaluation ended (${PIPESTATUS[0]})"
+    else
+        say "$run: no time left to evaluate"
+    fi
+done
+for pid in "${PACKING[@]}"; do wait "$pid"; done
