@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 import transformers
 from transformers import VisionEncoderDecoderModel
@@ -51,3 +53,13 @@ def test_captured_cross_attention_equals_the_models_own(tiny_char_model: Path) -
         f"transformers {transformers.__version__}: the captured cross-attention differs from the model's own "
         f"(largest difference {float((captured - expected).abs().max()):.3g}); see worker/attention_capture.py"
     )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_reading_with_capture_on_a_gpu_gives_maps_on_the_host(tiny_char_model: Path) -> None:
+    """The maps are captured on the GPU and stored as numpy arrays: they must come back to the host
+    first (a worker on a GPU failed its first batch with capture until they did)."""
+    recognizer = Recognizer.load(tiny_char_model, device="cuda", max_new_tokens=16)
+    [result] = recognizer.recognize([render_text_line("hello world")], capture=True)
+    assert isinstance(result.attention, np.ndarray)
+    assert result.attention.shape[0] == len(result.tokens)

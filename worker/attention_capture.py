@@ -50,8 +50,9 @@ class CrossAttentionProbe:
         self.steps.append(weights[:, :, -1].mean(dim=1))
 
     def take(self) -> torch.Tensor:
-        """batch x steps x source_len, and reset."""
-        stacked = torch.stack(self.steps, dim=1) if self.steps else torch.zeros(0)
+        """batch x steps x source_len, on the CPU (the maps are stored as numpy arrays), and reset."""
+        # One copy per batch: on a GPU, each line's maps would otherwise be copied apart.
+        stacked = torch.stack(self.steps, dim=1).cpu() if self.steps else torch.zeros(0)
         self.steps = []
         return stacked
 
