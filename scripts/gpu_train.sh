@@ -5,22 +5,24 @@
 # new shard at its next validation run. Several runs (RUNS) train side by side on the one GPU, each
 # with its own shards, options and input height: an arm of a comparison each, at equal budgets.
 #
-#   bash scripts/gpu_train.sh              # there, with var/gpu-bundle carried (python -m training gpu-bundle)
-#   RUNS="h40 h64" HEIGHT_h64=64 TRAIN_ARGS="--init-from worker/models/inkwell-handwriting-small" bash scripts/gpu_train.sh
+#   bash scripts/gpu_train.sh              # there, with var/gpu-bundle.tar.gz carried (python -m training gpu-bundle)
+#   RUNS="h40 h64" HEIGHT_h40=40 TRAIN_ARGS="--init-from worker/models/inkwell-handwriting-small --lr 3e-4" bash scripts/gpu_train.sh
 #   GPU_TRAIN_TINY=1 OUT=/tmp/gpu-out PYTHON=.venv/bin/python BUNDLE=/tmp/tinybundle bash scripts/gpu_train.sh
 #                                          # a dry run on this CPU: tiny model, minutes, same steps
 #
 # Settings (environment; defaults for the H200 machine):
-#   BUNDLE=var/gpu-bundle  WORK=/tmp/inkwell-gpu  PYTHON=python3  DEVICE=cuda
+#   BUNDLE=var/gpu-bundle.tar.gz (or the folder it packs)  WORK=/tmp/inkwell-gpu  PYTHON=python3  DEVICE=cuda
 #   RUNS=gpu (names of the runs trained side by side)
 #   BUDGET_S=540 (the whole script; the call's limit is 600)  RESERVE_S=120 (kept after training
 #   for export, packing and evaluation)  BATCH=256  LR=1.5e-3  WORKERS=13 (render processes, shared
 #   out among the runs)  THREADS=3 (each run's)  SHARD_LINES=2000  SYNTHETIC_LINES=1000000
 #   REAL_PARTS=12  FIRST_SHARD=0 (seeds of synthetic shards: above those a continued model saw)
 #   FIRST_SHARDS=6 (synthetic shards a run waits for)  EVAL_EVERY=500  EVAL_LINES=512
-#   HEIGHT=40 (input line height: shards are made at it, the model reads it)
+#   HEIGHT=64 (input line height: shards are made at it, the model reads it; the bundled model's)
 #   TRAIN_ARGS (more `train` options for every run, e.g. --init-from or a model shape; a later --lr wins)
-#   EVAL_ARGS (`evaluate` options)
+#   EVAL_ARGS (`evaluate` options)  STEP_SHARE=0.8 (of the time left to train that the schedule gets:
+#   on the H200, start-up and validation runs took under 10%; the schedule of a run stopped by
+#   its timeout has not annealed)
 #   Per run NAME: HEIGHT_NAME, TRAIN_ARGS_NAME (after TRAIN_ARGS, so they win)
 #
 # $OUT receives run.log and, per run, NAME/data.log, NAME/train.log (its validation records are
@@ -41,13 +43,18 @@ if [ -n "${GPU_TRAIN_TINY:-}" ]; then
     : "${RESERVE_S:=150}" "${WAIT_S:=300}" "${EVAL_ARGS:=--forms-per-font 1 --prose-per-font 0 --real-limit 3}"
     : "${TRAIN_ARGS:=--encoder-layers 1 --decoder-layers 1 --hidden 64 --no-bf16}"
 fi
-: "${PYTHON:=python3}" "${BUNDLE:=var/gpu-bundle}" "${WORK:=/tmp/inkwell-gpu}" "${DEVICE:=cuda}"
+: "${PYTHON:=python3}" "${BUNDLE:=var/gpu-bundle.tar.gz}" "${WORK:=/tmp/inkwell-gpu}" "${DEVICE:=cuda}"
 : "${BUDGET_S:=540}" "${RESERVE_S:=120}" "${WAIT_S:=180}" "${BATCH:=256}" "${LR:=1.5e-3}" "${WORKERS:=13}"
 : "${THREADS:=3}" "${SHARD_LINES:=2000}" "${SYNTHETIC_LINES:=1000000}" "${REAL_PARTS:=12}"
-: "${RUNS:=gpu}" "${FIRST_SHARD:=0}" "${FIRST_SHARDS:=6}" "${EVAL_EVERY:=500}" "${EVAL_LINES:=512}" "${TRAIN_ARGS:=}" "${HEIGHT:=40}"
-: "${EVAL_ARGS:=--forms-per-font 10 --prose-per-font 5 --real-limit 60}"
+: "${RUNS:=gpu}" "${FIRST_SHARD:=0}" "${FIRST_SHARDS:=6}" "${EVAL_EVERY:=500}" "${EVAL_LINES:=512}" "${TRAIN_ARGS:=}" "${HEIGHT:=64}"
+: "${EVAL_ARGS:=--forms-per-font 10 --prose-per-font 5 --real-limit 60}" "${STEP_SHARE:=0.8}"
 DEADLINE=$((START + BUDGET_S))
-BUNDLE=$(cd "$BUNDLE" && pwd) || { echo "no bundle at $BUNDLE: run python -m training gpu-bundle"; exit 1; }
+if [ -f "$BUNDLE" ]; then # an archive of the folder: one file travels in far fewer blocks than 6,600
+    BUNDLE_ARCHIVE=$(cd "$(dirname "$BUNDLE")" && pwd)/$(basename "$BUNDLE")
+else
+    BUNDLE_ARCHIVE=
+    BUNDLE=$(cd "$BUNDLE" && pwd) || { echo "no bundle at $BUNDLE: run python -m training gpu-bundle"; exit 1; }
+fi
 read -ra RUN_NAMES <<<"$RUNS"
 for run in "${RUN_NAMES[@]}"; do
     [[ $run =~ ^[A-Za-z0-9_]+$ ]] || { echo "run name $run: letters, digits and _ only"; exit 1; }
@@ -93,6 +100,11 @@ say "bundle $BUNDLE, work $WORK, device $DEVICE, budget ${BUDGET_S}s, runs: ${RU
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 nproc
 rm -rf "$WORK" && mkdir -p "$WORK"
+if [ -n "$BUNDLE_ARCHIVE" ]; then
+    BUNDLE=$WORK/bundle
+    mkdir -p "$BUNDLE" && tar -C "$BUNDLE" --strip-components=1 -xzf "$BUNDLE_ARCHIVE" || exit 1
+    say "bundle unpacked from $BUNDLE_ARCHIVE"
+fi
 
 # The packages training imports that this Python lacks, from the bundle's wheels (no index here).
 SITE=$WORK/site
@@ -144,15 +156,15 @@ ready() {
 }
 
 start_training() {
-    # Train by the clock: the schedule gets 70% of what is left before the reserve (the rest pays
-    # for start-up and validation runs, which the schedule does not count); timeout is the backstop.
+    # Train by the clock: the schedule gets STEP_SHARE of what is left before the reserve (the rest
+    # pays for start-up and validation runs, which the schedule does not count); timeout is the backstop.
     local run=$1 avail hours
     avail=$(($(left) - RESERVE_S))
     if ((avail < 60)); then
         say "$run: only ${avail}s left for training (WAIT_S, RESERVE_S or a slow start): not trained"
         return 1
     fi
-    hours=$("$PYTHON" -c "print(round($avail * 0.7 / 3600, 5))")
+    hours=$("$PYTHON" -c "print(round($avail * $STEP_SHARE / 3600, 5))")
     say "$run: validation sets and ${#shards[@]} synthetic shards ready; training ${hours} h of steps, stopped at ${avail}s at the latest"
     # In the background, waited for below: bash runs a trap only once the foreground command
     # returns, and `wait` returns at once on a signal, so a TERM from the call's limit still ends well.

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from training.data import DataPlan, synthetic_shards
-from training.gpu_bundle import reduce_real_lines
+from training.gpu_bundle import pack_bundle, reduce_real_lines
 from training.real_lines import load_real_lines
 
 MANIFEST_HEADER = "path\ttext\tdataset_slug\trepo@commit\tlicence"
@@ -93,3 +93,18 @@ def test_environment_points_training_at_a_bundle(tmp_path: Path) -> None:
 def test_smaller_shards_cover_the_same_number_of_lines() -> None:
     plan = DataPlan(Path("unused"), synthetic_lines=5_000, height=40, width=512, shard_lines=2_000, first_shard=3)
     assert list(synthetic_shards(plan)) == [3, 4, 5]
+
+
+def test_the_packed_bundle_unpacks_to_the_same_files(tmp_path: Path) -> None:
+    """What travels is one archive; gpu_train.sh unpacks it with --strip-components=1."""
+    bundle = tmp_path / "gpu-bundle"
+    make_collection(bundle / "real")
+    (bundle / "bundle.json").write_text("{}\n")
+    archive = pack_bundle(bundle)
+    assert archive == tmp_path / "gpu-bundle.tar.gz" and not list(tmp_path.glob("*.partial"))
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["tar", "-C", str(unpacked), "--strip-components=1", "-xzf", str(archive)], check=True)
+    files = sorted(p.relative_to(bundle) for p in bundle.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(unpacked) for p in unpacked.rglob("*") if p.is_file())
+    assert all((bundle / name).read_bytes() == (unpacked / name).read_bytes() for name in files)

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=ModelShape.height,
         help="input line height (px); the shards must be made at it (data --height); --init-from a model of "
-        "another height resizes its patch projection (gpu-bundle keeps real lines at 56 px: raise --real-height "
+        "another height resizes its patch projection (gpu-bundle keeps real lines at 64 px: raise --real-height "
         "for a taller input)",
     )
     train.add_argument("--eval-every", type=int, default=1000, help="steps between validation runs")
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> None:
         "gpu-bundle", help="fonts, reduced real lines, English prose and wheels for scripts/gpu_train.sh (see README)"
     )
     bundle.add_argument("--out", type=Path, default=Path("var/gpu-bundle"))
-    bundle.add_argument("--real-height", type=int, default=56, help="real lines are reduced to this height (px)")
-    bundle.add_argument("--real-quality", type=int, default=60, help="WebP quality of the reduced real lines")
+    bundle.add_argument("--real-height", type=int, default=64, help="real lines are reduced to this height (px)")
+    bundle.add_argument("--real-quality", type=int, default=50, help="WebP quality of the reduced real lines")
     bundle.add_argument(
         "--real-limit", type=int, default=0, help="keep only this many real lines, evenly spread (0: all)"
     )
