@@ -24,12 +24,13 @@ from pathlib import Path
 
 from inkwell.config import BUNDLED_MODEL
 
-# The bundled shape, the same reading taller lines, and two larger ones (about 2x and 3x its
-# parameters). Patches are full-height slices, so a taller input adds no patch: only the patch
-# embedding grows (lines of small letters in tall scripts have more pixels to be read by).
+# The bundled shape (64 px high since run 9), the same reading 40 px lines (runs 1-8), and two
+# larger ones (about 2x and 3x its parameters), at the bundled height. Patches are full-height
+# slices, so a taller input adds no patch: only the patch embedding grows (lines of small letters
+# in tall scripts have more pixels to be read by).
 CANDIDATES = {
     "bundled shape": {},
-    "bundled, 64 px high": {"height": 64},
+    "bundled, 40 px high": {"height": 40},
     "medium": {"hidden": 320, "encoder_layers": 8, "decoder_layers": 4, "encoder_ffn": 1280, "decoder_ffn": 1280},
     "large": {
         "hidden": 384,

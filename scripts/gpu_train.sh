@@ -3,7 +3,8 @@
 # leave each export, its logs and a quick evaluation in $OUT (README: "Training on a lent GPU").
 # Synthetic lines are rendered on the CPU cores while the GPU trains: a training run picks up each
 # new shard at its next validation run. Several runs (RUNS) train side by side on the one GPU, each
-# with its own shards, options and input height: an arm of a comparison each, at equal budgets.
+# with its own shards, options and input height: an arm of a comparison each. They start together
+# once each has its first shards, on one schedule; a run that fails leaves the others to finish.
 #
 #   bash scripts/gpu_train.sh              # there, with var/gpu-bundle.tar.gz carried (python -m training gpu-bundle)
 #   RUNS="h40 h64" HEIGHT_h40=40 TRAIN_ARGS="--init-from worker/models/inkwell-handwriting-small --lr 3e-4" bash scripts/gpu_train.sh
@@ -16,7 +17,8 @@
 #   BUDGET_S=540 (the whole script; the call's limit is 600)  RESERVE_S=120 (kept after training
 #   for export, packing and evaluation)  BATCH=256  LR=1.5e-3  WORKERS=13 (render processes, shared
 #   out among the runs)  THREADS=3 (each run's)  SHARD_LINES=2000  SYNTHETIC_LINES=1000000
-#   REAL_PARTS=12  FIRST_SHARD=0 (seeds of synthetic shards: above those a continued model saw)
+#   REAL_PARTS=12  FIRST_SHARD=0 (seeds of synthetic shards: continuing a model, start above those
+#   it saw: runs 1-8 of the bundled model used shards below 100, run 9 100-199 and 300-399)
 #   FIRST_SHARDS=6 (synthetic shards a run waits for)  EVAL_EVERY=500  EVAL_LINES=512
 #   HEIGHT=64 (input line height: shards are made at it, the model reads it; the bundled model's)
 #   TRAIN_ARGS (more `train` options for every run, e.g. --init-from or a model shape; a later --lr wins)
@@ -56,9 +58,14 @@ else
     BUNDLE=$(cd "$BUNDLE" && pwd) || { echo "no bundle at $BUNDLE: run python -m training gpu-bundle"; exit 1; }
 fi
 read -ra RUN_NAMES <<<"$RUNS"
+((${#RUN_NAMES[@]})) || { echo "RUNS names no run"; exit 1; }
+declare -A SEEN=()
 for run in "${RUN_NAMES[@]}"; do
     [[ $run =~ ^[A-Za-z0-9_]+$ ]] || { echo "run name $run: letters, digits and _ only"; exit 1; }
+    [ -z "${SEEN[$run]:-}" ] || { echo "run name $run is given twice"; exit 1; }
+    SEEN[$run]=1
 done
+((1 + 3 * ${#RUN_NAMES[@]} > 8)) && echo "warning: ${#RUN_NAMES[@]} runs leave more than the 8 files a call brings back"
 RENDER_WORKERS=$((WORKERS / ${#RUN_NAMES[@]} > 0 ? WORKERS / ${#RUN_NAMES[@]} : 1))
 declare -A DATA_PID=() TRAIN_PID=() STARTED=()
 PACKING=()
@@ -69,12 +76,14 @@ root_of() { echo "$WORK/$1/root"; }
 height_of() { local var="HEIGHT_$1"; echo "${!var:-$HEIGHT}"; }
 args_of() { local var="TRAIN_ARGS_$1"; echo "$TRAIN_ARGS ${!var:-}"; }
 
-stop_rendering() {
-    local run
-    for run in "${!DATA_PID[@]}"; do
+stop_rendering() { # for the runs named, or for all
+    local run runs=("$@")
+    ((${#runs[@]})) || runs=("${!DATA_PID[@]}")
+    for run in "${runs[@]}"; do
+        [ -n "${DATA_PID[$run]:-}" ] || continue
         kill -TERM -- "-${DATA_PID[$run]}" 2>/dev/null || kill -TERM "${DATA_PID[$run]}" 2>/dev/null
+        unset "DATA_PID[$run]"
     done
-    DATA_PID=()
 }
 
 finish() {
@@ -151,20 +160,13 @@ ready() {
         [ -d "$root/shards/$set" ] || return 1
     done
     # Finished synthetic shards (a .partial one does not match): enough that the first steps vary.
-    shards=("$root"/shards/synth-[0-9][0-9][0-9][0-9])
+    shards=("$root"/shards/synth-[0-9]*[0-9])
     [ -d "${shards[0]}" ] && ((${#shards[@]} >= FIRST_SHARDS))
 }
 
 start_training() {
-    # Train by the clock: the schedule gets STEP_SHARE of what is left before the reserve (the rest
-    # pays for start-up and validation runs, which the schedule does not count); timeout is the backstop.
-    local run=$1 avail hours
-    avail=$(($(left) - RESERVE_S))
-    if ((avail < 60)); then
-        say "$run: only ${avail}s left for training (WAIT_S, RESERVE_S or a slow start): not trained"
-        return 1
-    fi
-    hours=$("$PYTHON" -c "print(round($avail * $STEP_SHARE / 3600, 5))")
+    local run=$1 hours=$2 avail=$3
+    ready "$run" # for the count below
     say "$run: validation sets and ${#shards[@]} synthetic shards ready; training ${hours} h of steps, stopped at ${avail}s at the latest"
     # In the background, waited for below: bash runs a trap only once the foreground command
     # returns, and `wait` returns at once on a signal, so a TERM from the call's limit still ends well.
@@ -176,28 +178,45 @@ start_training() {
     TRAIN_PID[$run]=$!
 }
 
-# Each run starts as soon as its own first shards are there.
-while ((${#STARTED[@]} < ${#RUN_NAMES[@]})); do
+# Wait until every run has its first shards or has failed; a failed run does not stop the others.
+declare -A FAILED=()
+while :; do
+    pending=0
     for run in "${RUN_NAMES[@]}"; do
-        [ -n "${STARTED[$run]:-}" ] && continue
-        if ready "$run"; then
-            STARTED[$run]=1
-            start_training "$run" || exit 1
-        elif ! kill -0 "${DATA_PID[$run]}" 2>/dev/null; then
+        [ -n "${FAILED[$run]:-}" ] && continue
+        ready "$run" && continue
+        if ! kill -0 "${DATA_PID[$run]}" 2>/dev/null; then
             say "$run: rendering stopped before the first shards:"
             tail -20 "$OUT/$run/data.log"
-            exit 1
+            FAILED[$run]=1
+        elif (($(date +%s) - START > WAIT_S)); then
+            say "$run: no first shards after ${WAIT_S}s"
+            FAILED[$run]=1
+            stop_rendering "$run"
+        else
+            pending=1
         fi
     done
-    if ((${#STARTED[@]} < ${#RUN_NAMES[@]} && $(date +%s) - START > WAIT_S)); then
-        say "not every run had its first shards after ${WAIT_S}s"
-        exit 1
-    fi
+    ((pending)) || break
     sleep 2
 done
+LIVE=()
+for run in "${RUN_NAMES[@]}"; do [ -z "${FAILED[$run]:-}" ] && LIVE+=("$run"); done
+((${#LIVE[@]})) || { say "no run has its first shards: nothing trained"; exit 1; }
+
+# All runs start together, on one schedule: equal budgets. Train by the clock: the schedule gets
+# STEP_SHARE of what is left before the reserve (the rest pays for start-up and validation runs,
+# which the schedule does not count); timeout is the backstop.
+avail=$(($(left) - RESERVE_S))
+if ((avail < 60)); then
+    say "only ${avail}s left for training (WAIT_S, RESERVE_S or a slow start): nothing trained"
+    exit 1
+fi
+hours=$("$PYTHON" -c "print(round($avail * $STEP_SHARE / 3600, 5))")
+for run in "${LIVE[@]}"; do start_training "$run" "$hours" "$avail"; done
 
 TRAINED=()
-for run in "${RUN_NAMES[@]}"; do
+for run in "${LIVE[@]}"; do
     wait "${TRAIN_PID[$run]}"
     status=$?
     unset "TRAIN_PID[$run]"
@@ -206,16 +225,24 @@ for run in "${RUN_NAMES[@]}"; do
 done
 stop_rendering
 
-for run in "${TRAINED[@]}"; do
-    timeout 120 "$PYTHON" -m training --root "$(root_of "$run")" export --run "$run" --out "$WORK/$run/model" || continue
-    ( # packed in the background while the exports are evaluated
+for index in "${!TRAINED[@]}"; do
+    run=${TRAINED[$index]}
+    export_s=$((($(left) - 20) / (${#TRAINED[@]} - index)))
+    ((export_s < 30)) && export_s=30
+    if ! timeout "$export_s" "$PYTHON" -m training --root "$(root_of "$run")" export --run "$run" --out "$WORK/$run/model"; then
+        say "$run: export failed"
+        continue
+    fi
+    ( # packed in the background while the exports are evaluated; into $OUT under a partial name,
+        # renamed only when whole, so that a call stopped meanwhile brings back no cut archive
         if command -v xz >/dev/null; then
-            tar -C "$WORK/$run" -cf - model | xz -T0 -6 >"$WORK/$run/model.tar.xz"
+            tar -C "$WORK/$run" -cf - model | timeout 120 xz -T0 -6 >"$WORK/$run/model.tar.xz"
         else
-            (cd "$WORK/$run" && "$PYTHON" -m tarfile -c model.tar.xz model) # compression from the suffix
+            (cd "$WORK/$run" && timeout 120 "$PYTHON" -m tarfile -c model.tar.xz model) # compression from the suffix
         fi &&
-            split -b 16000000 -d -a 2 "$WORK/$run/model.tar.xz" "$OUT/$run/model.tar.xz." &&
-            say "$run: model packed: $(du -h "$WORK/$run/model.tar.xz" | cut -f1)"
+            split -b 16000000 -d -a 2 "$WORK/$run/model.tar.xz" "$OUT/$run/partial.model.tar.xz." &&
+            for piece in "$OUT/$run"/partial.model.tar.xz.*; do mv "$piece" "${piece/partial./}"; done &&
+            say "$run: model packed: $(du -h "$WORK/$run/model.tar.xz" | cut -f1), sha256 $(sha256sum "$WORK/$run/model.tar.xz" | cut -c1-16)"
     ) &
     PACKING+=($!)
 done
@@ -236,3 +263,11 @@ for index in "${!TRAINED[@]}"; do
     fi
 done
 for pid in "${PACKING[@]}"; do wait "$pid"; done
+PACKED=()
+for run in "${RUN_NAMES[@]}"; do [ -f "$OUT/$run/model.tar.xz.00" ] && PACKED+=("$run"); done
+files=$(find "$OUT" -type f | wc -l)
+((files > 8)) && say "warning: $files files in $OUT, and the call brings back 8 at most"
+if ((${#PACKED[@]} < ${#RUN_NAMES[@]})); then
+    say "exported and packed: ${PACKED[*]:-none} of ${RUN_NAMES[*]}"
+    exit 1
+fi

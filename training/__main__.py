@@ -1,9 +1,10 @@
 """Command line of the training pipeline: ``python -m training COMMAND`` (``--help`` lists them).
 
-``python -m training all`` reruns the whole recipe of the bundled model: fetch fonts and render
-the synthetic lines, prepare the real ones, train (resuming from var/training/runs/main if it was
-interrupted), export to worker/models/inkwell-handwriting-small, calibrate its confidences and
-print the CER per held-out set and style group.
+``python -m training all`` reruns the bundled model's first recipe from scratch (not the
+continuations that followed, listed in its model card): fetch fonts and render the synthetic
+lines, prepare the real ones, train (resuming from var/training/runs/main if it was interrupted),
+export to worker/models/inkwell-handwriting-small, calibrate its confidences and print the CER per
+held-out set and style group.
 """
 
 from __future__ import annotations
