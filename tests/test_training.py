@@ -271,3 +271,24 @@ def test_batches_drawn_ahead_in_a_thread_train_the_same_loop(tmp_path: Path) -> 
     training.train(config)
     records = [json.loads(line) for line in (config.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert records and all(r["lines"] == 4 * r["step"] for r in records) and records[-1]["step"] >= 3
+
+
+def test_batches_are_grey_until_they_reach_the_device() -> None:
+    """One channel is assembled and copied; the model's three identical channels are a view made
+    on the device, with the recognizer's padding (the image mean) beyond each line."""
+    import torch
+
+    from training.batches import IGNORE_INDEX, Encoder, make_batch
+    from worker.line_image import pad_line
+
+    encoder = Encoder(build_tokenizer().get_vocab(), max_tokens=24)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (40, width), dtype=np.uint8) for width in (60, 100)]
+    batch = make_batch(images, ["ab", "Jane"], encoder, height=40, width=128)
+    assert tuple(batch.pixel_values.shape) == (2, 1, 40, 128)
+    on_device = batch.to(torch.device("cpu"))
+    assert tuple(on_device.pixel_values.shape) == (2, 3, 40, 128)
+    assert torch.equal(on_device.pixel_values[:, 0], on_device.pixel_values[:, 2])
+    assert np.array_equal(on_device.pixel_values[0, 1].numpy(), pad_line(images[0], 40, 128, "mean")[0])
+    assert batch.labels.dtype == torch.long and batch.labels.shape == (2, 5)
+    assert batch.labels[0, 3:].tolist() == [IGNORE_INDEX, IGNORE_INDEX]

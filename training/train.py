@@ -161,7 +161,7 @@ def evaluate(
             shard, encoder, config.eval_batch, config.shape.height, config.shape.width, config.eval_lines
         ):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.use_bf16):
-                encoded = model.encoder(pixel_values=batch.pixel_values.to(device))
+                encoded = model.encoder(pixel_values=batch.to(device).pixel_values)
                 ctc_texts = ctc_greedy(ctc_head(encoded.last_hidden_state[:, 1:]).float(), id_to_char)
                 generated = model.generate(
                     encoder_outputs=encoded, max_new_tokens=config.shape.max_target_tokens, num_beams=1, do_sample=False
