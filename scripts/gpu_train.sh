@@ -18,7 +18,8 @@
 #   for export, packing and evaluation)  BATCH=256  LR=1.5e-3  WORKERS=13 (render processes, shared
 #   out among the runs)  THREADS=3 (each run's)  SHARD_LINES=2000  SYNTHETIC_LINES=1000000
 #   REAL_PARTS=12  FIRST_SHARD=0 (seeds of synthetic shards: continuing a model, start above those
-#   it saw: runs 1-8 of the bundled model used shards below 100, run 9 100-199 and 300-399)
+#   it saw: runs 1-8 of the bundled model used shards below 100, run 9 100-199 and 300-399, a CPU
+#   continuation of it 400-419)
 #   FIRST_SHARDS=6 (synthetic shards a run waits for)  EVAL_EVERY=500  EVAL_LINES=512
 #   HEIGHT=64 (input line height: shards are made at it, the model reads it; the bundled model's)
 #   TRAIN_ARGS (more `train` options for every run, e.g. --init-from or a model shape; a later --lr wins)
