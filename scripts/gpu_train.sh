@@ -68,7 +68,7 @@ for run in "${RUN_NAMES[@]}"; do
 done
 ((1 + 3 * ${#RUN_NAMES[@]} > 8)) && echo "warning: ${#RUN_NAMES[@]} runs leave more than the 8 files a call brings back"
 RENDER_WORKERS=$((WORKERS / ${#RUN_NAMES[@]} > 0 ? WORKERS / ${#RUN_NAMES[@]} : 1))
-declare -A DATA_PID=() TRAIN_PID=() STARTED=()
+declare -A DATA_PID=() TRAIN_PID=()
 PACKING=()
 
 say() { echo "[$(($(date +%s) - START)) s] $*"; }
@@ -160,15 +160,18 @@ ready() {
     for set in val-heldout-fonts-forms val-heldout-fonts-prose val-real-writers; do
         [ -d "$root/shards/$set" ] || return 1
     done
-    # Finished synthetic shards (a .partial one does not match): enough that the first steps vary.
-    shards=("$root"/shards/synth-[0-9]*[0-9])
-    [ -d "${shards[0]}" ] && ((${#shards[@]} >= FIRST_SHARDS))
+    # Enough finished synthetic shards that the first steps vary.
+    (($(synthetic_shards "$1") >= FIRST_SHARDS))
+}
+
+synthetic_shards() { # how many a run has finished (a .partial one does not match)
+    local shards=("$(root_of "$1")"/shards/synth-[0-9]*[0-9])
+    if [ -d "${shards[0]}" ]; then echo "${#shards[@]}"; else echo 0; fi
 }
 
 start_training() {
     local run=$1 hours=$2 avail=$3
-    ready "$run" # for the count below
-    say "$run: validation sets and ${#shards[@]} synthetic shards ready; training ${hours} h of steps, stopped at ${avail}s at the latest"
+    say "$run: validation sets and $(synthetic_shards "$run") synthetic shards ready; training ${hours} h of steps, stopped at ${avail}s at the latest"
     # In the background, waited for below: bash runs a trap only once the foreground command
     # returns, and `wait` returns at once on a signal, so a TERM from the call's limit still ends well.
     # shellcheck disable=SC2046 # the options are a list
