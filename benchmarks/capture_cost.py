@@ -13,7 +13,7 @@ import argparse
 import statistics
 import time
 
-from inkwell.config import BUNDLED_MODEL
+from inkwell.paths import BUNDLED_MODEL
 
 
 def main(argv: list[str] | None = None) -> None:

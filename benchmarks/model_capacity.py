@@ -22,7 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from inkwell.config import BUNDLED_MODEL
+from inkwell.paths import BUNDLED_MODEL
 
 # The bundled shape (64 px high since run 9), the same reading 40 px lines (runs 1-8), and two
 # larger ones (about 2x and 3x its parameters), at the bundled height. Patches are full-height

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from inkwell.config import BUNDLED_MODEL
+from inkwell.paths import BUNDLED_MODEL
 
 REAL_LINES = Path(__file__).resolve().parents[2] / "shared" / "data" / "handwriting_lines_fr"
 MODES = ("model-card", "batched", "capture")

@@ -17,8 +17,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_MODEL = PROJECT_ROOT / "worker" / "models" / "inkwell-handwriting-small"
+from inkwell.paths import BUNDLED_MODEL
 
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 BROKER_SCHEMES = ("redis", "rediss", "sqla+sqlite", "sqla+postgresql", "sqla+postgresql+psycopg", "amqp", "pyamqp")

@@ -23,10 +23,11 @@
 #   FIRST_SHARDS=6 (synthetic shards a run waits for)  EVAL_EVERY=500  EVAL_LINES=512
 #   HEIGHT=64 (input line height: shards are made at it, the model reads it; the bundled model's)
 #   TRAIN_ARGS (more `train` options for every run, e.g. --init-from or a model shape; a later --lr wins)
+#   DATA_ARGS (more `data` options for every run, e.g. --style-weight cursive=2)
 #   EVAL_ARGS (`evaluate` options)  STEP_SHARE=0.8 (of the time left to train that the schedule gets:
 #   on the H200, start-up and validation runs took under 10%; the schedule of a run stopped by
 #   its timeout has not annealed)
-#   Per run NAME: HEIGHT_NAME, TRAIN_ARGS_NAME (after TRAIN_ARGS, so they win)
+#   Per run NAME: HEIGHT_NAME, TRAIN_ARGS_NAME, DATA_ARGS_NAME (after TRAIN_ARGS and DATA_ARGS)
 #
 # $OUT receives run.log and, per run, NAME/data.log, NAME/train.log (its validation records are
 # its "eval {...}" lines) and the exported model folder as NAME/model.tar.xz.00 (and .01 if it is
@@ -49,7 +50,7 @@ fi
 : "${PYTHON:=python3}" "${BUNDLE:=var/gpu-bundle.tar.gz}" "${WORK:=/tmp/inkwell-gpu}" "${DEVICE:=cuda}"
 : "${BUDGET_S:=540}" "${RESERVE_S:=120}" "${WAIT_S:=180}" "${BATCH:=256}" "${LR:=1.5e-3}" "${WORKERS:=13}"
 : "${THREADS:=3}" "${SHARD_LINES:=2000}" "${SYNTHETIC_LINES:=1000000}" "${REAL_PARTS:=12}"
-: "${RUNS:=gpu}" "${FIRST_SHARD:=0}" "${FIRST_SHARDS:=6}" "${EVAL_EVERY:=500}" "${EVAL_LINES:=512}" "${TRAIN_ARGS:=}" "${HEIGHT:=64}"
+: "${RUNS:=gpu}" "${FIRST_SHARD:=0}" "${FIRST_SHARDS:=6}" "${EVAL_EVERY:=500}" "${EVAL_LINES:=512}" "${TRAIN_ARGS:=}" "${DATA_ARGS:=}" "${HEIGHT:=64}"
 : "${EVAL_ARGS:=--forms-per-font 10 --prose-per-font 5 --real-limit 60}" "${STEP_SHARE:=0.8}"
 DEADLINE=$((START + BUDGET_S))
 if [ -f "$BUNDLE" ]; then # an archive of the folder: one file travels in far fewer blocks than 6,600
@@ -76,6 +77,7 @@ left() { echo $((DEADLINE - $(date +%s))); }
 root_of() { echo "$WORK/$1/root"; }
 height_of() { local var="HEIGHT_$1"; echo "${!var:-$HEIGHT}"; }
 args_of() { local var="TRAIN_ARGS_$1"; echo "$TRAIN_ARGS ${!var:-}"; }
+data_args_of() { local var="DATA_ARGS_$1"; echo "$DATA_ARGS ${!var:-}"; }
 
 stop_rendering() { # for the runs named, or for all
     local run runs=("$@")
@@ -148,9 +150,10 @@ for run in "${RUN_NAMES[@]}"; do
     mkdir -p "$root" "$OUT/$run"
     cp -r "$BUNDLE/fonts" "$root/fonts"
     say "$run: rendering at $(height_of "$run") px on $RENDER_WORKERS processes, shards of $SHARD_LINES lines"
+    # shellcheck disable=SC2046 # the data options are a list of words
     $SETSID nice -n 5 "$PYTHON" -m training --root "$root" data --synthetic-lines "$SYNTHETIC_LINES" \
         --workers "$RENDER_WORKERS" --shard-lines "$SHARD_LINES" --real-parts "$REAL_PARTS" \
-        --first-shard "$FIRST_SHARD" --height "$(height_of "$run")" >"$OUT/$run/data.log" 2>&1 &
+        --first-shard "$FIRST_SHARD" --height "$(height_of "$run")" $(data_args_of "$run") >"$OUT/$run/data.log" 2>&1 &
     DATA_PID[$run]=$!
 done
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from inkwell.config import BUNDLED_MODEL
+from inkwell.paths import BUNDLED_MODEL
 from inkwell.text_metrics import character_error_rate
 from tests.forms import FONT_CACHE
 from training.fonts import LEGACY_HELDOUT_FAMILIES, fetch_fonts

@@ -108,3 +108,26 @@ def test_the_packed_bundle_unpacks_to_the_same_files(tmp_path: Path) -> None:
     files = sorted(p.relative_to(bundle) for p in bundle.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(unpacked) for p in unpacked.rglob("*") if p.is_file())
     assert all((bundle / name).read_bytes() == (unpacked / name).read_bytes() for name in files)
+
+
+# What a lent GPU machine lacks besides DEVICE_MISSING: the service's libraries.
+SERVICE_ONLY = ("pydantic", "pydantic_settings", "sqlalchemy", "celery", "flask", "redis", "alembic")
+
+
+def test_training_and_the_speed_benchmark_import_without_the_services_libraries() -> None:
+    """The GPU machine runs training and benchmarks with torch and transformers but none of the
+    service's libraries: nothing they import may reach ``inkwell.config`` (the bundled model's
+    path comes from ``inkwell.paths``)."""
+    blocker = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        f"        if name.split('.')[0] in {SERVICE_ONLY!r}:\n"
+        "            raise ImportError('not on the GPU machine: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import benchmarks.recognizer_speed, training.__main__, training.train, training.evaluate\n"
+        "import training.calibrate, training.export, worker.recognizer\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", blocker], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

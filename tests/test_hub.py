@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from inkwell.config import BUNDLED_MODEL, PROJECT_ROOT
 from inkwell.hub import HubError, plan_push
+from inkwell.paths import BUNDLED_MODEL, PROJECT_ROOT
 from tests.hub_cache import install_in_hub_cache
 from tests.tiny_models import TEXTS, render_text_line
 

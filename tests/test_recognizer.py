@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from inkwell.config import BUNDLED_MODEL
+from inkwell.paths import BUNDLED_MODEL
 from tests.tiny_models import TEXTS, render_text_line
 from worker.ctc_head import ctc_greedy_lengths
 from worker.recognizer import RecognitionError, Recognizer

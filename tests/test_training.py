@@ -3,6 +3,7 @@ steps of the real loop on a tiny shape, export, and loading the export with the 
 
 from __future__ import annotations
 
+import argparse
 import random
 from collections import Counter
 from pathlib import Path
@@ -12,12 +13,20 @@ import pytest
 from PIL import Image
 
 from tests.forms import FONT_CACHE
+from training.__main__ import _style_weight
 from training.charset import ALPHABET, build_tokenizer, in_alphabet, normalise_text
 from training.data import VALIDATION_SETS, DataPlan, synthetic_shards
 from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, fetch_fonts
 from training.real_lines import DEFAULT_REAL_DIR, is_validation_group, load_real_lines
 from training.render import Augmentation, fit_text_to_font, render_line
-from training.shards import LINE_HEIGHT_FILE, load_shard, mark_line_height, synthetic_samples, write_shard
+from training.shards import (
+    LINE_HEIGHT_FILE,
+    _family_picker,
+    load_shard,
+    mark_line_height,
+    synthetic_samples,
+    write_shard,
+)
 from training.texts import FormTextGenerator
 
 
@@ -292,3 +301,25 @@ def test_batches_are_grey_until_they_reach_the_device() -> None:
     assert np.array_equal(on_device.pixel_values[0, 1].numpy(), pad_line(images[0], 40, 128, "mean")[0])
     assert batch.labels.dtype == torch.long and batch.labels.shape == (2, 5)
     assert batch.labels[0, 3:].tolist() == [IGNORE_INDEX, IGNORE_INDEX]
+
+
+def test_style_weights_draw_a_group_more_often_and_leave_unweighted_draws_as_they_were() -> None:
+    """``data --style-weight cursive=3`` draws each cursive family three times as often; without
+    weights the draw is ``rng.choice`` as it always was, so earlier seeds render the same lines."""
+    families = ["caveat", "dancing-script", "pacifico", "kalam"]  # print, cursive, cursive, print
+    assert _family_picker(random.Random(5), families, None)() == random.Random(5).choice(families)
+    assert _family_picker(random.Random(5), families, {})() == random.Random(5).choice(families)
+    pick = _family_picker(random.Random(5), families, {"cursive": 3.0})
+    counts = Counter(pick() for _ in range(8_000))
+    cursive = counts["dancing-script"] + counts["pacifico"]
+    assert 0.70 < cursive / 8_000 < 0.80  # 6 of 8 weight units
+    only_print = _family_picker(random.Random(5), families, {"cursive": 0.0})
+    assert {only_print() for _ in range(200)} == {"caveat", "kalam"}
+    with pytest.raises(ValueError, match="unknown style groups"):
+        _family_picker(random.Random(5), families, {"gothic": 2.0})
+    with pytest.raises(ValueError, match="no family"):
+        _family_picker(random.Random(5), families, {"print": 0.0, "cursive": 0.0})
+    assert _style_weight("cursive=2.5") == ("cursive", 2.5)
+    for bad in ("gothic=2", "cursive=much", "cursive=-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _style_weight(bad)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from tests.forms import FONT_CACHE
 from training import render
@@ -335,3 +336,21 @@ def test_the_evaluation_reports_cer_and_review_shares_per_group(
     }
     assert 0 <= results["all/errors flagged"] <= 1 and 0 <= results["all/exact flagged"] <= 1
     assert "errors flagged" in capsys.readouterr().out
+
+
+def test_a_finer_pen_never_wipes_out_a_hairline_font() -> None:
+    """Erosion thins the strokes of a font drawn with a broad pen, and leaves a hairline font as it
+    is rather than breaking it into fragments; the random draws are the same either way."""
+    broad = Image.new("L", (200, 60), 0)
+    ImageDraw.Draw(broad).line((10, 30, 190, 30), fill=255, width=7)
+    hairline = Image.new("L", (200, 60), 0)
+    ImageDraw.Draw(hairline).line((10, 30, 190, 30), fill=255, width=2)
+    eroding_seed = next(s for s in range(100) if random.Random(s).random() < 0.2)
+    thinned = np.asarray(render._pen_width(broad, random.Random(eroding_seed), 1.0, 0))
+    assert 0 < thinned.sum() < np.asarray(broad).sum()
+    kept = render._pen_width(hairline, random.Random(eroding_seed), 1.0, 0)
+    assert np.array_equal(np.asarray(kept), np.asarray(hairline))
+    after_broad, after_hairline = random.Random(eroding_seed), random.Random(eroding_seed)
+    render._pen_width(broad, after_broad, 1.0, 0)
+    render._pen_width(hairline, after_hairline, 1.0, 0)
+    assert after_broad.random() == after_hairline.random()

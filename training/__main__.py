@@ -13,10 +13,26 @@ import argparse
 import logging
 from pathlib import Path
 
+from inkwell.paths import BUNDLED_MODEL
+from training.fonts import STYLE_GROUPS
 from training.model import ModelShape
 
 DEFAULT_ROOT = Path("var/training")
-BUNDLED_MODEL_DIR = Path(__file__).resolve().parents[1] / "worker" / "models" / "inkwell-handwriting-small"
+BUNDLED_MODEL_DIR = BUNDLED_MODEL
+
+
+def _style_weight(value: str) -> tuple[str, float]:
+    """``GROUP=W`` from the command line, checked."""
+    group, _, weight = value.partition("=")
+    if group not in STYLE_GROUPS:
+        raise argparse.ArgumentTypeError(f"unknown style group {group!r}; known: {', '.join(STYLE_GROUPS)}")
+    try:
+        number = float(weight)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"weight of {group} must be a number, got {weight!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"weight of {group} must not be negative")
+    return group, number
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,6 +56,14 @@ def main(argv: list[str] | None = None) -> None:
         help="lines per synthetic shard (smaller: a concurrent run sees them sooner)",
     )
     data.add_argument("--real-parts", type=int, default=4, help="shards the real training lines are split into")
+    data.add_argument(
+        "--style-weight",
+        action="append",
+        default=[],
+        type=_style_weight,
+        metavar="GROUP=W",
+        help=f"draw the families of a style group W times as often ({', '.join(STYLE_GROUPS)}); repeatable",
+    )
     data.add_argument(
         "--height", type=int, default=ModelShape.height, help="height the lines are stored at: the model's input height"
     )
@@ -171,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.first_shard,
                 shard_lines=args.shard_lines,
                 real_parts=args.real_parts,
+                style_weights=tuple(args.style_weight),
             )
         )
     elif args.command == "train":

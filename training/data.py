@@ -34,6 +34,8 @@ class DataPlan:
     real_dir: Path = DEFAULT_REAL_DIR
     shard_lines: int = SYNTHETIC_SHARD_LINES  # smaller shards reach a training run that reads them sooner
     real_parts: int = 4  # shards the real training lines are split into (more: more of them rendered at once)
+    # (style group, weight) pairs: families of a group drawn that much more often (1 where absent)
+    style_weights: tuple[tuple[str, float], ...] = ()
 
     @property
     def fonts_dir(self) -> Path:
@@ -61,6 +63,7 @@ def _synthetic_job(plan: DataPlan, index: int) -> int:
             height=plan.height,
             width=plan.width,
             prose_share=PROSE_SHARE,
+            style_weights=dict(plan.style_weights),
         ),
     )
 

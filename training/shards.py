@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from training.charset import in_alphabet, normalise_text
-from training.fonts import Font
+from training.fonts import STYLE_GROUPS, Font, style_of
 from training.prose import ProseLines
 from training.real_lines import RealLine
 from training.render import Augmentation, augment_real_line, fit_text_to_font, render_line
@@ -136,25 +136,46 @@ def synthetic_samples(
     max_strength: float = 1.0,
     prose_share: float = 0.0,
     validation_prose: bool = False,
+    style_weights: Mapping[str, float] | None = None,
 ) -> Iterator[tuple[np.ndarray, str]]:
     """``count`` rendered lines in random font families, augmentation strength uniform in [0, max].
 
     Texts are form fields, with ``prose_share`` English prose (from the held-out book when
-    ``validation_prose``).
+    ``validation_prose``). Families are drawn uniformly, or, with ``style_weights`` (style group
+    -> weight, 1 where absent), each family in proportion to its group's weight.
     """
     rng = random.Random(seed)
     texts = LineTexts(seed, prose_share, validation_prose)
     families = sorted({f.family for f in fonts})
     by_family = {family: [f for f in fonts if f.family == family] for family in families}
+    pick_family = _family_picker(rng, families, style_weights)
     produced = 0
     while produced < count:
-        font = rng.choice(by_family[rng.choice(families)])
+        font = rng.choice(by_family[pick_family()])
         text = fit_text_to_font(texts.line(), font)
         if not text:
             continue
         pixels = render_line(text, font, rng, height, Augmentation(rng.uniform(0, max_strength)))
         produced += 1
         yield _fitted(pixels, height, width), text
+
+
+def _family_picker(
+    rng: random.Random, families: list[str], style_weights: Mapping[str, float] | None
+) -> Callable[[], str]:
+    """A draw of one family. Without weights it is ``rng.choice``, so that the seeds of shards
+    (and validation sets) rendered before weights existed still give the same lines."""
+    if not style_weights:
+        return lambda: rng.choice(families)
+    unknown = set(style_weights) - set(STYLE_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown style groups {sorted(unknown)}; known: {', '.join(STYLE_GROUPS)}")
+    if any(w < 0 for w in style_weights.values()):
+        raise ValueError("style weights must not be negative")
+    weights = [style_weights.get(style_of(family), 1.0) for family in families]
+    if not any(weights):
+        raise ValueError("style weights leave no family to draw")
+    return lambda: rng.choices(families, weights)[0]
 
 
 def real_samples(
