@@ -22,11 +22,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from inkwell.paths import BUNDLED_MODEL
 
-REAL_LINES = Path(__file__).resolve().parents[2] / "shared" / "data" / "handwriting_lines_fr"
 MODES = ("model-card", "batched", "capture")
 
 
@@ -34,10 +32,10 @@ def benchmark_lines(count: int) -> list:
     """Real handwritten lines when the shared data set is present, else rendered form lines."""
     from PIL import Image
 
-    if (REAL_LINES / "manifest.tsv").exists():
-        from training.real_lines import load_real_lines
+    from training.real_lines import DEFAULT_REAL_DIR, load_real_lines
 
-        _, validation, _ = load_real_lines(REAL_LINES)
+    if (DEFAULT_REAL_DIR / "manifest.tsv").exists():  # ../shared, or INKWELL_REAL_LINES_DIR (a GPU bundle's copy)
+        _, validation, _ = load_real_lines(DEFAULT_REAL_DIR)
         return [Image.open(line.path).convert("RGB") for line in validation[:count]]
     from tests.tiny_models import TEXTS, render_text_line
 

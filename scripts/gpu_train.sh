@@ -23,7 +23,8 @@
 #   FIRST_SHARDS=6 (synthetic shards a run waits for)  EVAL_EVERY=500  EVAL_LINES=512
 #   HEIGHT=64 (input line height: shards are made at it, the model reads it; the bundled model's)
 #   TRAIN_ARGS (more `train` options for every run, e.g. --init-from or a model shape; a later --lr wins)
-#   DATA_ARGS (more `data` options for every run, e.g. --style-weight cursive=2)
+#   DATA_ARGS (more `data` options for every run, e.g. --style-weight cursive=2; not the shard
+#   options the script sets itself: --first-shard, --shard-lines, --height, --workers)
 #   EVAL_ARGS (`evaluate` options)  STEP_SHARE=0.8 (of the time left to train that the schedule gets:
 #   on the H200, start-up and validation runs took under 10%; the schedule of a run stopped by
 #   its timeout has not annealed)

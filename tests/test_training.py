@@ -24,6 +24,7 @@ from training.shards import (
     _family_picker,
     load_shard,
     mark_line_height,
+    style_shares,
     synthetic_samples,
     write_shard,
 )
@@ -307,8 +308,14 @@ def test_style_weights_draw_a_group_more_often_and_leave_unweighted_draws_as_the
     """``data --style-weight cursive=3`` draws each cursive family three times as often; without
     weights the draw is ``rng.choice`` as it always was, so earlier seeds render the same lines."""
     families = ["caveat", "dancing-script", "pacifico", "kalam"]  # print, cursive, cursive, print
-    assert _family_picker(random.Random(5), families, None)() == random.Random(5).choice(families)
-    assert _family_picker(random.Random(5), families, {})() == random.Random(5).choice(families)
+    plain = random.Random(5)
+    expected = [plain.choice(families) for _ in range(50)]
+    for neutral in (None, {}, {"cursive": 1.0, "print": 1.0}):
+        pick_neutral = _family_picker(random.Random(5), families, neutral)
+        assert [pick_neutral() for _ in range(50)] == expected
+    assert style_shares({"cursive": 3.0}, families) == pytest.approx(
+        {"print": 0.25, "school": 0, "cursive": 0.75, "marker": 0, "caps-only": 0}
+    )
     pick = _family_picker(random.Random(5), families, {"cursive": 3.0})
     counts = Counter(pick() for _ in range(8_000))
     cursive = counts["dancing-script"] + counts["pacifico"]
@@ -319,7 +326,9 @@ def test_style_weights_draw_a_group_more_often_and_leave_unweighted_draws_as_the
         _family_picker(random.Random(5), families, {"gothic": 2.0})
     with pytest.raises(ValueError, match="no family"):
         _family_picker(random.Random(5), families, {"print": 0.0, "cursive": 0.0})
+    with pytest.raises(ValueError, match="finite"):
+        _family_picker(random.Random(5), families, {"cursive": float("inf")})
     assert _style_weight("cursive=2.5") == ("cursive", 2.5)
-    for bad in ("gothic=2", "cursive=much", "cursive=-1"):
+    for bad in ("gothic=2", "cursive=much", "cursive=-1", "cursive=nan", "cursive=inf"):
         with pytest.raises(argparse.ArgumentTypeError):
             _style_weight(bad)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 
 from inkwell.paths import BUNDLED_MODEL
@@ -18,7 +19,6 @@ from training.fonts import STYLE_GROUPS
 from training.model import ModelShape
 
 DEFAULT_ROOT = Path("var/training")
-BUNDLED_MODEL_DIR = BUNDLED_MODEL
 
 
 def _style_weight(value: str) -> tuple[str, float]:
@@ -30,8 +30,8 @@ def _style_weight(value: str) -> tuple[str, float]:
         number = float(weight)
     except ValueError:
         raise argparse.ArgumentTypeError(f"weight of {group} must be a number, got {weight!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"weight of {group} must not be negative")
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"weight of {group} must be a finite number, not negative")
     return group, number
 
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     evaluate = sub.add_parser("evaluate", help="CER per held-out set and style group, and review-flag shares")
-    evaluate.add_argument("--model", type=Path, default=BUNDLED_MODEL_DIR)
+    evaluate.add_argument("--model", type=Path, default=BUNDLED_MODEL)
     evaluate.add_argument("--forms-per-font", type=int, default=30, help="form lines per held-out font family")
     evaluate.add_argument("--prose-per-font", type=int, default=10, help="English prose lines per held-out font family")
     evaluate.add_argument("--real-limit", type=int, default=0, help="real lines per collection (0 = all)")
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     calibrate = sub.add_parser(
         "calibrate", help="fit confidence calibration on held-out lines into the model's inkwell.json"
     )
-    calibrate.add_argument("--model", type=Path, default=BUNDLED_MODEL_DIR)
+    calibrate.add_argument("--model", type=Path, default=BUNDLED_MODEL)
     calibrate.add_argument("--lines-per-font", type=int, default=30)
     calibrate.add_argument("--threshold", type=float, default=0.8)
     calibrate.add_argument(
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
 
     export = sub.add_parser("export", help="write a run's best checkpoint as a Hugging Face model folder")
     export.add_argument("--run", default="main")
-    export.add_argument("--out", type=Path, default=BUNDLED_MODEL_DIR)
+    export.add_argument("--out", type=Path, default=BUNDLED_MODEL)
     export.add_argument(
         "--ctc-weight", type=float, default=0.5, help="joint CTC/attention decoding weight the export declares (0: off)"
     )
@@ -282,9 +282,9 @@ def main(argv: list[str] | None = None) -> None:
 
         build_all(DataPlan(args.root, args.synthetic_lines, shape.height, shape.width))
         run_training(TrainConfig(root=args.root, run="main", shape=shape, hours=args.hours))
-        export_run(args.root / "runs" / "main", BUNDLED_MODEL_DIR)
-        run_calibration(BUNDLED_MODEL_DIR, args.root / "fonts")
-        evaluate_exported(BUNDLED_MODEL_DIR, args.root / "fonts")
+        export_run(args.root / "runs" / "main", BUNDLED_MODEL)
+        run_calibration(BUNDLED_MODEL, args.root / "fonts")
+        evaluate_exported(BUNDLED_MODEL, args.root / "fonts")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,14 @@ from pathlib import Path
 from inkwell.progress import progress
 from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, Font, fetch_fonts
 from training.real_lines import DEFAULT_REAL_DIR, load_real_lines
-from training.shards import finished_shards, mark_line_height, real_samples, synthetic_samples, write_shard
+from training.shards import (
+    finished_shards,
+    mark_line_height,
+    real_samples,
+    style_shares,
+    synthetic_samples,
+    write_shard,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +115,8 @@ def synthetic_shards(plan: DataPlan) -> range:
 
 def build_all(plan: DataPlan) -> None:
     """Make whatever shards are missing (safe to rerun: finished shards are kept)."""
+    shares = style_shares(dict(plan.style_weights), TRAINING_FONTS)  # a bad weight stops here, not in a worker
+    log.info("synthetic lines by style group: %s", ", ".join(f"{g} {s:.0%}" for g, s in shares.items()))
     mark_line_height(plan.shards_dir, plan.height)
     fetch_fonts(plan.fonts_dir, TRAINING_FONTS + list(HELDOUT_FONTS))
     done = {p.name for p in finished_shards(plan.shards_dir, "synth")} | {

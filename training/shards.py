@@ -10,6 +10,7 @@ leaves a half shard that training would read.
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -160,21 +161,33 @@ def synthetic_samples(
         yield _fitted(pixels, height, width), text
 
 
+def style_shares(style_weights: Mapping[str, float] | None, families: list[str]) -> dict[str, float]:
+    """The share of draws each style group gets among ``families`` with ``style_weights`` (style
+    group -> weight, 1 where absent); raises ValueError on an unknown group or a weight that is
+    negative, not finite, or leaves no family to draw."""
+    weights = dict(style_weights or {})
+    unknown = set(weights) - set(STYLE_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown style groups {sorted(unknown)}; known: {', '.join(STYLE_GROUPS)}")
+    if any(not math.isfinite(w) or w < 0 for w in weights.values()):
+        raise ValueError("style weights must be finite and not negative")
+    per_family = [(style_of(family), weights.get(style_of(family), 1.0)) for family in families]
+    total = sum(w for _, w in per_family)
+    if not total:
+        raise ValueError("style weights leave no family to draw")
+    return {group: sum(w for g, w in per_family if g == group) / total for group in STYLE_GROUPS}
+
+
 def _family_picker(
     rng: random.Random, families: list[str], style_weights: Mapping[str, float] | None
 ) -> Callable[[], str]:
-    """A draw of one family. Without weights it is ``rng.choice``, so that the seeds of shards
-    (and validation sets) rendered before weights existed still give the same lines."""
-    if not style_weights:
+    """A draw of one family. Without weights (or all 1) it is ``rng.choice``, so that the seeds of
+    shards (and validation sets) rendered before weights existed still draw the same families."""
+    style_shares(style_weights, families)  # checks them
+    weighted = {group: w for group, w in (style_weights or {}).items() if w != 1.0}
+    if not weighted:
         return lambda: rng.choice(families)
-    unknown = set(style_weights) - set(STYLE_GROUPS)
-    if unknown:
-        raise ValueError(f"unknown style groups {sorted(unknown)}; known: {', '.join(STYLE_GROUPS)}")
-    if any(w < 0 for w in style_weights.values()):
-        raise ValueError("style weights must not be negative")
-    weights = [style_weights.get(style_of(family), 1.0) for family in families]
-    if not any(weights):
-        raise ValueError("style weights leave no family to draw")
+    weights = [weighted.get(style_of(family), 1.0) for family in families]
     return lambda: rng.choices(families, weights)[0]
 
 
