@@ -347,15 +347,16 @@ def test_a_backlog_is_prepared_once_while_the_sweeper_runs(
 ) -> None:
     """Pages that wait behind a backlog longer than the stale limit are still in the broker: the
     sweeper (on its own queue, so it does run meanwhile) sends none of them again."""
+    # Short, so that the backlog outlasts it three times over even on a fast machine (150 pages took
+    # 5.8 s on a 2-core Xeon with AVX-512, where a limit of 3 s left the check below short).
+    stale_after_s = 1
     with Deployment(
         tmp_path,
         tiny_char_model,
         redis_server,
         postgres_server,
         INKWELL_PAGES_CONCURRENCY="1",
-        # Short, so that the backlog outlasts it three times over even on a fast machine (150 pages took
-        # 5.8 s on a 2-core Xeon with AVX-512, where a limit of 3 s left the check below short).
-        INKWELL_STALE_AFTER_SECONDS="1",
+        INKWELL_STALE_AFTER_SECONDS=str(stale_after_s),
         INKWELL_SWEEP_INTERVAL_SECONDS="1",
     ) as deployment:
         started = time.monotonic()
@@ -365,7 +366,7 @@ def test_a_backlog_is_prepared_once_while_the_sweeper_runs(
         assert body["status"] == "succeeded", body
         _assert_each_page_read_once(deployment, 150)
         sweeps = _task_runs(deployment, "pages", "inkwell.sweep")
-        assert took > 3 * 1 and sweeps >= 3, (
+        assert took > 3 * stale_after_s and sweeps >= 3, (
             f"the backlog must outlast the stale limit with the sweeper running ({took:.0f} s, {sweeps} sweeps)"
         )
         prepare_runs = _task_runs(deployment, "pages", "inkwell.prepare_page")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from pathlib import Path
 
 from inkwell.paths import BUNDLED_MODEL
@@ -23,15 +22,17 @@ DEFAULT_ROOT = Path("var/training")
 
 def _style_weight(value: str) -> tuple[str, float]:
     """``GROUP=W`` from the command line, checked."""
+    from training.shards import check_style_weight
+
     group, _, weight = value.partition("=")
-    if group not in STYLE_GROUPS:
-        raise argparse.ArgumentTypeError(f"unknown style group {group!r}; known: {', '.join(STYLE_GROUPS)}")
     try:
         number = float(weight)
     except ValueError:
         raise argparse.ArgumentTypeError(f"weight of {group} must be a number, got {weight!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise argparse.ArgumentTypeError(f"weight of {group} must be a finite number, not negative")
+    try:
+        check_style_weight(group, number)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return group, number
 
 

@@ -161,33 +161,45 @@ def synthetic_samples(
         yield _fitted(pixels, height, width), text
 
 
+def check_style_weight(group: str, weight: float) -> None:
+    """Raise ValueError unless ``group`` is a style group and ``weight`` finite and not negative."""
+    if group not in STYLE_GROUPS:
+        raise ValueError(f"unknown style groups: {group!r}; known: {', '.join(STYLE_GROUPS)}")
+    if not math.isfinite(weight) or weight < 0:
+        raise ValueError(f"weight of {group} must be a finite number, not negative")
+
+
+def _family_weights(style_weights: Mapping[str, float] | None, families: list[str]) -> list[float]:
+    """Each family's weight, its style group's (1 where absent), after checking every weight."""
+    style_weights = style_weights or {}
+    for group, weight in style_weights.items():
+        check_style_weight(group, weight)
+    weights = [style_weights.get(style_of(family), 1.0) for family in families]
+    if not any(weights):
+        raise ValueError("style weights leave no family to draw")
+    return weights
+
+
 def style_shares(style_weights: Mapping[str, float] | None, families: list[str]) -> dict[str, float]:
     """The share of draws each style group gets among ``families`` with ``style_weights`` (style
     group -> weight, 1 where absent); raises ValueError on an unknown group or a weight that is
     negative, not finite, or leaves no family to draw."""
-    weights = dict(style_weights or {})
-    unknown = set(weights) - set(STYLE_GROUPS)
-    if unknown:
-        raise ValueError(f"unknown style groups {sorted(unknown)}; known: {', '.join(STYLE_GROUPS)}")
-    if any(not math.isfinite(w) or w < 0 for w in weights.values()):
-        raise ValueError("style weights must be finite and not negative")
-    per_family = [(style_of(family), weights.get(style_of(family), 1.0)) for family in families]
-    total = sum(w for _, w in per_family)
-    if not total:
-        raise ValueError("style weights leave no family to draw")
-    return {group: sum(w for g, w in per_family if g == group) / total for group in STYLE_GROUPS}
+    weights = _family_weights(style_weights, families)
+    total = sum(weights)
+    by_group = dict.fromkeys(STYLE_GROUPS, 0.0)
+    for family, weight in zip(families, weights, strict=True):
+        by_group[style_of(family)] += weight / total
+    return by_group
 
 
 def _family_picker(
     rng: random.Random, families: list[str], style_weights: Mapping[str, float] | None
 ) -> Callable[[], str]:
-    """A draw of one family. Without weights (or all 1) it is ``rng.choice``, so that the seeds of
+    """A draw of one family. Where every family weighs 1 it is ``rng.choice``, so that the seeds of
     shards (and validation sets) rendered before weights existed still draw the same families."""
-    style_shares(style_weights, families)  # checks them
-    weighted = {group: w for group, w in (style_weights or {}).items() if w != 1.0}
-    if not weighted:
+    weights = _family_weights(style_weights, families)
+    if all(weight == 1.0 for weight in weights):
         return lambda: rng.choice(families)
-    weights = [weighted.get(style_of(family), 1.0) for family in families]
     return lambda: rng.choices(families, weights)[0]
 
 
