@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from inkwell.paths import BUNDLED_MODEL
-from training.fonts import STYLE_GROUPS
+from training.fonts import STYLE_GROUPS, check_style_weight
 from training.model import ModelShape
 
 DEFAULT_ROOT = Path("var/training")
@@ -22,8 +22,6 @@ DEFAULT_ROOT = Path("var/training")
 
 def _style_weight(value: str) -> tuple[str, float]:
     """``GROUP=W`` from the command line, checked."""
-    from training.shards import check_style_weight
-
     group, _, weight = value.partition("=")
     try:
         number = float(weight)

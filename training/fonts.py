@@ -108,6 +108,14 @@ def style_of(family: str) -> str:
     return "print"
 
 
+def check_style_weight(group: str, weight: float) -> None:
+    """Raise ValueError unless ``group`` is a style group and ``weight`` finite and not negative."""
+    if group not in STYLE_GROUPS:
+        raise ValueError(f"unknown style groups: {group!r}; known: {', '.join(STYLE_GROUPS)}")
+    if not math.isfinite(weight) or weight < 0:
+        raise ValueError(f"weight of {group} must be a finite number, not negative")
+
+
 def _split() -> tuple[list[str], list[str]]:
     """A fifth of each style group held out: the legacy validation fonts, then others by a stable hash."""
     families = sorted(set(EVERYDAY_FAMILIES + PLAYWRITE_FAMILIES + CURSIVE_FAMILIES) - NOT_ON_NPM)

@@ -10,7 +10,6 @@ leaves a half shard that training would read.
 from __future__ import annotations
 
 import json
-import math
 import random
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -21,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from training.charset import in_alphabet, normalise_text
-from training.fonts import STYLE_GROUPS, Font, style_of
+from training.fonts import STYLE_GROUPS, Font, check_style_weight, style_of
 from training.prose import ProseLines
 from training.real_lines import RealLine
 from training.render import Augmentation, augment_real_line, fit_text_to_font, render_line
@@ -159,14 +158,6 @@ def synthetic_samples(
         pixels = render_line(text, font, rng, height, Augmentation(rng.uniform(0, max_strength)))
         produced += 1
         yield _fitted(pixels, height, width), text
-
-
-def check_style_weight(group: str, weight: float) -> None:
-    """Raise ValueError unless ``group`` is a style group and ``weight`` finite and not negative."""
-    if group not in STYLE_GROUPS:
-        raise ValueError(f"unknown style groups: {group!r}; known: {', '.join(STYLE_GROUPS)}")
-    if not math.isfinite(weight) or weight < 0:
-        raise ValueError(f"weight of {group} must be a finite number, not negative")
 
 
 def _family_weights(style_weights: Mapping[str, float] | None, families: list[str]) -> list[float]:
