@@ -332,3 +332,76 @@ def test_style_weights_draw_a_group_more_often_and_leave_unweighted_draws_as_the
     for bad in ("gothic=2", "cursive=much", "cursive=-1", "cursive=nan", "cursive=inf"):
         with pytest.raises(argparse.ArgumentTypeError):
             _style_weight(bad)
+
+
+def test_averaged_weights_are_the_mean_and_identical_snapshots_average_to_themselves() -> None:
+    import torch
+
+    from training.model import build_model
+    from training.snapshots import average_states
+
+    torch.manual_seed(0)
+    state = build_model(_tiny_shape(), 60).state_dict()
+    same = average_states([state, state, state])
+    assert same.keys() == state.keys()
+    assert all(torch.equal(same[name], tensor) for name, tensor in state.items())
+    other = build_model(_tiny_shape(), 60).state_dict()
+    mean = average_states([state, other])
+    name = next(name for name, tensor in state.items() if tensor.is_floating_point() and tensor.dim() == 2)
+    assert torch.allclose(mean[name], (state[name] + other[name]) / 2)
+    half = {"w": torch.ones(2, dtype=torch.float16)}
+    assert average_states([half, {"w": torch.zeros(2, dtype=torch.float16)}])["w"].dtype == torch.float16
+    index = {"ids": torch.arange(3)}
+    assert torch.equal(average_states([index, index])["ids"], torch.arange(3))
+    with pytest.raises(ValueError, match="differs"):
+        average_states([index, {"ids": torch.arange(1, 4)}])
+    with pytest.raises(ValueError, match="different tensors"):
+        average_states([state, {**state, "extra": torch.zeros(1)}])
+    with pytest.raises(ValueError, match="nothing"):
+        average_states([])
+
+
+def test_a_run_keeps_its_last_snapshots_and_exports_their_average(tmp_path: Path) -> None:
+    import json
+
+    import torch
+
+    from training import train as training
+    from training.export import export_run
+    from training.snapshots import average_snapshots, snapshot_paths
+    from worker.recognizer import Recognizer
+
+    _tiny_shards(tmp_path, training_lines=32, validation_lines=4)
+    config = training.TrainConfig(
+        root=tmp_path,
+        run="snap",
+        shape=_tiny_shape(),
+        hours=0.002,
+        batch_size=4,
+        eval_every=100,
+        eval_lines=4,
+        threads=1,
+        snapshot_every=2,
+        keep_snapshots=3,
+    )
+    training.train(config)
+    paths = snapshot_paths(config.run_dir)
+    last_step = torch.load(config.run_dir / "last.pt", weights_only=False)["state"]["step"]
+    assert last_step >= 6, "the budget allows several snapshots"
+    steps = [torch.load(path, weights_only=False)["state"]["step"] for path in paths]
+    assert len(paths) == 3 and steps[-1] == last_step, "the last three kept, the final step among them"
+    assert all(step % 2 == 0 for step in steps[:-1]) and steps == sorted(steps)
+    assert "optimizer" not in torch.load(paths[-1], weights_only=False)
+    with pytest.raises(FileNotFoundError, match="3 snapshots, 4 asked"):
+        average_snapshots(config.run_dir, 4)
+    out = tmp_path / "averaged"
+    export_run(config.run_dir, out, average=2)
+    state = json.loads((out / "training_state.json").read_text())["state"]
+    assert state["averaged_steps"] == steps[-2:]
+    recognizer = Recognizer.load(out, device="cpu", max_new_tokens=8)
+    snapshots = [torch.load(path, weights_only=False)["model"] for path in paths[-2:]]
+    loaded = recognizer.model.state_dict()
+    name = next(n for n, t in snapshots[0].items() if t.is_floating_point() and t.dim() == 2 and n in loaded)
+    expected = (snapshots[0][name] + snapshots[1][name]) / 2
+    assert torch.allclose(loaded[name].float(), expected, atol=2e-3), "the export holds the mean (stored in float16)"
+    assert not torch.allclose(snapshots[0][name], snapshots[1][name]), "training moved the weights between them"

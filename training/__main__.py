@@ -86,6 +86,13 @@ def main(argv: list[str] | None = None) -> None:
         "for a taller input)",
     )
     train.add_argument("--eval-every", type=int, default=1000, help="steps between validation runs")
+    train.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=0,
+        help="keep a weights-only snapshot every N steps and at the end, for export --average (0: none)",
+    )
+    train.add_argument("--keep-snapshots", type=int, default=4, help="how many of the latest snapshots are kept")
     train.add_argument("--eval-lines", type=int, default=400, help="lines of each validation set read at each run")
     train.add_argument("--eval-batch", type=int, default=64, help="batch size of the validation runs")
     train.add_argument("--threads", type=int, default=2)
@@ -155,6 +162,13 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument(
         "--ctc-weight", type=float, default=0.5, help="joint CTC/attention decoding weight the export declares (0: off)"
     )
+    export.add_argument(
+        "--average",
+        type=int,
+        default=0,
+        metavar="K",
+        help="export the mean weights of the run's last K snapshots (train --snapshot-every) instead of best.pt",
+    )
 
     everything = sub.add_parser("all", help="the whole recipe: data, train, export, evaluate (resumable)")
     everything.add_argument("--hours", type=float, default=5.0)
@@ -221,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
                 ctc_weight=args.ctc_weight,
                 real_share=args.real_share,
                 eval_every=args.eval_every,
+                snapshot_every=args.snapshot_every,
+                keep_snapshots=args.keep_snapshots,
                 eval_lines=args.eval_lines,
                 eval_batch=args.eval_batch,
                 threads=args.threads,
@@ -251,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "export":
         from training.export import export_run
 
-        export_run(args.root / "runs" / args.run, args.out, args.ctc_weight)
+        export_run(args.root / "runs" / args.run, args.out, args.ctc_weight, average=args.average)
     elif args.command == "lock-fonts":
         from training.fonts import HELDOUT_FONTS, TRAINING_FONTS, lock_font_versions
 

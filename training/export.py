@@ -25,14 +25,21 @@ CTC_PREFIX = Path(__file__).resolve().parents[1] / "worker" / "ctc_prefix.py"
 
 
 def export_checkpoint(checkpoint: Path, out: Path, ctc_weight: float = 0.5) -> dict:
-    """Export ``checkpoint`` (a ``best.pt``) into ``out``; return the metrics saved with it.
+    """Export ``checkpoint`` (a ``best.pt``) into ``out``; return the metrics saved with it."""
+    saved = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    metrics = export_weights(saved, out, ctc_weight)
+    log.info("exported %s (step %s) to %s", checkpoint, saved["state"]["step"], out)
+    return metrics
+
+
+def export_weights(saved: dict, out: Path, ctc_weight: float = 0.5) -> dict:
+    """Write ``saved`` (a checkpoint's model, ctc_head, state and shape) into ``out``; return its metrics.
 
     The CTC head trained beside the decoder ships too (``ctc_head.safetensors``, declared in
     ``inkwell.json`` with the weight joint decoding gives it; 0 turns joint decoding off).
     """
     from transformers import ViTImageProcessor
 
-    saved = torch.load(checkpoint, weights_only=False, map_location="cpu")
     shape = ModelShape(**saved["shape"])
     tokenizer = build_tokenizer()
     model = build_model(shape, len(tokenizer))
@@ -83,10 +90,16 @@ def export_checkpoint(checkpoint: Path, out: Path, ctc_weight: float = 0.5) -> d
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)
-    log.info("exported %s (step %s) to %s", checkpoint, saved["state"]["step"], out)
     return metrics
 
 
-def export_run(run_dir: Path, out: Path, ctc_weight: float = 0.5) -> None:
-    """Export the best checkpoint of a training run."""
-    export_checkpoint(run_dir / "best.pt", out, ctc_weight)
+def export_run(run_dir: Path, out: Path, ctc_weight: float = 0.5, average: int = 0) -> None:
+    """Export the best checkpoint of a training run, or with ``average`` the mean of its last snapshots."""
+    if not average:
+        export_checkpoint(run_dir / "best.pt", out, ctc_weight)
+        return
+    from training.snapshots import average_snapshots
+
+    averaged = average_snapshots(run_dir, average)
+    export_weights(averaged, out, ctc_weight)
+    log.info("exported the mean of %s's snapshots of steps %s to %s", run_dir, averaged["state"]["averaged_steps"], out)

@@ -27,6 +27,7 @@ from training.charset import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
 from training.data import VALIDATION_SETS
 from training.model import CTCHead, ModelShape, build_model, load_resized
 from training.shards import line_height, load_shard
+from training.snapshots import save_snapshot
 from worker.ctc_head import ctc_greedy_ids
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ class TrainConfig:
     ctc_weight: float = 0.5
     real_share: float = 0.3
     eval_every: int = 1000
+    # Weights-only snapshots every this many steps (0: none), the last ``keep_snapshots`` kept:
+    # ``export --average K`` averages them (training.snapshots).
+    snapshot_every: int = 0
+    keep_snapshots: int = 4
     eval_lines: int = 400  # per validation set
     eval_batch: int = 64  # a GPU reads a whole set in one batch: `generate` costs per step, not per line
     threads: int = 2
@@ -306,7 +311,15 @@ def train(config: TrainConfig) -> None:
                 window["ctc"] / n,
             )
             window = {"loss": 0.0, "ce": 0.0, "ctc": 0.0, "n": 0}
-        if state["step"] % config.eval_every == 0 or state["elapsed"] >= config.hours * 3600:
+        finished = state["elapsed"] >= config.hours * 3600
+        if config.snapshot_every and (state["step"] % config.snapshot_every == 0 or finished):
+            weights = {"model": model.state_dict(), "ctc_head": ctc_head.state_dict()}
+            save_snapshot(
+                config.run_dir,
+                {**weights, "state": dict(state), "shape": config.shape.as_dict()},
+                config.keep_snapshots,
+            )
+        if state["step"] % config.eval_every == 0 or finished:
             results = evaluate(model, ctc_head, encoder, config.root / "shards", config, id_to_char, tokenizer)
             sampler.refresh()
             # Chosen on every unseen-material set alike: held-out hands, held-out English, unseen writers.
