@@ -361,15 +361,13 @@ def test_averaged_weights_are_the_mean_and_identical_snapshots_average_to_themse
         average_states([])
 
 
-def test_a_run_keeps_its_last_snapshots_and_exports_their_average(tmp_path: Path) -> None:
-    import json
+def test_a_run_keeps_its_last_snapshots_the_final_step_among_them(tmp_path: Path) -> None:
+    from dataclasses import replace
 
     import torch
 
     from training import train as training
-    from training.export import export_run
-    from training.snapshots import average_snapshots, snapshot_paths
-    from worker.recognizer import Recognizer
+    from training.snapshots import snapshot_paths
 
     _tiny_shards(tmp_path, training_lines=32, validation_lines=4)
     config = training.TrainConfig(
@@ -385,23 +383,79 @@ def test_a_run_keeps_its_last_snapshots_and_exports_their_average(tmp_path: Path
         keep_snapshots=3,
     )
     training.train(config)
-    paths = snapshot_paths(config.run_dir)
     last_step = torch.load(config.run_dir / "last.pt", weights_only=False)["state"]["step"]
-    assert last_step >= 6, "the budget allows several snapshots"
-    steps = [torch.load(path, weights_only=False)["state"]["step"] for path in paths]
-    assert len(paths) == 3 and steps[-1] == last_step, "the last three kept, the final step among them"
-    assert all(step % 2 == 0 for step in steps[:-1]) and steps == sorted(steps)
-    assert "optimizer" not in torch.load(paths[-1], weights_only=False)
-    with pytest.raises(FileNotFoundError, match="3 snapshots, 4 asked"):
-        average_snapshots(config.run_dir, 4)
+    expected = sorted({*range(2, last_step + 1, 2), last_step})[-3:]
+    paths = snapshot_paths(config.run_dir)
+    assert [torch.load(path, weights_only=False)["state"]["step"] for path in paths] == expected
+    assert "optimizer" not in torch.load(paths[-1], weights_only=False), "weights only"
+    with pytest.raises(ValueError, match="keep_snapshots"):
+        training.train(replace(config, keep_snapshots=0))
+
+
+def test_snapshots_are_ordered_by_step_and_a_resumed_run_drops_the_abandoned_ones(tmp_path: Path) -> None:
+    import torch
+
+    from training.snapshots import discard_snapshots_after, save_snapshot, snapshot_paths
+
+    def snapshot(step: int) -> dict:
+        return {"model": {}, "ctc_head": {}, "state": {"step": step}, "shape": {}}
+
+    for step in (9_999_999, 20_000_000, 4, 6):
+        save_snapshot(tmp_path, snapshot(step), keep=3)
+    kept = [torch.load(path, weights_only=False)["state"]["step"] for path in snapshot_paths(tmp_path)]
+    assert kept == [6, 9_999_999, 20_000_000], "the oldest (step 4) pruned, not the one whose name sorts first"
+    (tmp_path / "snapshots" / "step-0000007.pt.tmp").write_bytes(b"half")  # a crash while writing
+    discard_snapshots_after(tmp_path, 6)  # the run resumes from its step-6 checkpoint
+    assert [path.name for path in (tmp_path / "snapshots").iterdir()] == ["step-0000006.pt"]
+    with pytest.raises(ValueError, match="at least one"):
+        save_snapshot(tmp_path, snapshot(8), keep=0)
+
+
+def test_export_average_writes_the_mean_of_the_last_snapshots(tmp_path: Path) -> None:
+    import json
+
+    import torch
+
+    from training.export import export_run
+    from training.model import CTCHead, build_model
+    from training.snapshots import average_snapshots, save_snapshot
+    from worker.recognizer import Recognizer
+
+    shape, vocab = _tiny_shape(), len(build_tokenizer())
+    weights = []
+    for seed, step in ((0, 10), (1, 20), (2, 30)):  # three different models stand for three points of a run
+        torch.manual_seed(seed)
+        model, head = build_model(shape, vocab).state_dict(), CTCHead(shape.hidden, vocab).state_dict()
+        weights.append((model, head))
+        state = {"step": step, "elapsed": 1.0, "lines": step, "best": 0.5}
+        save_snapshot(tmp_path, {"model": model, "ctc_head": head, "state": state, "shape": shape.as_dict()}, keep=8)
+    with pytest.raises(ValueError, match="3 snapshots, 4 asked"):
+        average_snapshots(tmp_path, 4)
     out = tmp_path / "averaged"
-    export_run(config.run_dir, out, average=2)
+    export_run(tmp_path, out, average=2)
     state = json.loads((out / "training_state.json").read_text())["state"]
-    assert state["averaged_steps"] == steps[-2:]
+    assert state["averaged_steps"] == [20, 30] and "best" not in state
     recognizer = Recognizer.load(out, device="cpu", max_new_tokens=8)
-    snapshots = [torch.load(path, weights_only=False)["model"] for path in paths[-2:]]
     loaded = recognizer.model.state_dict()
-    name = next(n for n, t in snapshots[0].items() if t.is_floating_point() and t.dim() == 2 and n in loaded)
-    expected = (snapshots[0][name] + snapshots[1][name]) / 2
-    assert torch.allclose(loaded[name].float(), expected, atol=2e-3), "the export holds the mean (stored in float16)"
-    assert not torch.allclose(snapshots[0][name], snapshots[1][name]), "training moved the weights between them"
+    (_, _), (first, first_head), (second, second_head) = weights
+    compared = [n for n, t in first.items() if t.is_floating_point() and t.dim() == 2 and n in loaded]
+    assert len(compared) > 5
+    for name in compared:
+        assert (first[name] - second[name]).abs().max() > 1e-2, "the two inputs are far apart"
+        mean = ((first[name] + second[name]) / 2).half().float()  # stored in float16
+        assert torch.allclose(loaded[name].float(), mean, atol=1e-6), name
+    head_mean = ((first_head["projection.weight"] + second_head["projection.weight"]) / 2).half().float()
+    assert torch.allclose(recognizer.ctc.projection.weight.float(), head_mean, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["train", "--keep-snapshots", "0"], ["train", "--snapshot-every", "-5"], ["export", "--average", "x"]],
+)
+def test_snapshot_options_are_refused_out_of_range(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from training.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(arguments)
+    error = capsys.readouterr().err
+    assert "or more" in error or "whole number" in error

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from inkwell.paths import BUNDLED_MODEL
@@ -32,6 +33,21 @@ def _style_weight(value: str) -> tuple[str, float]:
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return group, number
+
+
+def _at_least(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer no smaller than ``least``."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        if number < least:
+            raise argparse.ArgumentTypeError(f"must be {least} or more, got {number}")
+        return number
+
+    return parse
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,11 +104,16 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--eval-every", type=int, default=1000, help="steps between validation runs")
     train.add_argument(
         "--snapshot-every",
-        type=int,
+        type=_at_least(0),
         default=0,
         help="keep a weights-only snapshot every N steps and at the end, for export --average (0: none)",
     )
-    train.add_argument("--keep-snapshots", type=int, default=4, help="how many of the latest snapshots are kept")
+    train.add_argument(
+        "--keep-snapshots",
+        type=_at_least(1),
+        default=4,
+        help="how many of the latest snapshots are kept (default 4; at least the K of export --average)",
+    )
     train.add_argument("--eval-lines", type=int, default=400, help="lines of each validation set read at each run")
     train.add_argument("--eval-batch", type=int, default=64, help="batch size of the validation runs")
     train.add_argument("--threads", type=int, default=2)
@@ -156,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
         help="share of the fitting lines with an error to put under the threshold",
     )
 
-    export = sub.add_parser("export", help="write a run's best checkpoint as a Hugging Face model folder")
+    export = sub.add_parser(
+        "export", help="write a run's best checkpoint (or its averaged snapshots) as a Hugging Face model folder"
+    )
     export.add_argument("--run", default="main")
     export.add_argument("--out", type=Path, default=BUNDLED_MODEL)
     export.add_argument(
@@ -164,10 +187,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     export.add_argument(
         "--average",
-        type=int,
+        type=_at_least(0),
         default=0,
         metavar="K",
-        help="export the mean weights of the run's last K snapshots (train --snapshot-every) instead of best.pt",
+        help="export the mean weights of the run's last K snapshots (train --snapshot-every); 0: best.pt",
     )
 
     everything = sub.add_parser("all", help="the whole recipe: data, train, export, evaluate (resumable)")

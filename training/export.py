@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -32,7 +33,7 @@ def export_checkpoint(checkpoint: Path, out: Path, ctc_weight: float = 0.5) -> d
     return metrics
 
 
-def export_weights(saved: dict, out: Path, ctc_weight: float = 0.5) -> dict:
+def export_weights(saved: dict[str, Any], out: Path, ctc_weight: float = 0.5) -> dict:
     """Write ``saved`` (a checkpoint's model, ctc_head, state and shape) into ``out``; return its metrics.
 
     The CTC head trained beside the decoder ships too (``ctc_head.safetensors``, declared in

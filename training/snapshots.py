@@ -19,13 +19,19 @@ log = logging.getLogger(__name__)
 SNAPSHOT_DIR = "snapshots"
 
 
+def _step_of(path: Path) -> int:
+    return int(path.stem.removeprefix("step-"))
+
+
 def snapshot_paths(run_dir: Path) -> list[Path]:
-    """The run's snapshots, oldest first (their names sort by step)."""
-    return sorted((run_dir / SNAPSHOT_DIR).glob("step-*.pt"))
+    """The run's snapshots, oldest first."""
+    return sorted((run_dir / SNAPSHOT_DIR).glob("step-*.pt"), key=_step_of)
 
 
 def save_snapshot(run_dir: Path, snapshot: dict[str, Any], keep: int) -> Path:
     """Write ``snapshot`` (model, ctc_head, state, shape) as the step's file; keep only the last ``keep``."""
+    if keep < 1:
+        raise ValueError(f"keep at least one snapshot, not {keep}")
     folder = run_dir / SNAPSHOT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step-{snapshot['state']['step']:07d}.pt"
@@ -35,6 +41,18 @@ def save_snapshot(run_dir: Path, snapshot: dict[str, Any], keep: int) -> Path:
     for old in snapshot_paths(run_dir)[:-keep]:
         old.unlink()
     return path
+
+
+def discard_snapshots_after(run_dir: Path, step: int) -> None:
+    """Delete the snapshots a crashed run wrote after the checkpoint it resumes from (and any
+    half-written one): the resumed run retraces those steps on other batches, and averaging must
+    not mix the abandoned weights with its own."""
+    for path in snapshot_paths(run_dir):
+        if _step_of(path) > step:
+            log.info("discarding %s, written after the checkpoint resumed from (step %d)", path.name, step)
+            path.unlink()
+    for partial in (run_dir / SNAPSHOT_DIR).glob("*.pt.tmp"):
+        partial.unlink()
 
 
 def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -67,13 +85,14 @@ def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Ten
 def average_snapshots(run_dir: Path, count: int) -> dict[str, Any]:
     """A checkpoint-like dict whose model and CTC head are the mean of the run's last ``count`` snapshots.
 
-    Its state is the last snapshot's, with ``averaged_steps`` listing the steps that went in.
+    Its state is the last snapshot's, with ``averaged_steps`` listing the steps that went in (and
+    without ``best``, a validation score of other weights).
     """
     if count < 1:
         raise ValueError(f"average at least one snapshot, not {count}")
     paths = snapshot_paths(run_dir)
     if len(paths) < count:
-        raise FileNotFoundError(
+        raise ValueError(
             f"{run_dir / SNAPSHOT_DIR} holds {len(paths)} snapshots, {count} asked: "
             "train with --snapshot-every N --keep-snapshots K (K >= the count averaged)"
         )
@@ -87,6 +106,6 @@ def average_snapshots(run_dir: Path, count: int) -> dict[str, Any]:
     return {
         "model": average_states([snapshot["model"] for snapshot in snapshots]),
         "ctc_head": average_states([snapshot["ctc_head"] for snapshot in snapshots]),
-        "state": {**last["state"], "averaged_steps": steps},
+        "state": {**{k: v for k, v in last["state"].items() if k != "best"}, "averaged_steps": steps},
         "shape": last["shape"],
     }

@@ -27,7 +27,7 @@ from training.charset import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
 from training.data import VALIDATION_SETS
 from training.model import CTCHead, ModelShape, build_model, load_resized
 from training.shards import line_height, load_shard
-from training.snapshots import save_snapshot
+from training.snapshots import discard_snapshots_after, save_snapshot
 from worker.ctc_head import ctc_greedy_ids
 
 log = logging.getLogger(__name__)
@@ -197,6 +197,8 @@ def _check_shards(shards: Path, height: int) -> None:
 
 def train(config: TrainConfig) -> None:
     """Train until the schedule's hours are used up, checkpointing and validating as it goes."""
+    if config.snapshot_every < 0 or config.keep_snapshots < 1:
+        raise ValueError("snapshot_every must be 0 (none) or more, keep_snapshots 1 or more")
     _check_shards(config.root / "shards", config.shape.height)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
@@ -247,6 +249,7 @@ def train(config: TrainConfig) -> None:
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
         log.info("resumed at step %d (%.2f h)", state["step"], state["elapsed"] / 3600)
+    discard_snapshots_after(config.run_dir, state["step"])
     (config.run_dir / "config.json").write_text(
         json.dumps(
             {**config.__dict__, "use_bf16": config.use_bf16, "shape": config.shape.as_dict()}, indent=1, default=str
